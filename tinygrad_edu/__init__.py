@@ -1,0 +1,21 @@
+"""tinygrad_edu: a small, readable autograd engine on numpy.
+
+>>> from tinygrad_edu import Tensor
+>>> w = Tensor([[0.5, -1.0]], requires_grad=True, name="w")
+>>> loss = (w @ Tensor([[2.0], [1.0]])).sigmoid().sum()
+>>> loss.backward()
+>>> w.grad.round(4)
+array([[0.5, 0.25]])
+"""
+
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import (
+    Tensor, concatenate, detect_anomaly, enable_grad, grad, is_grad_enabled, maximum, minimum, no_grad, stack,
+    where,
+)
+
+__all__ = [
+    "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
+    "where", "maximum", "minimum", "concatenate", "stack", "gradcheck", "GradcheckError",
+]
+__version__ = "0.1.0"

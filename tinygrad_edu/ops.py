@@ -1,0 +1,608 @@
+"""The op table: every differentiable op, its forward and its backward side by side.
+
+Read it top to bottom like a derivative cheat sheet. Each op is a class with
+
+* a one-line docstring stating its local derivative,
+* ``forward(*inputs, **kwargs)``: plain numpy on ndarrays, returns the output array,
+* ``backward(grad_out, out, *inputs, **kwargs)``: one gradient per input (or ``None``).
+
+``backward`` is written only with operators and methods that both ``np.ndarray`` and ``Tensor`` support
+(``+ - * / ** @``, ``.sum``, ``.reshape``, ``.transpose``, indexing, and the ``exp``/``log`` helpers below).
+The engine calls it on plain arrays for a normal ``backward()`` (full numpy speed) and on Tensors when
+``grad(..., create_graph=True)`` asks for the backward pass to be recorded too (higher-order gradients).
+
+A rule may return a gradient whose shape is *broadcast-compatible* with its input rather than equal to it
+(``a + b`` returns ``grad_out`` for both): the engine sums or broadcasts it back to the input's shape, in one
+place (``tensor._fit``), so no rule here undoes broadcasting itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Op", "OPS"]
+
+OPS: dict[str, type[Op]] = {}
+"""Every op class by class name, so the tests can require a gradient check for each one."""
+
+
+class Op:
+    """Base class of the op table; subclasses register themselves in ``OPS``."""
+
+    name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__dict__.get("name") or cls.__name__.lower()
+        OPS[cls.__name__] = cls
+
+    @staticmethod
+    def forward(*inputs: np.ndarray, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(grad_out: Any, out: Any, *inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers that work on both ndarrays and Tensors (the Tensor versions record graph for create_graph=True).
+
+def exp(x: Any) -> Any:
+    return np.exp(x) if isinstance(x, np.ndarray) else x.exp()
+
+
+def log(x: Any) -> Any:
+    return np.log(x) if isinstance(x, np.ndarray) else x.log()
+
+
+def value(x: Any) -> np.ndarray:
+    """The ndarray behind ``x``: used for masks, which are constants of the derivative."""
+    return x if isinstance(x, np.ndarray) else x.data
+
+
+def mask(condition: np.ndarray, like: Any) -> np.ndarray:
+    """A 0/1 (or fractional) mask in the dtype of ``like``, so float32 stays float32."""
+    return np.asarray(condition, dtype=value(like).dtype)
+
+
+def keep(g: Any, in_shape: tuple[int, ...], axis: Any) -> Any:
+    """Reshape a reduction's gradient to keepdims shape, so it broadcasts against the input."""
+    if axis is None:
+        return g.reshape((1,) * len(in_shape))
+    axes = (axis,) if isinstance(axis, int) else axis
+    axes = {a % len(in_shape) for a in axes}
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(in_shape)))
+
+
+def count(in_shape: tuple[int, ...], axis: Any) -> int:
+    """How many elements a reduction over ``axis`` combines into one."""
+    if axis is None:
+        return int(np.prod(in_shape))
+    axes = (axis,) if isinstance(axis, int) else axis
+    return int(np.prod([in_shape[a] for a in axes]))
+
+
+def _is_basic(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Elementwise arithmetic
+
+class Add(Op):
+    """d(a + b) = da + db"""
+
+    @staticmethod
+    def forward(a, b):
+        return a + b
+
+    @staticmethod
+    def backward(g, out, a, b):
+        return g, g
+
+
+class Sub(Op):
+    """d(a - b) = da - db"""
+
+    @staticmethod
+    def forward(a, b):
+        return a - b
+
+    @staticmethod
+    def backward(g, out, a, b):
+        return g, -g
+
+
+class Mul(Op):
+    """d(a * b) = b da + a db"""
+
+    @staticmethod
+    def forward(a, b):
+        return a * b
+
+    @staticmethod
+    def backward(g, out, a, b):
+        return g * b, g * a
+
+
+class TrueDiv(Op):
+    """d(a / b) = da / b - (a / b^2) db"""
+
+    name = "truediv"
+
+    @staticmethod
+    def forward(a, b):
+        return a / b
+
+    @staticmethod
+    def backward(g, out, a, b):
+        return g / b, -g * out / b
+
+
+class Neg(Op):
+    """d(-a) = -da"""
+
+    @staticmethod
+    def forward(a):
+        return -a
+
+    @staticmethod
+    def backward(g, out, a):
+        return (-g,)
+
+
+class Pow(Op):
+    """d(a ** c) = c a^(c-1) da   (c a constant number)"""
+
+    @staticmethod
+    def forward(a, *, exponent):
+        return a**exponent
+
+    @staticmethod
+    def backward(g, out, a, *, exponent):
+        return (g * exponent * a ** (exponent - 1),)
+
+
+class PowTensor(Op):
+    """d(a ** b) = b a^(b-1) da + a^b ln(a) db   (the db term needs a > 0)"""
+
+    name = "pow"
+
+    @staticmethod
+    def forward(a, b):
+        return a**b
+
+    @staticmethod
+    def backward(g, out, a, b):
+        return g * b * a ** (b - 1), g * out * log(a)
+
+
+class Exp(Op):
+    """d exp(a) = exp(a) da"""
+
+    @staticmethod
+    def forward(a):
+        return np.exp(a)
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g * out,)
+
+
+class Log(Op):
+    """d ln(a) = da / a"""
+
+    @staticmethod
+    def forward(a):
+        return np.log(a)
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g / a,)
+
+
+class Sqrt(Op):
+    """d sqrt(a) = da / (2 sqrt(a))"""
+
+    @staticmethod
+    def forward(a):
+        return np.sqrt(a)
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g * 0.5 / out,)
+
+
+class Abs(Op):
+    """d|a| = sign(a) da   (0 at a = 0, as numpy's sign)"""
+
+    @staticmethod
+    def forward(a):
+        return np.abs(a)
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g * mask(np.sign(value(a)), g),)
+
+
+class Maximum(Op):
+    """d max(a, b) = [a > b] da + [a < b] db   (a tie splits the gradient in half)"""
+
+    @staticmethod
+    def forward(a, b):
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(g, out, a, b):
+        a_, b_ = value(a), value(b)
+        wins = mask(a_ > b_, g) + mask(a_ == b_, g) * 0.5
+        return g * wins, g * (1 - wins)
+
+
+class Minimum(Op):
+    """d min(a, b) = [a < b] da + [a > b] db   (a tie splits the gradient in half)"""
+
+    @staticmethod
+    def forward(a, b):
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(g, out, a, b):
+        a_, b_ = value(a), value(b)
+        wins = mask(a_ < b_, g) + mask(a_ == b_, g) * 0.5
+        return g * wins, g * (1 - wins)
+
+
+class Where(Op):
+    """d where(c, a, b) = [c] da + [not c] db   (c a boolean constant)"""
+
+    @staticmethod
+    def forward(a, b, *, condition):
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(g, out, a, b, *, condition):
+        return g * mask(condition, g), g * mask(~condition, g)
+
+
+class Clip(Op):
+    """d clip(a, lo, hi) = [lo <= a <= hi] da"""
+
+    @staticmethod
+    def forward(a, *, low, high):
+        return np.clip(a, low, high)
+
+    @staticmethod
+    def backward(g, out, a, *, low, high):
+        a_ = value(a)
+        inside = np.ones(a_.shape, dtype=bool)
+        if low is not None:
+            inside &= a_ >= low
+        if high is not None:
+            inside &= a_ <= high
+        return (g * mask(inside, g),)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Activations
+
+class Sigmoid(Op):
+    """d sigmoid(a) = s (1 - s) da,  s = 1 / (1 + exp(-a))"""
+
+    @staticmethod
+    def forward(a):
+        # NOTE: exp(-a) overflows to inf for a < -709 and 1 / (1 + inf) = 0 is the right limit, so the
+        # overflow warning is noise; this form also matches the seeds' hand-written sigmoid bit for bit.
+        with np.errstate(over="ignore"):
+            return 1 / (1 + np.exp(-a))
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g * out * (1 - out),)
+
+
+class Tanh(Op):
+    """d tanh(a) = (1 - tanh(a)^2) da"""
+
+    @staticmethod
+    def forward(a):
+        return np.tanh(a)
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g * (1 - out * out),)
+
+
+class Relu(Op):
+    """d relu(a) = [a > 0] da"""
+
+    @staticmethod
+    def forward(a):
+        return np.maximum(a, 0)
+
+    @staticmethod
+    def backward(g, out, a):
+        return (g * mask(value(a) > 0, g),)
+
+
+class LeakyRelu(Op):
+    """d leaky_relu(a) = (1 if a > 0 else slope) da"""
+
+    name = "leaky_relu"
+
+    @staticmethod
+    def forward(a, *, slope):
+        return np.where(a > 0, a, a * slope)
+
+    @staticmethod
+    def backward(g, out, a, *, slope):
+        return (g * mask(np.where(value(a) > 0, 1.0, slope), g),)
+
+
+class Softmax(Op):
+    """d softmax(a) = s * (da - sum(s * da)),  s = softmax(a) along axis"""
+
+    @staticmethod
+    def forward(a, *, axis):
+        # NOTE: subtracting the max changes nothing mathematically and keeps exp() from overflowing.
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    @staticmethod
+    def backward(g, out, a, *, axis):
+        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+
+
+class LogSoftmax(Op):
+    """d log_softmax(a) = da - softmax(a) sum(da)   along axis"""
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(a, *, axis):
+        shifted = a - a.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    @staticmethod
+    def backward(g, out, a, *, axis):
+        return (g - exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+class LogSumExp(Op):
+    """d logsumexp(a) = softmax(a) da   along axis"""
+
+    @staticmethod
+    def forward(a, *, axis, keepdims):
+        top = a.max(axis=axis, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0)  # all -inf rows: keep them -inf, not nan
+        out = np.log(np.exp(a - top).sum(axis=axis, keepdims=True)) + top
+        if keepdims:
+            return out
+        return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
+
+    @staticmethod
+    def backward(g, out, a, *, axis, keepdims):
+        return (keep(g, a.shape, axis) * exp(a - keep(out, a.shape, axis)),)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reductions (the engine broadcasts their keepdims-shaped gradients back to the input's shape)
+
+class Sum(Op):
+    """d sum(a) = da summed: each element gets the upstream gradient"""
+
+    @staticmethod
+    def forward(a, *, axis, keepdims):
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(g, out, a, *, axis, keepdims):
+        return (keep(g, a.shape, axis),)
+
+
+class Mean(Op):
+    """d mean(a) = da / n   (n elements per mean)"""
+
+    @staticmethod
+    def forward(a, *, axis, keepdims):
+        return a.mean(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(g, out, a, *, axis, keepdims):
+        return (keep(g, a.shape, axis) / count(a.shape, axis),)
+
+
+class Max(Op):
+    """d max(a) = [a == max] da / (number of ties)"""
+
+    @staticmethod
+    def forward(a, *, axis, keepdims):
+        return a.max(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(g, out, a, *, axis, keepdims):
+        hit = mask(value(a) == value(keep(out, a.shape, axis)), g)
+        return (keep(g, a.shape, axis) * (hit / hit.sum(axis=axis, keepdims=True)),)
+
+
+class Min(Op):
+    """d min(a) = [a == min] da / (number of ties)"""
+
+    @staticmethod
+    def forward(a, *, axis, keepdims):
+        return a.min(axis=axis, keepdims=keepdims)
+
+    backward = staticmethod(Max.backward)  # the same rule: the gradient goes to the chosen elements
+
+
+class Var(Op):
+    """d var(a) = 2 (a - mean(a)) da / (n - ddof)"""
+
+    @staticmethod
+    def forward(a, *, axis, keepdims, ddof):
+        return a.var(axis=axis, keepdims=keepdims, ddof=ddof)
+
+    @staticmethod
+    def backward(g, out, a, *, axis, keepdims, ddof):
+        centred = a - a.mean(axis=axis, keepdims=True)
+        return (keep(g, a.shape, axis) * centred * (2 / (count(a.shape, axis) - ddof)),)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Linear algebra
+
+class MatMul(Op):
+    """d(a @ b) = da @ b + a @ db,  so grad_a = g @ b^T and grad_b = a^T @ g"""
+
+    @staticmethod
+    def forward(a, b):
+        return a @ b
+
+    @staticmethod
+    def backward(g, out, a, b):
+        if a.ndim > 1 and b.ndim > 1:  # the common case; batch axes are summed by the engine
+            return g @ b.mT, a.mT @ g
+        # NOTE: numpy treats a 1-D a as a row (1, k) and a 1-D b as a column (k, 1); do the same
+        # explicitly, then drop the axis that was added.
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+        g2 = g.reshape(g.shape[:-1] + (1, g.shape[-1]) if a.ndim == 1 and b.ndim > 1 else
+                       g.shape + (1,) if b.ndim == 1 and a.ndim > 1 else (1, 1))
+        grad_a, grad_b = g2 @ b2.mT, a2.mT @ g2
+        if a.ndim == 1:
+            grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
+        if b.ndim == 1:
+            grad_b = grad_b.reshape(grad_b.shape[:-1])
+        return grad_a, grad_b
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shape ops: they move numbers around, so their gradients move them back
+
+class Reshape(Op):
+    """d reshape(a) = reshape(da) back to a's shape"""
+
+    @staticmethod
+    def forward(a, *, shape):
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(g, out, a, *, shape):
+        return (g.reshape(a.shape),)
+
+
+class Transpose(Op):
+    """d transpose(a, axes) = transpose(da, inverse of axes)"""
+
+    @staticmethod
+    def forward(a, *, axes):
+        return a.transpose(axes)
+
+    @staticmethod
+    def backward(g, out, a, *, axes):
+        return (g.transpose(tuple(np.argsort(axes))),)
+
+
+class Squeeze(Op):
+    """d squeeze(a) = da with the size-1 axes put back"""
+
+    @staticmethod
+    def forward(a, *, axis):
+        return np.squeeze(a, axis=axis)
+
+    @staticmethod
+    def backward(g, out, a, *, axis):
+        return (g.reshape(a.shape),)
+
+
+class Unsqueeze(Op):
+    """d unsqueeze(a) = da with the new size-1 axis removed"""
+
+    @staticmethod
+    def forward(a, *, axis):
+        return np.expand_dims(a, axis)
+
+    @staticmethod
+    def backward(g, out, a, *, axis):
+        return (g.reshape(a.shape),)
+
+
+class BroadcastTo(Op):
+    """d broadcast_to(a) = da summed over the broadcast axes (done by the engine)"""
+
+    name = "broadcast_to"
+
+    @staticmethod
+    def forward(a, *, shape):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(g, out, a, *, shape):
+        return (g,)
+
+
+class GetItem(Op):
+    """d a[index] = da scattered back into a zero array (repeated indices add up)"""
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(a, *, index):
+        return a[index]
+
+    @staticmethod
+    def backward(g, out, a, *, index):
+        if isinstance(g, np.ndarray):
+            return (ScatterAdd.forward(g, index=index, shape=a.shape),)
+        return (g.scatter_add(index, a.shape),)
+
+
+class ScatterAdd(Op):
+    """d scatter_add(a, index) = da[index]   (the transpose of getitem)"""
+
+    name = "scatter_add"
+
+    @staticmethod
+    def forward(a, *, index, shape):
+        out = np.zeros(shape, dtype=a.dtype)
+        if _is_basic(index):
+            out[index] = a  # basic indexing cannot repeat an element
+        else:
+            np.add.at(out, index, a)
+        return out
+
+    @staticmethod
+    def backward(g, out, a, *, index, shape):
+        return (g[index],)
+
+
+class Concatenate(Op):
+    """d concatenate(a1, a2, ...) = the matching slice of da for each input"""
+
+    @staticmethod
+    def forward(*arrays, axis):
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(g, out, *arrays, axis):
+        ax = axis % g.ndim
+        ends = np.cumsum([x.shape[ax] for x in arrays])
+        return tuple(g[(slice(None),) * ax + (slice(int(end - x.shape[ax]), int(end)),)]
+                     for x, end in zip(arrays, ends))
+
+
+class Stack(Op):
+    """d stack(a1, a2, ...) = da[..., i, ...] for input i"""
+
+    @staticmethod
+    def forward(*arrays, axis):
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(g, out, *arrays, axis):
+        ax = axis % g.ndim
+        return tuple(g[(slice(None),) * ax + (i,)] for i in range(len(arrays)))

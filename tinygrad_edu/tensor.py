@@ -1,0 +1,709 @@
+"""The Tensor and the reverse-mode engine.
+
+A ``Tensor`` holds ``data`` (a numpy array) and, after ``backward()``, ``grad`` (an array of the same shape).
+Every op on Tensors that need a gradient records the op and its parents (an ordered tuple: ``a + a`` has two
+edges). ``backward()`` orders the recorded graph topologically (iteratively: no recursion limit) and applies
+each op's rule from ``ops`` in reverse, undoing broadcasting in one place, ``_fit``.
+
+>>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True, name="x")
+>>> y = (x * x).sum()
+>>> y.backward()
+>>> x.grad
+array([2., 4., 6.])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .ops import Op
+
+__all__ = [
+    "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
+    "where", "maximum", "minimum", "concatenate", "stack",
+]
+
+Scalar = int | float | bool
+
+
+class _State:
+    """Switches read on every op: whether to record graph, whether to hunt for NaN/Inf."""
+
+    __slots__ = ("grad_enabled", "anomaly")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.anomaly = False
+
+
+_state = _State()
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Record no graph inside (a context manager or a decorator); the previous mode comes back on exit."""
+
+    def __enter__(self) -> no_grad:
+        self._previous = _state.grad_enabled
+        _state.grad_enabled = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad_enabled = self._previous
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Record graph again inside a ``no_grad`` block."""
+
+    def __enter__(self) -> enable_grad:
+        self._previous = _state.grad_enabled
+        _state.grad_enabled = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad_enabled = self._previous
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Stop at the first NaN or Inf in any forward result or gradient, naming the op and where it was made.
+
+    Off by default; when off it costs one attribute read per op.
+    """
+
+    def __enter__(self) -> detect_anomaly:
+        self._previous = _state.anomaly
+        _state.anomaly = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _state.anomaly = self._previous
+
+
+def is_grad_enabled() -> bool:
+    return _state.grad_enabled
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_site() -> str:
+    """file:line of the innermost frame outside this package: where the learner's code made a tensor."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno}"
+    return "<unknown>"
+
+
+def _describe(t: Tensor) -> str:
+    label = f"'{t.name}' " if t.name else ""
+    made_by = f"made by {t._op.name}" if t._op is not None else "a leaf"
+    return f"tensor {label}of shape {t.shape} and dtype {t.dtype} ({made_by})"
+
+
+def _stats(a: np.ndarray) -> str:
+    if a.size == 0 or a.dtype.kind not in "fc":
+        return f"shape {a.shape}"
+    finite = a[np.isfinite(a)]
+    lo, hi = (f"{finite.min():.4g}", f"{finite.max():.4g}") if finite.size else ("-", "-")
+    return (f"shape {a.shape}, finite min {lo}, finite max {hi}, "
+            f"NaN: {int(np.isnan(a).sum())}, Inf: {int(np.isinf(a).sum())}")
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    ``Tensor(ndarray)`` shares memory with the array (no copy); Python numbers and lists become float64.
+    Only floating-point tensors can require grad.
+
+    >>> w = Tensor([[1.0, 2.0]], requires_grad=True, name="w")
+    >>> w
+    Tensor([[1., 2.]], requires_grad=True, name='w')
+    >>> w * 2
+    Tensor([[2., 4.]], op=mul, requires_grad=True)
+    """
+
+    __slots__ = ("_data", "grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_version",
+                 "_saved_versions", "_site", "__weakref__")
+    __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ instead of looping over elements
+
+    def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
+                 dtype: Any = None) -> None:
+        if isinstance(data, Tensor):
+            data = data._data
+        if isinstance(data, np.ndarray):
+            array = data if dtype is None else data.astype(dtype, copy=False)
+        else:
+            array = np.asarray(data, dtype=dtype)
+            if dtype is None and array.dtype.kind in "iu":
+                array = array.astype(np.float64)  # Python numbers are for learning math: make them floats
+        _init(self, array, False)
+        self.name = name
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # -- the data and its bookkeeping -----------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the version counter sees every such
+        # update and backward() can refuse a graph that saved the old values.
+        self._data = np.asarray(array)
+        self._version += 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def op(self) -> type[Op] | None:
+        """The op that made this tensor (None for a leaf)."""
+        return self._op
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The tensors this one was computed from, in argument order."""
+        return self._parents
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    def numpy(self) -> np.ndarray:
+        return self._data
+
+    def item(self) -> Scalar:
+        return self._data.item()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def __float__(self) -> float:
+        return float(self._data)
+
+    __hash__ = object.__hash__  # `==` is elementwise, so hashing stays by identity
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, separator=", ", threshold=20, edgeitems=3, prefix="Tensor(")
+        extras = [f"dtype={self.dtype}"] if self.dtype not in (np.float64, np.bool_) else []
+        if self._op is not None:
+            extras.append(f"op={self._op.name}")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.name:
+            extras.append(f"name={self.name!r}")
+        return f"Tensor({', '.join([body] + extras)})"
+
+    # -- gradient switches ------------------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self._data.dtype.kind not in "fc":
+            raise TypeError(
+                f"requires_grad: {_describe(self)} holds {self.dtype} values, and only floating-point "
+                f"tensors can have gradients (an integer cannot move by a small step). Make it a float "
+                f"first, e.g. Tensor(array.astype(np.float64), requires_grad=True).")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data (shared, no copy) as a new leaf without history."""
+        return _new(self._data, False)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``grad`` becomes None, as PyTorch's set_to_none)."""
+        self.grad = None
+
+    # -- the engine -------------------------------------------------------------------------------------------
+    def backward(self, gradient: Any = None) -> None:
+        """Fill ``.grad`` of every tensor this one depends on.
+
+        Leaves *accumulate* into ``.grad`` across calls (call ``zero_grad`` between steps); intermediate
+        tensors get this pass's gradient (overwritten), so a drawing shows the current pass. The graph is
+        kept, so it can be inspected, drawn, or differentiated again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"backward(): {_describe(self)} does not require grad, so there is no graph to walk. "
+                f"None of the tensors it was computed from had requires_grad=True"
+                f"{' (or it was computed under no_grad())' if self._op is None else ''}. "
+                f"Create your parameters with Tensor(..., requires_grad=True).")
+        if gradient is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward(): {_describe(self)} is not a scalar, and the gradient of a non-scalar is a "
+                    f"Jacobian, not an array of its shape. Reduce it first (loss = y.sum() or y.mean()), or "
+                    f"pass the upstream gradient: y.backward(gradient=np.ones({self.shape})).")
+            seed = np.ones_like(self._data)
+        else:
+            seed = _check_gradient(self, gradient)
+        _backprop([self], [seed], targets=None, create_graph=False)
+
+    # -- ops: each method records one node of the graph ------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _apply(ops.Add, self, _lift(other, self))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _apply(ops.Add, _lift(other, self), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _apply(ops.Sub, self, _lift(other, self))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _apply(ops.Sub, _lift(other, self), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _apply(ops.Mul, self, _lift(other, self))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _apply(ops.Mul, _lift(other, self), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _apply(ops.TrueDiv, self, _lift(other, self))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _apply(ops.TrueDiv, _lift(other, self), self)
+
+    def __neg__(self) -> Tensor:
+        return _apply(ops.Neg, self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+            return _apply(ops.Pow, self, exponent=exponent)
+        return _apply(ops.PowTensor, self, _lift(exponent, self))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return _apply(ops.PowTensor, _lift(base, self), self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _apply(ops.MatMul, self, _lift(other, self))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _apply(ops.MatMul, _lift(other, self), self)
+
+    # Comparisons are not differentiable: plain boolean tensors, no graph.
+    def __lt__(self, other: Any) -> Tensor:
+        return _new(self._data < _raw(other), False)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _new(self._data <= _raw(other), False)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _new(self._data > _raw(other), False)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _new(self._data >= _raw(other), False)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _new(self._data == _raw(other), False)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _new(self._data != _raw(other), False)
+
+    def exp(self) -> Tensor:
+        return _apply(ops.Exp, self)
+
+    def log(self) -> Tensor:
+        return _apply(ops.Log, self)
+
+    def sqrt(self) -> Tensor:
+        return _apply(ops.Sqrt, self)
+
+    def abs(self) -> Tensor:
+        return _apply(ops.Abs, self)
+
+    def __abs__(self) -> Tensor:
+        return _apply(ops.Abs, self)
+
+    def maximum(self, other: Any) -> Tensor:
+        return _apply(ops.Maximum, self, _lift(other, self))
+
+    def minimum(self, other: Any) -> Tensor:
+        return _apply(ops.Minimum, self, _lift(other, self))
+
+    def clip(self, low: Scalar | None = None, high: Scalar | None = None) -> Tensor:
+        return _apply(ops.Clip, self, low=low, high=high)
+
+    def sigmoid(self) -> Tensor:
+        return _apply(ops.Sigmoid, self)
+
+    def tanh(self) -> Tensor:
+        return _apply(ops.Tanh, self)
+
+    def relu(self) -> Tensor:
+        return _apply(ops.Relu, self)
+
+    def leaky_relu(self, slope: float = 0.01) -> Tensor:
+        return _apply(ops.LeakyRelu, self, slope=slope)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return _apply(ops.Softmax, self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return _apply(ops.LogSoftmax, self, axis=axis)
+
+    def logsumexp(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _apply(ops.LogSumExp, self, axis=_axis(axis), keepdims=keepdims)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _apply(ops.Sum, self, axis=_axis(axis), keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _apply(ops.Mean, self, axis=_axis(axis), keepdims=keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _apply(ops.Max, self, axis=_axis(axis), keepdims=keepdims)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return _apply(ops.Min, self, axis=_axis(axis), keepdims=keepdims)
+
+    def var(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        return _apply(ops.Var, self, axis=_axis(axis), keepdims=keepdims, ddof=ddof)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        target = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return _apply(ops.Reshape, self, shape=target)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        order = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return _apply(ops.Transpose, self, axes=order or tuple(reversed(range(self.ndim))))
+
+    permute = transpose  # PyTorch's word for the same op
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 (numpy's name)
+        return self.transpose()
+
+    @property
+    def mT(self) -> Tensor:  # noqa: N802 (numpy's name)
+        """Swap the last two axes (a batch of matrices transposed)."""
+        order = list(range(self.ndim))
+        order[-2:] = order[-1], order[-2]
+        return self.transpose(tuple(order))
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return _apply(ops.Squeeze, self, axis=_axis(axis))
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return _apply(ops.Unsqueeze, self, axis=axis)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return _apply(ops.BroadcastTo, self, shape=tuple(shape))
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _apply(ops.GetItem, self, index=_index(index))
+
+    def scatter_add(self, index: Any, shape: Sequence[int]) -> Tensor:
+        """A zero tensor of ``shape`` with this tensor added at ``index`` (repeats add up)."""
+        return _apply(ops.ScatterAdd, self, index=_index(index), shape=tuple(shape))
+
+    def __setitem__(self, index: Any, new: Any) -> None:
+        if self.requires_grad and _state.grad_enabled:
+            raise RuntimeError(
+                f"x[...] = ...: {_describe(self)} requires grad, and writing into it in place would not be "
+                f"recorded in the graph. Build a new tensor instead (e.g. where(mask, new, x)), or change "
+                f"the values outside training under no_grad().")
+        self._data[_index(index)] = _raw(new)
+        self._version += 1
+
+
+# -- free functions for ops with several tensor inputs ------------------------------------------------------
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise ``a`` where ``condition`` holds, else ``b`` (the condition gets no gradient)."""
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
+    return _apply(ops.Where, _lift(a, like), _lift(b, like), condition=np.asarray(_raw(condition), dtype=bool))
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    return _lift(a, b if isinstance(b, Tensor) else None).maximum(b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    return _lift(a, b if isinstance(b, Tensor) else None).minimum(b)
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    return _apply(ops.Concatenate, *[_lift(t, None) for t in tensors], axis=axis)
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    return _apply(ops.Stack, *[_lift(t, None) for t in tensors], axis=axis)
+
+
+# -- the recording side -------------------------------------------------------------------------------------
+
+def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
+    t._data = array
+    t.grad = None
+    t.requires_grad = requires_grad
+    t.name = None
+    t._op = None
+    t._parents = ()
+    t._kwargs = None
+    t._version = 0
+    t._saved_versions = None
+    t._site = None
+
+
+def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
+    """A tensor around an array the engine made (no conversion, no copy)."""
+    t = object.__new__(Tensor)
+    _init(t, array, requires_grad)
+    return t
+
+
+def _raw(x: Any) -> Any:
+    return x._data if isinstance(x, Tensor) else x
+
+
+def _lift(x: Any, like: Tensor | None) -> Tensor:
+    """Make a constant operand a Tensor, in ``like``'s float dtype so float32 math stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and like.dtype.kind == "f" and not isinstance(x, np.ndarray):
+        return _new(np.asarray(x, dtype=np.result_type(like._data, x)), False)
+    return Tensor(x)
+
+
+def _axis(axis: Any) -> Any:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _index(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, tuple):
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _apply(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
+    """Run ``op`` forward and, if any parent needs a gradient, record the node."""
+    try:
+        out = _new(op.forward(*[p._data for p in parents], **kwargs), False)
+    except ValueError as error:
+        raise ValueError(_shape_message(op, parents, kwargs, error)) from error
+    if _state.grad_enabled:
+        for p in parents:
+            if p.requires_grad:
+                out.requires_grad = True
+                out._op = op
+                out._parents = parents
+                out._kwargs = kwargs
+                out._saved_versions = tuple([q._version for q in parents])
+                break
+    if _state.anomaly:
+        out._site = _user_site()
+        if out._data.dtype.kind in "fc" and not np.isfinite(out._data).all():
+            inputs = "\n".join(f"  input {i}: {_describe(p)}, {_stats(p._data)}" for i, p in enumerate(parents))
+            raise FloatingPointError(
+                f"detect_anomaly: {op.name} produced a non-finite value ({_stats(out._data)}) at "
+                f"{out._site}.\n{inputs}")
+    return out
+
+
+def _shape_message(op: type[Op], parents: Sequence[Tensor], kwargs: dict[str, Any], error: ValueError) -> str:
+    shapes = ", ".join(f"{p.name or f'input {i}'} {p.shape}" for i, p in enumerate(parents))
+    if op is ops.MatMul and parents[0].ndim and parents[1].ndim:
+        a, b = parents[0].shape, parents[1].shape
+        k_b = b[-2] if len(b) > 1 else b[0]
+        hint = (f"For a @ b the last axis of a ({a[-1]}) must equal the "
+                f"{'second-to-last' if len(b) > 1 else 'only'} axis of b ({k_b}); did you mean a @ b.T?")
+    elif len(parents) > 1:
+        hint = ("Broadcasting compares shapes from the right: each pair of axes must be equal or one of them "
+                "1. Reshape one input (e.g. x.reshape(-1, 1)) so the axes line up.")
+    else:
+        hint = f"Arguments: {kwargs}."
+    return f"{op.name}: cannot apply to {shapes}. {hint} (numpy said: {error})"
+
+
+# -- the backward side --------------------------------------------------------------------------------------
+
+def _toposort(roots: Iterable[Tensor]) -> list[Tensor]:
+    """Every tensor that needs a gradient, parents before children; iterative, so depth is unlimited."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(list(roots))]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in reversed(node._parents) if p.requires_grad and id(p) not in seen)
+    return order
+
+
+def _fit(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Bring a rule's gradient to its input's shape: the one place where broadcasting is undone.
+
+    NOTE: if numpy stretched an input (leading axes added, or size-1 axes repeated), each stretched copy
+    got its own gradient, and the input's gradient is their sum. A reduction's rule returns a smaller,
+    keepdims-shaped gradient instead; that one is broadcast up to the input's shape.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    if lead >= 0:
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+        if lead:
+            grad = grad.reshape(grad.shape[lead:])
+        if grad.shape == shape:
+            return grad
+    if isinstance(grad, np.ndarray):
+        return np.broadcast_to(grad, shape)
+    return grad.broadcast_to(shape)
+
+
+def _check_gradient(root: Tensor, gradient: Any) -> np.ndarray:
+    array = np.asarray(_raw(gradient), dtype=root.dtype)
+    if array.shape != root.shape:
+        raise ValueError(
+            f"backward(gradient=...): the gradient has shape {array.shape} but {_describe(root)} has shape "
+            f"{root.shape}; the upstream gradient must have exactly the output's shape.")
+    return array
+
+
+def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tensor] | None,
+              create_graph: bool) -> dict[int, Any]:
+    """Walk the graph from ``roots`` backwards.
+
+    With ``targets=None`` (``backward()``) gradients land in ``.grad``; otherwise (``grad()``) no ``.grad``
+    is touched and the gradients of ``targets`` come back in a dict keyed by ``id``.
+    """
+    grads: dict[int, Any] = {}
+    for root, seed in zip(roots, seeds):
+        key = id(root)
+        grads[key] = grads[key] + seed if key in grads else seed
+    wanted = None if targets is None else {id(t) for t in targets}
+    found: dict[int, Any] = {}
+    with (enable_grad() if create_graph else no_grad()):
+        for node in reversed(_toposort(roots)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if wanted is not None:
+                if id(node) in wanted:
+                    found[id(node)] = g
+            elif node._op is None:
+                if not g.flags.writeable:  # a broadcast view: give the learner an array they can change
+                    g = np.array(g)
+                node.grad = g if node.grad is None else node.grad + g  # leaves accumulate
+            else:
+                node.grad = g if isinstance(g, np.ndarray) else g._data  # intermediates: this pass
+            if node._op is None:
+                continue
+            _check_versions(node)
+            if create_graph:
+                inputs, out = node._parents, node
+            else:
+                inputs, out = [p._data for p in node._parents], node._data
+            parent_grads = node._op.backward(g, out, *inputs, **node._kwargs)
+            for parent, pg in zip(node._parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                pg = _fit(pg, parent._data.shape)
+                if _state.anomaly:
+                    _check_finite_grad(node, parent, pg)
+                key = id(parent)
+                grads[key] = grads[key] + pg if key in grads else pg
+    return found
+
+
+def _check_versions(node: Tensor) -> None:
+    for parent, saved in zip(node._parents, node._saved_versions):
+        if parent._version != saved:
+            raise RuntimeError(
+                f"backward(): {_describe(parent)} was modified in place after {node._op.name} saved it "
+                f"for the backward pass (version {saved} then, {parent._version} now), so its gradient "
+                f"would be computed from the wrong values. Run the forward pass again after changing it, "
+                f"or change it only between steps (after backward, before the next forward).")
+
+
+def _check_finite_grad(node: Tensor, parent: Tensor, pg: Any) -> None:
+    values = pg if isinstance(pg, np.ndarray) else pg._data
+    if not np.isfinite(values).all():
+        raise FloatingPointError(
+            f"detect_anomaly: the backward of {node._op.name} (made at {node._site or '<unknown>'}) gave a "
+            f"non-finite gradient ({_stats(values)}) for {_describe(parent)}.\n"
+            f"  forward value of {parent.name or 'that input'}: {_stats(parent._data)}")
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Any, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned without touching any ``.grad``.
+
+    With ``create_graph=True`` the rules run on Tensors, so the returned gradients are Tensors with a graph
+    of their own and can be differentiated again (second derivatives, Hessian-vector products).
+
+    >>> x = Tensor(2.0, requires_grad=True)
+    >>> (dy,) = grad(x ** 3, x, create_graph=True)
+    >>> (d2y,) = grad(dy, x)
+    >>> float(dy.data), float(d2y)
+    (12.0, 12.0)
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        upstream = [None] * len(outs)
+    elif isinstance(grad_outputs, (list, tuple)):
+        upstream = list(grad_outputs)
+    else:
+        upstream = [grad_outputs]
+    if len(upstream) != len(outs):
+        raise ValueError(f"grad(): {len(outs)} outputs but {len(upstream)} grad_outputs; give one per output.")
+    seeds = []
+    for out, g in zip(outs, upstream):
+        if not out.requires_grad:
+            raise RuntimeError(f"grad(): output {_describe(out)} does not require grad; nothing to differentiate.")
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(
+                    f"grad(): output {_describe(out)} is not a scalar; pass grad_outputs=[an array of shape "
+                    f"{out.shape}].")
+            g = np.ones_like(out._data)
+        elif not (create_graph and isinstance(g, Tensor)):
+            g = _check_gradient(out, g)
+        seeds.append(_new(g, False) if create_graph and isinstance(g, np.ndarray) else g)
+    found = _backprop(outs, seeds, targets=ins, create_graph=create_graph)
+    result = []
+    for i, t in enumerate(ins):
+        if id(t) not in found:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad(): input {i} ({_describe(t)}) is not used to compute the outputs (or does not "
+                    f"require grad). Pass allow_unused=True to get None for it.")
+            result.append(None)
+        else:
+            g = found[id(t)]
+            result.append(np.array(g) if isinstance(g, np.ndarray) and not g.flags.writeable else g)
+    return tuple(result)
