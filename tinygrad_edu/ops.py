@@ -6,6 +6,8 @@ Read it top to bottom like a derivative cheat sheet. Each op is a class with
 * ``forward(*inputs, **kwargs)``: plain numpy on ndarrays, returns the output array,
 * ``backward(grad_out, out, *inputs, **kwargs)``: one gradient per input (or ``None``).
 
+An op whose gradients are costly sets ``selective = True`` and gets ``needs=(bool, ...)`` too.
+
 ``backward`` is written only with operators and methods that both ``np.ndarray`` and ``Tensor`` support
 (``+ - * / ** @``, ``.sum``, ``.reshape``, ``.transpose``, indexing, and the ``exp``/``log`` helpers below).
 The engine calls it on plain arrays for a normal ``backward()`` (full numpy speed) and on Tensors when
@@ -18,6 +20,7 @@ place (``tensor._fit``), so no rule here undoes broadcasting itself.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,8 @@ class Op:
     """Base class of the op table; subclasses register themselves in ``OPS``."""
 
     name: str = ""
+    selective: bool = False
+    """If True, ``backward`` also gets ``needs``: which inputs want a gradient, so it can skip the others."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -50,17 +55,20 @@ class Op:
 # ---------------------------------------------------------------------------------------------------------
 # Helpers that work on both ndarrays and Tensors (the Tensor versions record graph for create_graph=True).
 
+_ARRAY = (np.ndarray, np.generic)  # numpy reductions of 0-d arrays give numpy scalars
+
+
 def exp(x: Any) -> Any:
-    return np.exp(x) if isinstance(x, np.ndarray) else x.exp()
+    return np.exp(x) if isinstance(x, _ARRAY) else x.exp()
 
 
 def log(x: Any) -> Any:
-    return np.log(x) if isinstance(x, np.ndarray) else x.log()
+    return np.log(x) if isinstance(x, _ARRAY) else x.log()
 
 
 def value(x: Any) -> np.ndarray:
     """The ndarray behind ``x``: used for masks, which are constants of the derivative."""
-    return x if isinstance(x, np.ndarray) else x.data
+    return x if isinstance(x, _ARRAY) else x.data
 
 
 def mask(condition: np.ndarray, like: Any) -> np.ndarray:
@@ -295,14 +303,20 @@ class Sigmoid(Op):
 
     @staticmethod
     def forward(a):
-        # NOTE: exp(-a) overflows to inf for a < -709 and 1 / (1 + inf) = 0 is the right limit, so the
-        # overflow warning is noise; this form also matches the seeds' hand-written sigmoid bit for bit.
-        with np.errstate(over="ignore"):
-            return 1 / (1 + np.exp(-a))
+        # NOTE: exp(-a) overflows (with a warning) once -a passes log(largest float): about 709 in float64,
+        # 88 in float32. Clipping a there changes s by less than the smallest positive float, and keeps the
+        # seeds' hand-written formula, bit for bit, everywhere else.
+        return 1 / (1 + np.exp(-np.maximum(a, _exp_floor(a.dtype))))
 
     @staticmethod
     def backward(g, out, a):
         return (g * out * (1 - out),)
+
+
+@functools.lru_cache(maxsize=None)
+def _exp_floor(dtype: np.dtype) -> float:
+    info = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64)
+    return -(float(np.log(info.max)) - 1.0)
 
 
 class Tanh(Op):
@@ -458,14 +472,16 @@ class Var(Op):
 class MatMul(Op):
     """d(a @ b) = da @ b + a @ db,  so grad_a = g @ b^T and grad_b = a^T @ g"""
 
+    selective = True  # a data batch needs no gradient, and for x @ W computing it costs as much as the rest
+
     @staticmethod
     def forward(a, b):
         return a @ b
 
     @staticmethod
-    def backward(g, out, a, b):
+    def backward(g, out, a, b, *, needs=(True, True)):
         if a.ndim > 1 and b.ndim > 1:  # the common case; batch axes are summed by the engine
-            return g @ b.mT, a.mT @ g
+            return (g @ b.mT if needs[0] else None), (a.mT @ g if needs[1] else None)
         # NOTE: numpy treats a 1-D a as a row (1, k) and a 1-D b as a column (k, 1); do the same
         # explicitly, then drop the axis that was added.
         a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
@@ -556,7 +572,7 @@ class GetItem(Op):
 
     @staticmethod
     def backward(g, out, a, *, index):
-        if isinstance(g, np.ndarray):
+        if isinstance(g, _ARRAY):
             return (ScatterAdd.forward(g, index=index, shape=a.shape),)
         return (g.scatter_add(index, a.shape),)
 

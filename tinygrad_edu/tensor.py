@@ -468,9 +468,9 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
 
 
 def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
-    """A tensor around an array the engine made (no conversion, no copy)."""
+    """A tensor around an array the engine made (no copy; a numpy scalar becomes a 0-d array)."""
     t = object.__new__(Tensor)
-    _init(t, array, requires_grad)
+    _init(t, array if type(array) is np.ndarray else np.asarray(array), requires_grad)
     return t
 
 
@@ -478,11 +478,26 @@ def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
+_CONSTANTS: dict[tuple[type, float, np.dtype], Tensor] = {}
+
+
 def _lift(x: Any, like: Tensor | None) -> Tensor:
     """Make a constant operand a Tensor, in ``like``'s float dtype so float32 math stays float32."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and like.dtype.kind == "f" and not isinstance(x, np.ndarray):
+    if like is not None and like._data.dtype.kind == "f" and not isinstance(x, np.ndarray):
+        if type(x) is float or type(x) is int:
+            # NOTE: `x * 2` and `1 - x` run every step with the same few numbers: wrap each one once
+            # (read-only, so sharing it between graphs is safe).
+            key = (type(x), x, like._data.dtype)
+            constant = _CONSTANTS.get(key)
+            if constant is None:
+                if len(_CONSTANTS) >= 1024:
+                    _CONSTANTS.clear()
+                array = np.array(x, dtype=like._data.dtype)
+                array.flags.writeable = False
+                constant = _CONSTANTS[key] = _new(array, False)
+            return constant
         return _new(np.asarray(x, dtype=np.result_type(like._data, x)), False)
     return Tensor(x)
 
@@ -555,7 +570,9 @@ def _toposort(roots: Iterable[Tensor]) -> list[Tensor]:
             continue
         seen.add(id(node))
         stack.append((node, True))
-        stack.extend((p, False) for p in reversed(node._parents) if p.requires_grad and id(p) not in seen)
+        for p in reversed(node._parents):
+            if p.requires_grad and id(p) not in seen:
+                stack.append((p, False))
     return order
 
 
@@ -578,9 +595,11 @@ def _fit(grad: Any, shape: tuple[int, ...]) -> Any:
             grad = grad.reshape(grad.shape[lead:])
         if grad.shape == shape:
             return grad
-    if isinstance(grad, np.ndarray):
-        return np.broadcast_to(grad, shape)
-    return grad.broadcast_to(shape)
+    if isinstance(grad, Tensor):
+        return grad.broadcast_to(shape)
+    full = np.empty(shape, dtype=grad.dtype)  # faster than np.broadcast_to, and writable
+    full[...] = grad
+    return full
 
 
 def _check_gradient(root: Tensor, gradient: Any) -> np.ndarray:
@@ -605,51 +624,61 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
         grads[key] = grads[key] + seed if key in grads else seed
     wanted = None if targets is None else {id(t) for t in targets}
     found: dict[int, Any] = {}
+    anomaly = _state.anomaly
     with (enable_grad() if create_graph else no_grad()):
         for node in reversed(_toposort(roots)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            op = node._op
             if wanted is not None:
                 if id(node) in wanted:
                     found[id(node)] = g
-            elif node._op is None:
-                if not g.flags.writeable:  # a broadcast view: give the learner an array they can change
+            elif op is None:
+                if type(g) is not np.ndarray or not g.flags.writeable:  # a scalar or a broadcast view
                     g = np.array(g)
                 node.grad = g if node.grad is None else node.grad + g  # leaves accumulate
             else:
-                node.grad = g if isinstance(g, np.ndarray) else g._data  # intermediates: this pass
-            if node._op is None:
+                node.grad = g._data if create_graph else g  # intermediates: this pass
+            if op is None:
                 continue
-            _check_versions(node)
+            parents = node._parents
+            for parent, saved in zip(parents, node._saved_versions):
+                if parent._version != saved:
+                    _modified_in_place(node, parent, saved)
+            kwargs = node._kwargs
+            if op.selective:
+                kwargs = {**kwargs, "needs": tuple([p.requires_grad for p in parents])}
             if create_graph:
-                inputs, out = node._parents, node
+                parent_grads = op.backward(g, node, *parents, **kwargs)
             else:
-                inputs, out = [p._data for p in node._parents], node._data
-            parent_grads = node._op.backward(g, out, *inputs, **node._kwargs)
-            for parent, pg in zip(node._parents, parent_grads):
+                parent_grads = op.backward(g, node._data, *[p._data for p in parents], **kwargs)
+            for parent, pg in zip(parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = _fit(pg, parent._data.shape)
-                if _state.anomaly:
+                shape = parent._data.shape
+                if pg.shape != shape:
+                    pg = _fit(pg, shape)
+                if anomaly:
                     _check_finite_grad(node, parent, pg)
                 key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
+                if key in grads:
+                    grads[key] = grads[key] + pg
+                else:
+                    grads[key] = pg
     return found
 
 
-def _check_versions(node: Tensor) -> None:
-    for parent, saved in zip(node._parents, node._saved_versions):
-        if parent._version != saved:
-            raise RuntimeError(
-                f"backward(): {_describe(parent)} was modified in place after {node._op.name} saved it "
-                f"for the backward pass (version {saved} then, {parent._version} now), so its gradient "
-                f"would be computed from the wrong values. Run the forward pass again after changing it, "
-                f"or change it only between steps (after backward, before the next forward).")
+def _modified_in_place(node: Tensor, parent: Tensor, saved: int) -> None:
+    raise RuntimeError(
+        f"backward(): {_describe(parent)} was modified in place after {node._op.name} saved it for the "
+        f"backward pass (version {saved} then, {parent._version} now), so its gradient would be computed "
+        f"from the wrong values. Run the forward pass again after changing it, or change it only between "
+        f"steps (after backward, before the next forward).")
 
 
 def _check_finite_grad(node: Tensor, parent: Tensor, pg: Any) -> None:
-    values = pg if isinstance(pg, np.ndarray) else pg._data
+    values = pg._data if isinstance(pg, Tensor) else np.asarray(pg)
     if not np.isfinite(values).all():
         raise FloatingPointError(
             f"detect_anomaly: the backward of {node._op.name} (made at {node._site or '<unknown>'}) gave a "
@@ -693,7 +722,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             g = np.ones_like(out._data)
         elif not (create_graph and isinstance(g, Tensor)):
             g = _check_gradient(out, g)
-        seeds.append(_new(g, False) if create_graph and isinstance(g, np.ndarray) else g)
+        seeds.append(_new(g, False) if create_graph and not isinstance(g, Tensor) else g)
     found = _backprop(outs, seeds, targets=ins, create_graph=create_graph)
     result = []
     for i, t in enumerate(ins):
@@ -705,5 +734,5 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             result.append(None)
         else:
             g = found[id(t)]
-            result.append(np.array(g) if isinstance(g, np.ndarray) and not g.flags.writeable else g)
+            result.append(g if isinstance(g, Tensor) else np.array(g))
     return tuple(result)
