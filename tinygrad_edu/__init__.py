@@ -4,8 +4,8 @@
 >>> w = Tensor([[0.5, -1.0]], requires_grad=True, name="w")
 >>> loss = (w @ Tensor([[2.0], [1.0]])).sigmoid().sum()
 >>> loss.backward()
->>> w.grad.round(4)
-array([[0.5, 0.25]])
+>>> w.grad.round(4).tolist()
+[[0.5, 0.25]]
 """
 
 from .gradcheck import GradcheckError, gradcheck
