@@ -1,0 +1,114 @@
+"""A small training loop: mini-batches, a progress bar, evaluation each epoch, and a history to plot.
+
+>>> import numpy as np
+>>> from tinygrad_edu import Tensor
+>>> from tinygrad_edu.train import fit
+>>> rng = np.random.default_rng(0)
+>>> x = rng.standard_normal((64, 3)); y = x @ np.array([[1.0], [-2.0], [0.5]])
+>>> w = Tensor(np.zeros((3, 1)), requires_grad=True, name="w")
+>>> class Step:  # any object with step() and zero_grad() works as the optimizer
+...     def zero_grad(self): w.zero_grad()
+...     def step(self): w.data -= 0.1 * w.grad
+>>> history = fit(lambda xb: xb @ w, lambda p, t: ((p - t) ** 2).mean(), Step(), (x, y),
+...               epochs=20, batch_size=16, rng=0, progress=False)
+>>> history["loss"][-1] < 1e-3
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor, no_grad
+
+__all__ = ["fit", "evaluate", "accuracy", "minibatches"]
+
+
+def minibatches(x: np.ndarray, y: np.ndarray, batch_size: int,
+                rng: np.random.Generator | int | None = None,
+                shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(x_batch, y_batch)`` covering every sample once, in a seeded random order."""
+    if batch_size < 1:
+        raise ValueError(f"minibatches: batch_size must be at least 1, got {batch_size}.")
+    if len(x) != len(y):
+        raise ValueError(f"minibatches: x has {len(x)} samples but y has {len(y)}; they must match.")
+    order = np.random.default_rng(rng).permutation(len(x)) if shuffle else np.arange(len(x))
+    for start in range(0, len(x), batch_size):
+        index = order[start:start + batch_size]
+        yield x[index], y[index]
+
+
+def accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Fraction correct: argmax for several outputs, threshold 0.5 for one; targets as labels or one-hot."""
+    prediction = np.asarray(prediction)
+    target = np.asarray(target)
+    if prediction.ndim == 2 and prediction.shape[1] > 1:
+        labels = target.argmax(axis=1) if target.ndim == 2 else target
+        return float(np.mean(prediction.argmax(axis=1) == labels))
+    return float(np.mean((prediction.reshape(-1) > 0.5) == (target.reshape(-1) > 0.5)))
+
+
+def evaluate(model: Callable[[Tensor], Tensor], x: np.ndarray, y: np.ndarray,
+             batch_size: int = 1000) -> float:
+    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches."""
+    correct = 0.0
+    with no_grad():
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    return correct / len(x)
+
+
+def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any,
+        train: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
+        rng: np.random.Generator | int | None = None, test: tuple[np.ndarray, np.ndarray] | None = None,
+        progress: bool = True, on_epoch: Callable[[int, dict[str, list[float]]], None] | None = None,
+        ) -> dict[str, list[float]]:
+    """Train with mini-batch gradient descent and return the history of each epoch.
+
+    ``history`` has ``loss`` (mean training loss of the epoch) and ``train_accuracy`` (measured on the
+    batches as they were trained), plus ``test_accuracy`` when ``test`` is given. With ``progress=True`` a
+    tqdm bar shows the epoch, loss and accuracy. The same ``rng`` seed gives the same run, bit for bit.
+    """
+    generator = np.random.default_rng(rng)
+    x, y = train
+    history: dict[str, list[float]] = {"loss": [], "train_accuracy": []}
+    if test is not None:
+        history["test_accuracy"] = []
+    steps = (len(x) + batch_size - 1) // batch_size
+    for epoch in range(1, epochs + 1):
+        bar = _progress(steps, f"epoch {epoch}/{epochs}", progress)
+        loss_sum = correct = 0.0
+        for xb, yb in minibatches(x, y, batch_size, generator):
+            prediction = model(Tensor(xb))
+            loss = loss_fn(prediction, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(xb)
+            correct += accuracy(prediction.data, yb) * len(xb)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        history["loss"].append(loss_sum / len(x))
+        history["train_accuracy"].append(correct / len(x))
+        if test is not None:
+            history["test_accuracy"].append(evaluate(model, *test))
+        if bar is not None:
+            shown = {k: f"{v[-1]:.4f}" for k, v in history.items()}
+            bar.set_postfix(shown, refresh=True)
+            bar.close()
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+    return history
+
+
+def _progress(total: int, description: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True)
