@@ -102,7 +102,7 @@ def _user_site() -> str:
 
 def _describe(t: Tensor) -> str:
     label = f"'{t.name}' " if t.name else ""
-    made_by = f"made by {t._op.name}" if t._op is not None else "a leaf"
+    made_by = f"made by {t._op.name}" if t._op is not None else "created from data"
     return f"tensor {label}of shape {t.shape} and dtype {t.dtype} ({made_by})"
 
 
@@ -177,17 +177,18 @@ class Tensor:
 
     @property
     def op(self) -> type[Op] | None:
-        """The op that made this tensor (None for a leaf)."""
+        """The op that computed this tensor (None for one created from data)."""
         return self._op
 
     @property
     def parents(self) -> tuple[Tensor, ...]:
-        """The tensors this one was computed from, in argument order."""
+        """The tensors this one was computed from, in argument order (recorded only when grad is needed)."""
         return self._parents
 
     @property
     def is_leaf(self) -> bool:
-        return self._op is None
+        """True unless the graph recorded where this tensor came from: gradients accumulate in leaves."""
+        return not self._parents
 
     def numpy(self) -> np.ndarray:
         return self._data
@@ -219,12 +220,18 @@ class Tensor:
 
     # -- gradient switches ------------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Start (or stop) tracking gradients for this tensor, which becomes a leaf of future graphs."""
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
                 f"requires_grad: {_describe(self)} holds {self.dtype} values, and only floating-point "
                 f"tensors can have gradients (an integer cannot move by a small step). Make it a float "
                 f"first, e.g. Tensor(array.astype(np.float64), requires_grad=True).")
-        self.requires_grad = requires_grad
+        if not self._parents:
+            self.requires_grad = requires_grad
+        elif not requires_grad:
+            raise RuntimeError(
+                f"requires_grad_(False): {_describe(self)} is part of a recorded graph; use "
+                f"t = t.detach() to get the same values without history.")
         return self
 
     def detach(self) -> Tensor:
@@ -244,11 +251,13 @@ class Tensor:
         kept, so it can be inspected, drawn, or differentiated again.
         """
         if not self.requires_grad:
+            why = ("it was created from data without requires_grad=True" if self._op is None else
+                   f"none of the inputs of {self._op.name} required grad (or it ran under no_grad()), so "
+                   f"no graph was recorded")
             raise RuntimeError(
-                f"backward(): {_describe(self)} does not require grad, so there is no graph to walk. "
-                f"None of the tensors it was computed from had requires_grad=True"
-                f"{' (or it was computed under no_grad())' if self._op is None else ''}. "
-                f"Create your parameters with Tensor(..., requires_grad=True).")
+                f"backward(): {_describe(self)} does not require grad: {why}. Create the parameters you want "
+                f"gradients for with Tensor(..., requires_grad=True), or call p.requires_grad_() on them "
+                f"before the forward pass.")
         if gradient is None:
             if self.size != 1:
                 raise RuntimeError(
@@ -520,11 +529,11 @@ def _apply(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
         out = _new(op.forward(*[p._data for p in parents], **kwargs), False)
     except ValueError as error:
         raise ValueError(_shape_message(op, parents, kwargs, error)) from error
+    out._op = op  # always known, so an error can say what made a tensor; the graph edges are only recorded below
     if _state.grad_enabled:
         for p in parents:
             if p.requires_grad:
                 out.requires_grad = True
-                out._op = op
                 out._parents = parents
                 out._kwargs = kwargs
                 out._saved_versions = tuple([q._version for q in parents])
@@ -634,15 +643,15 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
             if wanted is not None:
                 if id(node) in wanted:
                     found[id(node)] = g
-            elif op is None:
+            elif not node._parents:
                 if type(g) is not np.ndarray or not g.flags.writeable:  # a scalar or a broadcast view
                     g = np.array(g)
                 node.grad = g if node.grad is None else node.grad + g  # leaves accumulate
             else:
                 node.grad = g._data if create_graph else g  # intermediates: this pass
-            if op is None:
-                continue
             parents = node._parents
+            if not parents:
+                continue
             for parent, saved in zip(parents, node._saved_versions):
                 if parent._version != saved:
                     _modified_in_place(node, parent, saved)

@@ -1,0 +1,188 @@
+"""The engine's error catalogue, in-place safety and the NaN/Inf detective: each message is checked on the
+parts that make it teach (the op, the tensors' names and shapes, the fix)."""
+
+from __future__ import annotations
+
+import gc
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Tensor, detect_anomaly, gradcheck, grad, no_grad
+
+
+def test_matmul_shape_mismatch_names_both_shapes_and_the_fix() -> None:
+    a = Tensor(np.ones((3, 4)), name="x")
+    b = Tensor(np.ones((3, 2)), requires_grad=True, name="w")
+    with pytest.raises(ValueError) as info:
+        _ = a @ b
+    message = str(info.value)
+    assert message.startswith("matmul:")
+    assert "x (3, 4)" in message and "w (3, 2)" in message
+    assert "last axis of a (4)" in message and "axis of b (3)" in message
+    assert "a @ b.T" in message
+
+
+def test_broadcast_mismatch_names_shapes_and_suggests_reshape() -> None:
+    a = Tensor(np.ones((3, 4)), name="a")
+    b = Tensor(np.ones((3,)), name="b")
+    with pytest.raises(ValueError) as info:
+        _ = a + b
+    message = str(info.value)
+    assert message.startswith("add:") and "a (3, 4)" in message and "b (3,)" in message
+    assert "from the right" in message and "reshape(-1, 1)" in message
+
+
+def test_backward_on_non_scalar_suggests_sum_or_gradient() -> None:
+    y = Tensor(np.ones((2, 3)), requires_grad=True, name="y") * 2
+    with pytest.raises(RuntimeError) as info:
+        y.backward()
+    message = str(info.value)
+    assert "not a scalar" in message and "(2, 3)" in message
+    assert "y.sum()" in message and "gradient=np.ones((2, 3))" in message
+
+
+def test_backward_when_nothing_requires_grad_says_which_tensor_and_why() -> None:
+    w = Tensor(np.ones(3), name="w")  # forgot requires_grad=True
+    loss = (w * w).sum()
+    with pytest.raises(RuntimeError) as info:
+        loss.backward()
+    message = str(info.value)
+    assert "does not require grad" in message and "made by sum" in message
+    assert "none of the inputs of sum required grad" in message and "requires_grad=True" in message
+
+
+def test_backward_on_a_tensor_computed_under_no_grad_says_so() -> None:
+    w = Tensor(np.ones(3), requires_grad=True, name="w")
+    with no_grad():
+        loss = (w * w).sum()
+    with pytest.raises(RuntimeError, match=r"no_grad\(\)"):
+        loss.backward()
+
+
+def test_integer_tensor_cannot_require_grad() -> None:
+    with pytest.raises(TypeError) as info:
+        Tensor(np.arange(3), requires_grad=True, name="labels")
+    message = str(info.value)
+    assert "'labels'" in message and "int64" in message and "astype(np.float64)" in message
+
+
+def test_gradient_of_the_wrong_shape() -> None:
+    y = Tensor(np.ones((2, 3)), requires_grad=True) * 2
+    with pytest.raises(ValueError, match=re.escape("gradient has shape (3, 2)")):
+        y.backward(gradient=np.ones((3, 2)))
+
+
+def test_float32_gradcheck_warns() -> None:
+    x = Tensor(np.linspace(0.1, 1, 4, dtype=np.float32), requires_grad=True)
+    with pytest.warns(UserWarning, match="float64"):
+        try:
+            gradcheck(lambda t: t.tanh(), [x], atol=1e-2, rtol=1e-2, eps=1e-3)
+        except AssertionError:
+            pass
+
+
+def test_grad_of_unused_input_is_an_error_unless_allowed() -> None:
+    x = Tensor(1.0, requires_grad=True, name="x")
+    unused = Tensor(2.0, requires_grad=True, name="unused")
+    with pytest.raises(RuntimeError, match="'unused'.*allow_unused=True"):
+        grad(x * 3, [x, unused])
+    assert grad(x * 3, [x, unused], allow_unused=True)[1] is None
+
+
+# -- in-place safety ----------------------------------------------------------------------------------------
+
+def test_changing_data_after_it_was_saved_is_caught_at_backward() -> None:
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True, name="w")
+    loss = (w * w).sum()
+    w.data -= 0.1 * np.ones(2)  # an SGD step at the wrong moment: before backward
+    with pytest.raises(RuntimeError) as info:
+        loss.backward()
+    message = str(info.value)
+    assert "'w'" in message and "modified in place after mul saved it" in message
+    assert "version 0 then, 1 now" in message
+
+
+def test_setitem_after_saving_is_caught() -> None:
+    x = Tensor(np.array([1.0, 2.0, 3.0]), name="x")
+    w = Tensor(np.ones(3), requires_grad=True, name="w")
+    loss = (x * w).sum()
+    x[0] = 10.0
+    with pytest.raises(RuntimeError, match="'x'.*modified in place after mul"):
+        loss.backward()
+
+
+def test_setitem_on_a_tensor_that_requires_grad_is_refused() -> None:
+    w = Tensor(np.ones(3), requires_grad=True, name="w")
+    with pytest.raises(RuntimeError, match="'w' .*would not be recorded"):
+        w[0] = 2.0
+    with no_grad():
+        w[0] = 2.0  # allowed outside training
+    assert w.data[0] == 2.0
+
+
+def test_hand_written_sgd_between_steps_stays_legal() -> None:
+    w = Tensor(np.array([3.0]), requires_grad=True, name="w")
+    for _ in range(3):
+        loss = (w * w).sum()
+        loss.backward()
+        w.data -= 0.25 * w.grad  # after backward, before the next forward: fine
+        w.zero_grad()
+    np.testing.assert_allclose(w.data, [3.0 * 0.5**3])
+
+
+# -- the NaN / Inf detective --------------------------------------------------------------------------------
+
+def test_detect_anomaly_stops_at_the_first_non_finite_forward_value() -> None:
+    x = Tensor(np.array([1.0, 0.0, -1.0]), requires_grad=True, name="x")
+    with detect_anomaly():
+        y = x * 2
+        with pytest.raises(FloatingPointError) as info, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (y - 2).log()  # log(0) and log(-4)
+    message = str(info.value)
+    assert message.startswith("detect_anomaly: log produced a non-finite value")
+    assert "NaN: 2" in message and "Inf: 1" in message
+    assert "test_errors.py:" in message  # the learner's file:line
+    assert "input 0:" in message and "finite min -4" in message
+
+
+def test_detect_anomaly_checks_gradients() -> None:
+    x = Tensor(np.array([0.0, 1.0]), requires_grad=True, name="x")
+    with detect_anomaly():
+        y = x.sqrt().sum()  # finite forward, but d sqrt/dx = inf at 0
+        with pytest.raises(FloatingPointError) as info, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y.backward()
+    message = str(info.value)
+    assert "backward of sqrt" in message and "'x'" in message and "Inf: 1" in message
+
+
+def test_detect_anomaly_is_off_by_default_and_restored() -> None:
+    x = Tensor(np.array([0.0]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isinf(x.log().data).all()  # no exception when off
+        with pytest.raises(ValueError):
+            with detect_anomaly():
+                raise ValueError("inside")
+        assert np.isinf(x.log().data).all()  # restored after an exception
+
+
+def test_graph_is_freed_without_the_garbage_collector() -> None:
+    import weakref
+
+    from tinygrad_edu.tensor import _toposort
+
+    gc.disable()
+    try:
+        w = Tensor(np.ones((3, 2)), requires_grad=True)
+        loss = ((Tensor(np.ones((4, 3))) @ w).sigmoid() ** 2).mean()
+        loss.backward()
+        refs = [weakref.ref(t) for t in _toposort([loss]) if t is not w]
+        del loss
+        assert all(r() is None for r in refs)
+    finally:
+        gc.enable()
