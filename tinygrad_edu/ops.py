@@ -319,6 +319,23 @@ def _exp_floor(dtype: np.dtype) -> float:
     return -(float(np.log(info.max)) - 1.0)
 
 
+class LogSigmoid(Op):
+    """d log(sigmoid(a)) = (1 - sigmoid(a)) da = sigmoid(-a) da"""
+
+    name = "log_sigmoid"
+
+    @staticmethod
+    def forward(a):
+        # NOTE: log(sigmoid(a)) = -log(1 + exp(-a)) = -logaddexp(0, -a): finite for every a, no overflow.
+        return -np.logaddexp(0, -a)
+
+    @staticmethod
+    def backward(g, out, a):
+        # NOTE: sigmoid(-a) = exp(log_sigmoid(a) - a): no cancellation (1 - exp(out) loses digits for
+        # large a) and no overflow.
+        return (g * exp(out - a),)
+
+
 class Tanh(Op):
     """d tanh(a) = (1 - tanh(a)^2) da"""
 

@@ -357,6 +357,10 @@ class Tensor:
     def sigmoid(self) -> Tensor:
         return _apply(ops.Sigmoid, self)
 
+    def log_sigmoid(self) -> Tensor:
+        """log(sigmoid(x)), finite even where sigmoid(x) rounds to 0."""
+        return _apply(ops.LogSigmoid, self)
+
     def tanh(self) -> Tensor:
         return _apply(ops.Tanh, self)
 
