@@ -304,8 +304,9 @@ class Sigmoid(Op):
     @staticmethod
     def forward(a):
         # NOTE: exp(-a) overflows (with a warning) once -a passes log(largest float): about 709 in float64,
-        # 88 in float32. Clipping a there changes s by less than the smallest positive float, and keeps the
-        # seeds' hand-written formula, bit for bit, everywhere else.
+        # 88 in float32. Clipping a there returns s = e^-708 (1e-308; float32: 1e-38) instead of an even
+        # tinier number for more negative a, and keeps the seeds' hand-written formula, bit for bit,
+        # everywhere else.
         return 1 / (1 + np.exp(-np.maximum(a, _exp_floor(a.dtype))))
 
     @staticmethod
