@@ -1,0 +1,256 @@
+"""Loss values against numpy closed forms, gradients by gradcheck and by formula, and the error messages."""
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Tensor, gradcheck
+from tinygrad_edu.losses import (
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss, QuadraticCost, SigmoidCrossEntropy,
+    SoftmaxCrossEntropy, SumSquaredError, binary_cross_entropy, binary_cross_entropy_with_logits, mse,
+    nll_loss, quadratic_cost, sigmoid_cross_entropy, softmax_cross_entropy, sum_squared_error,
+)
+from tinygrad_edu.nn import LogSoftmax
+
+RNG = np.random.default_rng(1234)
+N, K = 5, 3
+A = RNG.uniform(0.05, 0.95, (N, K))  # probabilities, away from 0 and 1 for the central differences
+Y = RNG.uniform(0.0, 1.0, (N, K))
+HARD = (RNG.uniform(size=(N, K)) > 0.5).astype(np.float64)
+Z = RNG.standard_normal((N, K)) * 3
+LABELS = np.array([0, 2, 1, 2, 0])
+ONE_HOT = np.eye(K)[LABELS]
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _leaf(array):
+    return Tensor(np.array(array, dtype=np.float64), requires_grad=True)
+
+
+def _value_and_grad(fn, prediction, target):
+    x = _leaf(prediction)
+    loss = fn(x, target)
+    loss.backward()
+    return loss.item(), x.grad
+
+
+# -- regression losses --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn, value, gradient", [
+    (quadratic_cost, lambda a, y: np.sum((y - a) ** 2) / (2 * len(a)), lambda a, y: (a - y) / len(a)),
+    (sum_squared_error, lambda a, y: np.sum((y - a) ** 2), lambda a, y: 2 * (a - y)),
+    (mse, lambda a, y: np.mean((a - y) ** 2), lambda a, y: 2 * (a - y) / a.size),
+])
+def test_squared_losses_match_their_closed_forms(fn, value, gradient):
+    loss, grad = _value_and_grad(fn, A, Y)
+    assert loss == pytest.approx(value(A, Y), rel=1e-13)
+    np.testing.assert_allclose(grad, gradient(A, Y), rtol=1e-12)
+    assert gradcheck(lambda a: fn(a, Y), [_leaf(A)])
+
+
+def test_loss_modules_equal_their_functions():
+    pairs = [
+        (QuadraticCost(), quadratic_cost, A, Y), (SumSquaredError(), sum_squared_error, A, Y),
+        (MSELoss(), mse, A, Y), (BCELoss(), binary_cross_entropy, A, HARD),
+        (SigmoidCrossEntropy(), sigmoid_cross_entropy, A, HARD),
+        (BCEWithLogitsLoss(), binary_cross_entropy_with_logits, Z, HARD),
+        (SoftmaxCrossEntropy(), softmax_cross_entropy, Z, LABELS), (NLLLoss(), nll_loss, np.log(A), ONE_HOT),
+    ]
+    for module, fn, prediction, target in pairs:
+        assert module(Tensor(prediction), target).item() == fn(Tensor(prediction), target).item(), repr(module)
+    assert CrossEntropyLoss is SoftmaxCrossEntropy
+    assert repr(BCELoss(eps=1e-7, reduction="sum")) == "BCELoss(eps=1e-07, reduction='sum')"
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        BCEWithLogitsLoss(reduction="average")
+
+
+@pytest.mark.parametrize("fn", [quadratic_cost, sum_squared_error, mse, binary_cross_entropy,
+                                sigmoid_cross_entropy, binary_cross_entropy_with_logits])
+def test_mismatched_shapes_are_refused_not_broadcast(fn):
+    prediction = Tensor(np.full((4, 1), 0.5))
+    with pytest.raises(ValueError, match=r"prediction has shape \(4, 1\) but the target has shape \(4,\)"):
+        fn(prediction, np.ones(4))
+    with pytest.raises(ValueError, match=r"\(4, 1\).*\(4, 2\)"):
+        fn(prediction, np.ones((4, 2)))
+
+
+def test_targets_may_be_tensors_and_float32_stays_float32():
+    prediction = Tensor(A.astype(np.float32), requires_grad=True)
+    for fn, target in [(quadratic_cost, Y), (mse, Tensor(Y)), (binary_cross_entropy, HARD),
+                       (binary_cross_entropy_with_logits, Tensor(HARD)), (softmax_cross_entropy, LABELS)]:
+        prediction.zero_grad()
+        loss = fn(prediction, target)
+        loss.backward()
+        assert loss.dtype == np.float32 and prediction.grad.dtype == np.float32, fn.__name__
+    assert quadratic_cost(Tensor(A), Tensor(Y)).item() == pytest.approx(quadratic_cost(Tensor(A), Y).item())
+
+
+def test_a_target_that_requires_grad_gets_a_gradient():
+    a, y = _leaf(A), _leaf(Y)
+    quadratic_cost(a, y).backward()
+    np.testing.assert_allclose(y.grad, (Y - A) / N, rtol=1e-12)
+
+
+# -- binary cross-entropy on probabilities ------------------------------------------------------------------
+
+def _bce(p, y):
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+@pytest.mark.parametrize("fn", [binary_cross_entropy, sigmoid_cross_entropy])
+@pytest.mark.parametrize("target", [Y, HARD], ids=["soft", "hard"])
+def test_bce_value_reductions_and_gradient(fn, target):
+    per_element = _bce(A, target)
+    loss, grad = _value_and_grad(fn, A, target)
+    assert loss == pytest.approx(per_element.sum(axis=1).mean(), rel=1e-13)  # per-sample sum, sample mean
+    np.testing.assert_allclose(grad, (A - target) / (A * (1 - A)) / N, rtol=1e-10)
+    assert fn(Tensor(A), target, reduction="sum").item() == pytest.approx(per_element.sum(), rel=1e-13)
+    np.testing.assert_allclose(fn(Tensor(A), target, reduction="per_sample").data, per_element.sum(axis=1),
+                               rtol=1e-13)
+    assert gradcheck(lambda a: fn(a, target), [_leaf(A)])
+
+
+def test_sigmoid_cross_entropy_gives_the_seeds_output_delta():
+    z = _leaf(Z)
+    sigmoid_cross_entropy(z.sigmoid(), HARD).backward()
+    np.testing.assert_allclose(z.grad, (_sigmoid(Z) - HARD) / N, rtol=1e-10, atol=1e-15)
+    assert gradcheck(lambda t: sigmoid_cross_entropy(t.sigmoid(), Y), [_leaf(Z)])
+
+
+def test_saturated_but_right_outputs_cost_nothing_and_give_zero_gradient():
+    z = _leaf([[40.0, -40.0], [0.0, 1.0]])  # sigmoid(40) rounds to exactly 1.0 in float64
+    y = np.array([[1.0, 0.0], [1.0, 0.0]])
+    assert _sigmoid(40.0) == 1.0
+    loss = sigmoid_cross_entropy(z.sigmoid(), y)
+    loss.backward()
+    expected = (np.log(2) + np.log(1 + np.e)) / 2  # only the second row costs anything
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert np.all(np.isfinite(z.grad))
+    np.testing.assert_allclose(z.grad, (_sigmoid(z.data) - y) / 2, atol=1e-17)
+
+
+def test_exact_zero_and_one_probabilities_that_are_right_cost_nothing():
+    p = _leaf([[0.0, 1.0]])
+    loss = binary_cross_entropy(p, [[0.0, 1.0]])
+    loss.backward()
+    assert loss.item() == 0.0
+    np.testing.assert_array_equal(p.grad, [[1.0, -1.0]])  # d/dp of -log(1 - p) and of -log(p)
+
+
+def test_saturated_and_wrong_is_infinite_as_documented():
+    with np.errstate(divide="ignore"):
+        loss = sigmoid_cross_entropy(Tensor([[1.0]]), [[0.0]])
+    assert loss.item() == np.inf
+
+
+def test_bce_eps_clips_probabilities():
+    eps = 1e-7
+    loss = binary_cross_entropy(Tensor([[0.0], [1.0]]), [[1.0], [0.0]], eps=eps)
+    assert loss.item() == pytest.approx(-np.log(eps), rel=1e-9)
+
+
+def test_bce_refuses_values_outside_zero_one():
+    with pytest.raises(ValueError, match=r"prediction must lie in \[0, 1\].*binary_cross_entropy_with_logits"):
+        binary_cross_entropy(Tensor(Z), HARD)
+    with pytest.raises(ValueError, match=r"target must lie in \[0, 1\]"):
+        sigmoid_cross_entropy(Tensor(A), HARD * 2)
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        binary_cross_entropy(Tensor(A), HARD, reduction="elementwise")
+
+
+# -- binary cross-entropy on logits -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", [Y, HARD], ids=["soft", "hard"])
+def test_bce_with_logits_value_and_gradient(target):
+    loss, grad = _value_and_grad(binary_cross_entropy_with_logits, Z, target)
+    expected = (np.logaddexp(0, Z) - Z * target).sum(axis=1).mean()
+    assert loss == pytest.approx(expected, rel=1e-13)
+    assert loss == pytest.approx(_bce(_sigmoid(Z), target).sum(axis=1).mean(), rel=1e-9)
+    np.testing.assert_allclose(grad, (_sigmoid(Z) - target) / N, rtol=1e-12, atol=1e-16)
+    assert gradcheck(lambda z: binary_cross_entropy_with_logits(z, target), [_leaf(Z)])
+
+
+def test_bce_with_logits_is_finite_with_the_right_limits_at_huge_logits():
+    z = _leaf([[1e4, 1e4, -1e4, -1e4, 0.0, 0.0]])
+    y = np.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # no overflow anywhere on the way
+        loss = binary_cross_entropy_with_logits(z, y, reduction="sum")
+        loss.backward()
+    per_element = [0.0, 1e4, 1e4, 0.0, np.log(2), np.log(2)]
+    assert loss.item() == pytest.approx(sum(per_element), rel=1e-15)
+    np.testing.assert_array_equal(z.grad, [[0.0, 1.0, -1.0, 0.0, -0.5, 0.5]])  # sigmoid(z) - y
+
+
+def test_bce_with_logits_at_zero_logits_gives_half_minus_y():
+    """A zero-initialised logistic regression (the cat seed) starts exactly at z = 0."""
+    z = _leaf(np.zeros((4, 1)))
+    y = np.array([[1.0], [0.0], [1.0], [1.0]])
+    binary_cross_entropy_with_logits(z, y).backward()
+    np.testing.assert_array_equal(z.grad, (0.5 - y) / 4)
+
+
+# -- multi-class --------------------------------------------------------------------------------------------
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def test_softmax_cross_entropy_value_and_gradient():
+    loss, grad = _value_and_grad(softmax_cross_entropy, Z, LABELS)
+    expected = np.mean(np.log(np.exp(Z).sum(axis=1)) - Z[np.arange(N), LABELS])
+    assert loss == pytest.approx(expected, rel=1e-13)
+    np.testing.assert_allclose(grad, (np.exp(_log_softmax(Z)) - ONE_HOT) / N, rtol=1e-12, atol=1e-16)
+    assert gradcheck(lambda z: softmax_cross_entropy(z, LABELS), [_leaf(Z)])
+    soft = RNG.dirichlet(np.ones(K), size=N)
+    assert gradcheck(lambda z: softmax_cross_entropy(z, soft), [_leaf(Z)])
+    assert softmax_cross_entropy(Tensor(Z), LABELS, reduction="sum").item() == pytest.approx(expected * N)
+
+
+def test_labels_and_one_hot_give_the_same_value_and_gradient():
+    from_labels = _value_and_grad(softmax_cross_entropy, Z, LABELS)
+    from_one_hot = _value_and_grad(softmax_cross_entropy, Z, ONE_HOT)
+    assert from_labels[0] == from_one_hot[0]
+    np.testing.assert_array_equal(from_labels[1], from_one_hot[1])
+    as_int32 = _value_and_grad(softmax_cross_entropy, Z, LABELS.astype(np.uint8))
+    assert as_int32[0] == from_labels[0]
+
+
+def test_softmax_cross_entropy_is_finite_for_huge_logits():
+    z = _leaf([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        loss = softmax_cross_entropy(z, np.array([1, 1]))
+        loss.backward()
+    assert loss.item() == pytest.approx(1e4 / 2)  # the first sample is wrong by 1e4, the second right
+    np.testing.assert_allclose(z.grad, [[0.5, -0.5, 0.0], [0.0, 0.0, 0.0]], atol=1e-300)
+
+
+def test_nll_loss_on_log_probabilities():
+    log_probs = _log_softmax(Z)
+    loss, grad = _value_and_grad(nll_loss, log_probs, LABELS)
+    assert loss == pytest.approx(-np.mean(log_probs[np.arange(N), LABELS]), rel=1e-13)
+    np.testing.assert_array_equal(grad, -ONE_HOT / N)
+    assert gradcheck(lambda lp: nll_loss(lp, LABELS), [_leaf(log_probs)])
+    chained = nll_loss(LogSoftmax()(Tensor(Z)), ONE_HOT).item()
+    assert chained == pytest.approx(softmax_cross_entropy(Tensor(Z), LABELS).item(), rel=1e-14)
+    np.testing.assert_allclose(nll_loss(Tensor(log_probs), LABELS, reduction="per_sample").data,
+                               -log_probs[np.arange(N), LABELS], rtol=1e-15)
+
+
+@pytest.mark.parametrize("fn", [softmax_cross_entropy, nll_loss])
+def test_class_target_errors_explain(fn):
+    scores = Tensor(Z)
+    with pytest.raises(ValueError, match=r"labels.astype\(np.int64\)"):
+        fn(scores, LABELS.astype(np.float64))
+    with pytest.raises(ValueError, match=r"reshape\(-1\)"):
+        fn(scores, LABELS.reshape(-1, 1))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\] for 3 classes"):
+        fn(scores, np.array([0, 1, 2, 3, 0]))
+    with pytest.raises(ValueError, match="probability distribution"):
+        fn(scores, ONE_HOT * 2)
+    with pytest.raises(TypeError, match="dtype bool"):
+        fn(scores, ONE_HOT.astype(bool))
+    with pytest.raises(ValueError, match=r"\(n_samples, n_classes\).*reshape\(1, -1\)"):
+        fn(Tensor(Z[0]), LABELS[:1])

@@ -1,0 +1,240 @@
+"""SGD and Adam against hand-written numpy references, their checks, and small training runs."""
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Tensor
+from tinygrad_edu.losses import mse, sigmoid_cross_entropy
+from tinygrad_edu.nn import MLP, Linear
+from tinygrad_edu.optim import SGD, Adam
+
+STEPS = 5
+
+
+def _gradients(seed, shape, steps=STEPS):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for _ in range(steps)]
+
+
+def _run(make_optimizer, start, grads):
+    """Feed the given gradients to an optimizer over one parameter; return its values after each step."""
+    p = Tensor(start.copy(), requires_grad=True, name="p")
+    opt = make_optimizer([p])
+    history = []
+    for g in grads:
+        opt.zero_grad()
+        p.grad = g.copy()
+        opt.step()
+        history.append(p.data.copy())
+    return history
+
+
+def _sgd_reference(start, grads, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    p, v, history = start.copy(), np.zeros_like(start), []
+    for g in grads:
+        d = g + weight_decay * p
+        v = momentum * v + d
+        update = (d + momentum * v if nesterov else v) if momentum else d
+        p = p - lr * update
+        history.append(p.copy())
+    return history
+
+
+def _adam_reference(start, grads, lr, b1, b2, eps, weight_decay=0.0):
+    p, m, v, history = start.copy(), np.zeros_like(start), np.zeros_like(start), []
+    for t, g in enumerate(grads, start=1):
+        d = g + weight_decay * p
+        m = b1 * m + (1 - b1) * d
+        v = b2 * v + (1 - b2) * d * d
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        history.append(p.copy())
+    return history
+
+
+START = np.random.default_rng(0).standard_normal((3, 4))
+
+
+@pytest.mark.parametrize("settings", [
+    {}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"weight_decay": 0.1},
+    {"momentum": 0.5, "nesterov": True, "weight_decay": 0.01},
+], ids=["plain", "momentum", "nesterov", "decay", "all"])
+def test_sgd_matches_the_numpy_reference(settings):
+    grads = _gradients(1, START.shape)
+    got = _run(lambda params: SGD(params, lr=0.1, **settings), START, grads)
+    expected = _sgd_reference(START, grads, 0.1, **settings)
+    for step, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=f"step {step}")
+
+
+@pytest.mark.parametrize("settings", [
+    {"lr": 1e-2}, {"lr": 0.1, "betas": (0.8, 0.99), "eps": 1e-6}, {"lr": 1e-2, "weight_decay": 0.1},
+], ids=["defaults", "custom", "decay"])
+def test_adam_matches_the_numpy_reference(settings):
+    grads = _gradients(2, START.shape)
+    got = _run(lambda params: Adam(params, **settings), START, grads)
+    full = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, **settings}
+    expected = _adam_reference(START, grads, full["lr"], *full["betas"], full["eps"], full["weight_decay"])
+    for step, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=f"step {step}")
+
+
+def test_a_changed_learning_rate_takes_effect():
+    grads = _gradients(3, START.shape, steps=2)
+    p = Tensor(START.copy(), requires_grad=True)
+    opt = SGD([p], lr=0.1)
+    p.grad = grads[0]
+    opt.step()
+    opt.lr = np.float64(0.01)
+    p.grad = grads[1]
+    opt.step()
+    np.testing.assert_allclose(p.data, START - 0.1 * grads[0] - 0.01 * grads[1], rtol=1e-14)
+
+
+def test_parameters_without_gradient_are_skipped_and_adam_counts_steps_per_parameter():
+    a = Tensor(np.ones(2), requires_grad=True)
+    b = Tensor(np.ones(2), requires_grad=True)
+    opt = Adam([a, b], lr=0.1)
+    a.grad = np.array([1.0, -3.0])
+    opt.step()
+    np.testing.assert_array_equal(b.data, [1.0, 1.0])
+    a.grad, b.grad = np.array([1.0, -3.0]), np.array([2.0, -0.5])
+    opt.step()
+    # b's first step: bias correction for t = 1, so it moves by lr * sign(grad) (up to eps)
+    np.testing.assert_allclose(b.data, [0.9, 1.1], rtol=1e-7)
+
+
+def test_step_updates_in_place_builds_no_graph_and_moves_the_version_counter():
+    model = MLP([2, 3, 1], rng=0)
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    arrays = [p.data for p in model.parameters()]
+    x = np.random.default_rng(0).standard_normal((4, 2))
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+    for p, before in zip(model.parameters(), arrays):
+        assert p.op is None and p.is_leaf and p.parents == () and p.requires_grad
+        assert p.data is before  # written in place, the same array
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()  # the graph saved the old values
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_read_only_parameter_arrays_are_rebound_instead_of_written():
+    array = np.ones(3)
+    array.flags.writeable = False
+    p = Tensor(array, requires_grad=True)
+    opt = SGD([p], lr=0.5)
+    p.grad = np.ones(3)
+    opt.step()
+    np.testing.assert_array_equal(p.data, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(array, [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+                                  lambda ps: Adam(ps, lr=0.1, weight_decay=0.1)], ids=["SGD", "Adam"])
+def test_float32_parameters_stay_float32(make):
+    model = MLP([3, 4, 2], init="he", rng=0, dtype=np.float32)
+    opt = make(model.parameters())
+    opt.lr = np.float64(opt.lr)  # even a float64 learning rate must not promote the parameters
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    for _ in range(2):
+        opt.zero_grad()
+        mse(model(x), np.zeros((5, 2))).backward()
+        opt.step()
+    for p in model.parameters():
+        assert p.dtype == np.float32 and p.grad.dtype == np.float32
+    assert model(x).dtype == np.float32
+
+
+def test_named_parameters_and_dicts_are_accepted():
+    model = MLP([2, 2, 1], rng=0)
+    opt = SGD(model.named_parameters(), lr=0.1)
+    assert opt.names == ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
+    assert opt.params == model.parameters()
+    assert Adam(dict(model.named_parameters())).names == opt.names
+    assert "4 parameters" in repr(opt) and "Adam(lr=0.001" in repr(Adam(model.parameters()))
+
+
+def test_invalid_parameters_are_refused_with_an_explanation():
+    w = Tensor(np.ones((2, 2)), requires_grad=True, name="w")
+    computed = w * 2
+    with pytest.raises(ValueError, match=r"not a leaf: it was computed from other tensors by mul.*parameters\(\)"):
+        SGD([w, computed], lr=0.1)
+    with pytest.raises(ValueError, match="'frozen' does not require grad"):
+        SGD([("frozen", Tensor(np.ones(2)))], lr=0.1)
+    with pytest.raises(TypeError, match="is a ndarray, not a Tensor"):
+        SGD([np.ones(2)], lr=0.1)
+    with pytest.raises(TypeError, match=r"wrap a single one: SGD\(\[w\]"):
+        SGD(w, lr=0.1)
+    with pytest.raises(TypeError, match=r"model.parameters\(\)"):
+        Adam(MLP([2, 1], rng=0))
+    with pytest.raises(ValueError, match="empty list of parameters"):
+        SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="appears twice"):
+        SGD([w, w], lr=0.1)
+
+
+def test_invalid_settings_are_refused():
+    w = [Tensor(np.ones(2), requires_grad=True)]
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+        SGD(w, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"lr must lie in"):
+        SGD(w, lr=-0.1)
+    with pytest.raises(TypeError, match="lr must be a number"):
+        SGD(w, lr="0.1")
+    with pytest.raises(ValueError, match=r"betas\[1\] must lie in \[0.0, 1.0\)"):
+        Adam(w, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        Adam(w, betas=0.9)
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused():
+    p = Tensor(np.ones((2, 2)), requires_grad=True, name="w")
+    opt = SGD([p], lr=0.1)
+    p.grad = np.ones(2)
+    with pytest.raises(ValueError, match=r"gradient of 'w' has shape \(2,\) but the parameter has shape \(2, 2\)"):
+        opt.step()
+
+
+# -- training -----------------------------------------------------------------------------------------------
+
+XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR_Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.5, momentum=0.9),
+                                  lambda ps: Adam(ps, lr=0.05)], ids=["SGD", "Adam"])
+def test_a_small_mlp_learns_xor(make):
+    model = MLP([2, 4, 1], activation="tanh", output_activation="sigmoid", init="xavier", rng=0)
+    opt = make(model.parameters())
+    losses = []
+    for _ in range(300):
+        opt.zero_grad()
+        loss = sigmoid_cross_entropy(model(XOR_X), XOR_Y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.05 * losses[0]
+    np.testing.assert_array_equal(model(XOR_X).data > 0.5, XOR_Y > 0.5)
+
+
+def test_linear_regression_with_plain_sgd_finds_the_true_weights():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3))
+    true_w, true_b = np.array([[1.0], [-2.0], [0.5]]), np.array([0.3])
+    y = x @ true_w + true_b
+    layer = Linear(3, 1, init="xavier", rng=1)
+    opt = SGD(layer.parameters(), lr=0.1)
+    first = None
+    for _ in range(200):
+        opt.zero_grad()
+        loss = mse(layer(x), y)
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 1e-6 * first
+    np.testing.assert_allclose(layer.weight.data, true_w, atol=1e-3)
+    np.testing.assert_allclose(layer.bias.data, true_b, atol=1e-3)

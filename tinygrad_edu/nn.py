@@ -1,0 +1,516 @@
+"""Layers and networks built on the engine: ``Module``, ``Linear``, activations, ``Sequential`` and ``MLP``.
+
+A ``Module`` finds its parameters by itself: every leaf ``Tensor`` with ``requires_grad=True`` stored in one of
+its attributes (directly, inside lists, tuples and dicts, or inside another ``Module``) is a parameter, named
+by the path that leads to it (``layers.0.weight``). No registration step, no ``__getattr__`` magic.
+
+Weights are stored **(in_features, out_features)** and a layer computes ``x @ weight + bias`` with one sample
+per row of ``x``: the layout of the MNIST seed (``np.dot(x, w1)``). PyTorch's ``nn.Linear`` stores the
+transpose, (out_features, in_features), and computes ``x @ weight.T + bias``; Nielsen's book keeps
+(out, in) weights and column-vector samples. Transpose when you move weights between them.
+
+>>> import numpy as np
+>>> from tinygrad_edu import Tensor
+>>> net = MLP([2, 3, 1], activation="tanh", output_activation="sigmoid", init="xavier", rng=0)
+>>> [(name, p.shape) for name, p in net.named_parameters()]
+[('layers.0.weight', (2, 3)), ('layers.0.bias', (3,)), ('layers.2.weight', (3, 1)), ('layers.2.bias', (1,))]
+>>> net(Tensor(np.zeros((4, 2)))).shape
+(4, 1)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = [
+    "Module", "Linear", "Sequential", "MLP",
+    "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
+    "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
+]
+
+RngLike = np.random.Generator | int | None
+Initialiser = Callable[[tuple[int, int], np.random.Generator], np.ndarray]
+
+
+# -- walking the attributes -------------------------------------------------------------------------------
+
+def _members(obj: Any, prefix: str, on_path: set[int]) -> Iterator[tuple[str, Tensor | Module]]:
+    """Tensors and Modules reachable from ``obj`` through lists, tuples and dicts (not through Modules).
+
+    ``on_path`` holds the containers being walked, so a list that contains itself does not loop forever.
+    """
+    if isinstance(obj, (Tensor, Module)):
+        yield prefix, obj
+        return
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple: its field names read better
+        items: Iterator[tuple[str, Any]] = zip(obj._fields, obj)
+    elif isinstance(obj, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(obj))
+    elif isinstance(obj, dict):
+        items = ((str(k), v) for k, v in obj.items())
+    else:
+        return  # numbers, strings, arrays, functions...: not part of the parameter tree
+    if id(obj) in on_path:
+        return
+    on_path.add(id(obj))
+    for key, value in items:
+        yield from _members(value, f"{prefix}.{key}", on_path)
+    on_path.discard(id(obj))
+
+
+def _is_parameter(t: Tensor) -> bool:
+    # NOTE: only leaves: a forward pass that caches its activations (self.a1 = ..., as the seeds do) stores
+    # tensors that require grad but are computed from the parameters; they must not be trained or saved.
+    return t.requires_grad and t.op is None
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped: names the model has but the state lacked, and back."""
+
+    missing: list[str]
+    unexpected: list[str]
+
+
+# -- Module -------------------------------------------------------------------------------------------------
+
+class Module:
+    """Base class of layers and networks: subclasses store tensors and modules as attributes, write ``forward``.
+
+    >>> class Affine(Module):
+    ...     def __init__(self):
+    ...         self.scale = Tensor(np.ones(2), requires_grad=True)
+    ...         self.parts = {"shift": Tensor(np.zeros(2), requires_grad=True)}
+    ...     def forward(self, x):
+    ...         return x * self.scale + self.parts["shift"]
+    >>> [name for name, _ in Affine().named_parameters()]
+    ['scale', 'parts.shift']
+    """
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no forward(): a Module subclass must define forward(self, x), the "
+            f"computation that calling the module runs.")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- the parameter tree ---------------------------------------------------------------------------------
+    def _walk(self, prefix: str, seen_tensors: set[int], seen_modules: set[int],
+              params: list[tuple[str, Tensor]] | None, modules: list[tuple[str, Module]] | None) -> None:
+        seen_modules.add(id(self))
+        if modules is not None:
+            modules.append((prefix, self))
+        for attr, value in vars(self).items():
+            for name, member in _members(value, f"{prefix}.{attr}" if prefix else attr, set()):
+                if isinstance(member, Module):
+                    if id(member) not in seen_modules:
+                        member._walk(name, seen_tensors, seen_modules, params, modules)
+                elif params is not None and _is_parameter(member) and id(member) not in seen_tensors:
+                    seen_tensors.add(id(member))  # a tensor reachable twice keeps its first name
+                    params.append((name, member))
+
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """``(dotted name, tensor)`` for every parameter, in attribute definition order, each tensor once."""
+        params: list[tuple[str, Tensor]] = []
+        self._walk("", set(), set(), params, None)
+        return params
+
+    def parameters(self) -> list[Tensor]:
+        """The parameters of ``named_parameters()``, without their names: what an optimizer takes."""
+        return [p for _, p in self.named_parameters()]
+
+    def named_modules(self) -> list[tuple[str, Module]]:
+        """``(dotted name, module)`` for this module (name ``""``) and every module inside it, each once."""
+        modules: list[tuple[str, Module]] = []
+        self._walk("", set(), set(), None, modules)
+        return modules
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``grad`` becomes None)."""
+        for p in self.parameters():
+            p.grad = None
+
+    # -- saving and loading ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter's values, by dotted name (later training does not change it)."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
+        """Copy values from ``state`` (as ``state_dict()`` makes) into the parameters.
+
+        Every entry must be a numpy array with the parameter's exact shape and dtype. With ``strict=True`` the
+        names must match exactly too; ``strict=False`` skips missing and unexpected names and returns them.
+        All problems are reported in one ``ValueError``, and nothing is changed unless everything fits.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: expected a dict of name -> numpy array (as state_dict() returns), "
+                            f"got {type(state).__name__}.")
+        params = self.named_parameters()
+        names = {name for name, _ in params}
+        missing = [name for name, _ in params if name not in state]
+        unexpected = [str(key) for key in state if key not in names]
+        problems = []
+        if strict:
+            problems += [f"missing {name!r}" for name in missing]
+            problems += [f"unexpected {name!r}" for name in unexpected]
+        for name, p in params:
+            if name not in state:
+                continue
+            value = state[name]
+            if not isinstance(value, np.ndarray):
+                problems.append(f"{name!r} is a {type(value).__name__}, the model expects a numpy array")
+            elif value.shape != p.shape:
+                transposed = value.ndim == 2 and value.shape[::-1] == p.shape
+                hint = (" (transposed? Linear weights here are (in_features, out_features); PyTorch's are "
+                        "(out, in), so pass weight.T)" if transposed else "")
+                problems.append(f"{name!r} has shape {value.shape}, the model expects {p.shape}{hint}")
+            elif value.dtype != p.dtype:
+                problems.append(f"{name!r} has dtype {value.dtype}, the model expects {p.dtype} "
+                                f"(convert it with .astype(np.{p.dtype}))")
+        if problems:
+            raise ValueError(f"load_state_dict: {'; '.join(problems)}. Nothing was loaded.")
+        for name, p in params:
+            if name in state:
+                # NOTE: assigning through the setter bumps the version counter, so a graph built from the old
+                # values refuses to backpropagate instead of silently mixing old and new numbers.
+                p.data = np.array(state[name], copy=True)
+        return LoadResult(missing, unexpected)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically.
+
+        The archive is written to a temporary file in the same directory, flushed to disk, then renamed over
+        ``path``: a crash or error midway leaves the previous file untouched.
+        """
+        state = self.state_dict()
+        clashes = [name for name in state if name in ("file", "allow_pickle")]
+        if clashes:
+            raise ValueError(f"save: a parameter named {clashes[0]!r} clashes with an argument of np.savez; "
+                             f"rename that attribute.")
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **state)
+                handle.flush()
+                os.fsync(handle.fileno())
+            # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
+            os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+        _fsync_directory(directory)
+
+    def load(self, path: str | os.PathLike[str], strict: bool = True) -> LoadResult:
+        """Read an ``.npz`` file written by ``save`` (without pickle) and ``load_state_dict`` it."""
+        archive = np.load(os.fspath(path), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"load: {os.fspath(path)!r} holds a single array, not an .npz archive of named "
+                             f"parameters; write it with model.save(path).")
+        with archive:
+            state = {name: archive[name] for name in archive.files}
+        return self.load_state_dict(state, strict=strict)
+
+    # -- printing -------------------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The text inside ``Name(...)`` when printing; layers override it with their settings."""
+        return ""
+
+    def _repr(self, on_path: set[int]) -> str:
+        children = [(name, m) for attr, value in vars(self).items()
+                    for name, m in _members(value, attr, set()) if isinstance(m, Module)]
+        header = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return header + ")"
+        on_path = on_path | {id(self)}
+        lines = [header]
+        for name, child in children:
+            text = f"{type(child).__name__}(<cycle>)" if id(child) in on_path else child._repr(on_path)
+            lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
+        return "\n".join(lines) + "\n)"
+
+    def __repr__(self) -> str:
+        return self._repr(set())
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable; not every platform can open a directory, so this is best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- initialisers -------------------------------------------------------------------------------------------
+
+def normal_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
+    """Standard normal N(0, 1) weights, as the seeds' ``np.random.randn`` (large: sigmoids saturate)."""
+    return np.random.default_rng(rng).standard_normal(shape)
+
+
+def nielsen_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
+    """N(0, 1) / sqrt(fan_in): the improved initialisation of Nielsen's chapter 3 (fan_in = shape[0])."""
+    return np.random.default_rng(rng).standard_normal(shape) / np.sqrt(shape[0])
+
+
+def xavier_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
+    """Glorot *uniform*: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), so Var = 2 / (fan_in + fan_out)."""
+    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+    return np.random.default_rng(rng).uniform(-limit, limit, size=shape)
+
+
+def he_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
+    """He (Kaiming) *normal*: N(0, 2 / fan_in), which keeps the signal's size through ReLU layers."""
+    return np.random.default_rng(rng).standard_normal(shape) * np.sqrt(2.0 / shape[0])
+
+
+def zeros_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
+    """All zeros, as the cat-vs-non-cat logistic regression starts (fine for one layer; a hidden layer
+    started at zero would keep all its units identical). ``rng`` is accepted and not used."""
+    return np.zeros(shape)
+
+
+INITIALISERS: dict[str, Initialiser] = {
+    "normal": normal_init, "nielsen": nielsen_init, "xavier": xavier_init, "he": he_init, "zeros": zeros_init,
+}
+"""Initialisers by the name ``Linear(init=...)`` accepts; each maps ``(shape, rng)`` to a float64 array."""
+
+
+def _as_input(x: Any, dtype: np.dtype) -> Tensor:
+    """Data into the layer's dtype (so a float32 model stays float32); tensors that need gradients pass as is."""
+    if isinstance(x, Tensor):
+        if x.dtype == dtype or x.requires_grad:
+            return x
+        return Tensor(x.data.astype(dtype), name=x.name)
+    return Tensor(np.asarray(x, dtype=dtype))
+
+
+# -- layers -------------------------------------------------------------------------------------------------
+
+class Linear(Module):
+    """A fully connected layer: ``x @ weight + bias``, one sample per row of ``x``.
+
+    ``weight`` has shape ``(in_features, out_features)`` (PyTorch stores the transpose) and ``bias`` shape
+    ``(out_features,)``. ``init`` picks the weights: ``"normal"`` N(0, 1), as the seeds and Nielsen's book do,
+    with N(0, 1) biases too; ``"nielsen"`` N(0, 1/fan_in), ``"xavier"`` Glorot uniform, ``"he"`` N(0, 2/fan_in),
+    ``"zeros"``, or a callable ``init((in_features, out_features), rng) -> array``; all but ``"normal"`` start
+    the biases at zero.
+    Random numbers come only from ``rng`` (a Generator, a seed, or None for a fresh unseeded Generator); the
+    weights are drawn first, then the biases. Inputs that need no gradient are cast to ``dtype``.
+
+    >>> layer = Linear(3, 2, init="he", rng=0, dtype=np.float32)
+    >>> layer
+    Linear(in_features=3, out_features=2, bias=True, dtype=float32)
+    >>> layer(np.ones((5, 3))).dtype
+    dtype('float32')
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 init: str | Initialiser = "normal", rng: RngLike = None, dtype: Any = np.float64) -> None:
+        for label, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Linear: {label} must be a positive integer, got {n!r}.")
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Linear: dtype must be a floating-point type (np.float32 or np.float64), "
+                            f"got {dtype}.")
+        generator = np.random.default_rng(rng)
+        shape = (int(in_features), int(out_features))
+        if isinstance(init, str):
+            if init not in INITIALISERS:
+                raise ValueError(f"Linear: unknown init {init!r}; choose one of {sorted(INITIALISERS)} or pass a "
+                                 f"callable init((in_features, out_features), rng) -> array.")
+            weight = INITIALISERS[init](shape, generator)
+        elif callable(init):
+            weight = np.asarray(init(shape, generator))
+            if weight.shape != shape:
+                raise ValueError(f"Linear: init returned shape {weight.shape}, expected {shape} "
+                                 f"(in_features, out_features).")
+        else:
+            raise TypeError(f"Linear: init must be a name or a callable, got {type(init).__name__}.")
+        self.in_features, self.out_features = shape
+        self.weight = Tensor(weight.astype(dtype), requires_grad=True, name="weight")
+        self.bias: Tensor | None = None
+        if bias:
+            values = generator.standard_normal(shape[1]) if init == "normal" else np.zeros(shape[1])
+            self.bias = Tensor(values.astype(dtype), requires_grad=True, name="bias")
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_input(x, self.weight.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            hint = (" It looks transposed (one sample per column, as in Nielsen's book): pass x.T."
+                    if x.ndim == 2 and x.shape[0] == self.in_features else "")
+            raise ValueError(f"Linear({self.in_features} -> {self.out_features}): the input has shape {x.shape}, "
+                             f"but its last axis must hold the {self.in_features} features of each sample (one "
+                             f"sample per row).{hint}")
+        out = x @ self.weight
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        dtype = "" if self.weight.dtype == np.float64 else f", dtype={self.weight.dtype}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}{dtype}")
+
+
+def _tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+class Sigmoid(Module):
+    """sigmoid(x) = 1 / (1 + exp(-x)), elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).sigmoid()
+
+
+class Tanh(Module):
+    """tanh(x), elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).tanh()
+
+
+class ReLU(Module):
+    """max(x, 0), elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).relu()
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder where a layer is optional)."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x)
+
+
+class Softmax(Module):
+    """exp(x) / sum(exp(x)) along ``axis``: each row becomes a probability distribution."""
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).softmax(self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class LogSoftmax(Module):
+    """log(softmax(x)) along ``axis``, computed stably (pair it with ``losses.nll_loss``)."""
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).log_softmax(self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+_ACTIVATIONS: dict[str, type[Module]] = {
+    "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "identity": Identity, "softmax": Softmax,
+    "log_softmax": LogSoftmax,
+}
+
+
+# -- containers ---------------------------------------------------------------------------------------------
+
+class Sequential(Module):
+    """Modules applied one after another; kept in the list ``layers``, so names read ``layers.0.weight``.
+
+    >>> net = Sequential(Linear(2, 2, rng=0), Tanh())
+    >>> print(net)
+    Sequential(
+      (layers.0): Linear(in_features=2, out_features=2, bias=True)
+      (layers.1): Tanh()
+    )
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module; wrap plain "
+                                f"functions in a Module subclass with a forward method.")
+        self.layers: list[Module] = list(modules)
+
+    def forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+
+_SAME: Any = object()  # MLP's output_activation default: the hidden layers' activation
+
+
+class MLP(Sequential):
+    """A multilayer perceptron: ``Linear`` layers of the given ``sizes`` with an activation after each.
+
+    ``activation`` is a name (``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"``, ``"softmax"``,
+    ``"log_softmax"``), a Module class (one instance per layer) or a Module instance (shared by every layer).
+    ``output_activation`` defaults to the same activation (Nielsen's all-sigmoid network); ``None`` leaves the
+    output as raw scores (logits), e.g. for ``softmax_cross_entropy``. One ``rng`` draws every layer, in order.
+
+    >>> print(MLP([784, 30, 10], output_activation=None, rng=0))
+    MLP(
+      (layers.0): Linear(in_features=784, out_features=30, bias=True)
+      (layers.1): Sigmoid()
+      (layers.2): Linear(in_features=30, out_features=10, bias=True)
+    )
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str | Module | type[Module] = "sigmoid",
+                 bias: bool = True, output_activation: str | Module | type[Module] | None = _SAME,
+                 init: str | Initialiser = "normal", rng: RngLike = None, dtype: Any = np.float64) -> None:
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: sizes must list at least the input and output sizes, e.g. [784, 30, 10]; "
+                             f"got {sizes}.")
+        generator = np.random.default_rng(rng)
+        layers: list[Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(n_in, n_out, bias, init=init, rng=generator, dtype=dtype))
+            last = i == len(sizes) - 2
+            chosen = activation if not last or output_activation is _SAME else output_activation
+            if chosen is not None:
+                layers.append(_activation(chosen))
+        super().__init__(*layers)
+        self.sizes = sizes
+
+
+def _activation(spec: str | Module | type[Module]) -> Module:
+    if isinstance(spec, Module):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Module):
+        return spec()
+    if isinstance(spec, str) and spec in _ACTIVATIONS:
+        return _ACTIVATIONS[spec]()
+    raise ValueError(f"MLP: unknown activation {spec!r}; use one of {sorted(_ACTIVATIONS)}, a Module class or a "
+                     f"Module instance.")

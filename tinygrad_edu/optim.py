@@ -1,0 +1,262 @@
+"""Optimizers: ``SGD`` (with momentum, Nesterov and weight decay) and ``Adam``.
+
+An optimizer holds the parameters (leaf tensors) it updates. ``step()`` moves each parameter that has a
+gradient, in place with numpy on ``.data`` (nothing is recorded in the graph), and assigns it back through the
+``data`` setter so the engine's version counter sees the change. ``zero_grad()`` sets every ``.grad`` to None.
+
+>>> import numpy as np
+>>> from tinygrad_edu import Tensor
+>>> w = Tensor(np.array([1.0, -2.0]), requires_grad=True, name="w")
+>>> opt = SGD([w], lr=0.1)
+>>> (w * w).sum().backward()
+>>> opt.step()
+>>> w.data.tolist()  # w - 0.1 * 2w
+[0.8, -1.6]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .nn import Module
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+ParamsLike = Iterable[Tensor] | Iterable[tuple[str, Tensor]] | Mapping[str, Tensor]
+
+
+def _collect(params: Any, who: str) -> tuple[list[str], list[Tensor]]:
+    """Check and list the parameters: leaf float tensors that require grad, each once."""
+    if isinstance(params, Tensor):
+        raise TypeError(f"{who}: params must be a list of tensors; wrap a single one: {who}([w], lr=...).")
+    if isinstance(params, Module):
+        raise TypeError(f"{who}: pass the model's parameters, not the model: {who}(model.parameters(), lr=...).")
+    items = list(params.items()) if isinstance(params, Mapping) else list(params)
+    if not items:
+        raise ValueError(f"{who}: got an empty list of parameters, so step() would change nothing. Did the model "
+                         f"store its tensors with requires_grad=True?")
+    names: list[str] = []
+    tensors: list[Tensor] = []
+    seen: dict[int, str] = {}
+    for k, item in enumerate(items):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            name, p = item
+        else:
+            name, p = "", item
+        label = repr(name or getattr(p, "name", None) or f"parameter {k}")
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{who}: {label} is a {type(p).__name__}, not a Tensor; pass tensors or "
+                            f"(name, tensor) pairs, e.g. model.parameters() or model.named_parameters().")
+        if p.op is not None:
+            raise ValueError(f"{who}: {label} is not a leaf: it was computed from other tensors by "
+                             f"{p.op.name}, so changing it would not change them (and the next forward pass "
+                             f"would recompute it). Pass the leaves you created, e.g. model.parameters().")
+        if not p.requires_grad:
+            raise ValueError(f"{who}: {label} does not require grad, so backward() never gives it a gradient and "
+                             f"step() could not move it. Create it with requires_grad=True (or leave it out).")
+        if id(p) in seen:
+            raise ValueError(f"{who}: {label} appears twice (also as {seen[id(p)]}); it would be updated twice "
+                             f"per step. Pass each parameter once.")
+        seen[id(p)] = label
+        names.append(name)
+        tensors.append(p)
+    return names, tensors
+
+
+def _check_number(value: Any, label: str, who: str, low: float, high: float = math.inf,
+                  high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{who}: {label} must be a number, got {type(value).__name__}.")
+    value = float(value)
+    if not (low <= value and (value < high if high_open else value <= high)):
+        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        raise ValueError(f"{who}: {label} must lie in {bound}, got {value}.")
+    return value
+
+
+class Optimizer:
+    """Base class: holds ``params`` (and their ``names``, "" when none were given) and ``lr``."""
+
+    def __init__(self, params: ParamsLike, lr: float) -> None:
+        who = type(self).__name__
+        self.names, self.params = _collect(params, who)
+        self.lr = _check_number(lr, "lr", who, 0.0)
+        # NOTE: scratch arrays, one per parameter, made on first use: step() runs thousands of times per epoch
+        # and should not allocate fresh temporaries for every parameter every time.
+        self._scratch: list[np.ndarray | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``grad`` becomes None, and step() skips it until it has one)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def _buffer(self, i: int, data: np.ndarray) -> np.ndarray:
+        buf = self._scratch[i]
+        if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
+            buf = self._scratch[i] = np.empty_like(data)
+        return buf
+
+    def _gradient(self, i: int, p: Tensor) -> np.ndarray | None:
+        g = p.grad
+        if g is not None and g.shape != p.shape:
+            label = repr(self.names[i] or p.name or f"parameter {i}")
+            raise ValueError(f"{type(self).__name__}.step(): the gradient of {label} has shape {g.shape} but the "
+                             f"parameter has shape {p.shape}; set .grad only to arrays of the parameter's shape.")
+        return g
+
+    @staticmethod
+    def _apply(p: Tensor, update: np.ndarray) -> None:
+        """``p.data -= update`` in place, then through the setter so the version counter moves."""
+        data = p.data
+        if data.flags.writeable:
+            data -= update
+            p.data = data
+        else:  # e.g. a tensor made from a read-only array: rebind instead of writing into it
+            p.data = data - update
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum (heavy-ball or Nesterov) and weight decay.
+
+    With d = grad + weight_decay * p (weight decay as an L2 penalty's gradient):
+
+    * plain:     p <- p - lr d
+    * momentum:  v <- momentum v + d;  p <- p - lr v            (v starts at 0)
+    * Nesterov:  v <- momentum v + d;  p <- p - lr (d + momentum v)
+
+    This is PyTorch's convention. Nielsen's book writes v' = mu v - eta grad, w' = w + v': the same steps for a
+    constant learning rate, with his v equal to -lr times ours.
+
+    >>> w = Tensor(np.array([1.0]), requires_grad=True)
+    >>> opt = SGD([w], lr=0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.zero_grad(); (w * 1.0).sum().backward(); opt.step()
+    >>> round(float(w.data[0]), 6)  # 1 - 0.1 * 1 - 0.1 * (0.9 + 1)
+    0.71
+    """
+
+    def __init__(self, params: ParamsLike, lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.momentum = _check_number(momentum, "momentum", "SGD", 0.0)
+        self.weight_decay = _check_number(weight_decay, "weight_decay", "SGD", 0.0)
+        if nesterov and self.momentum == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0 (Nesterov's look-ahead follows the "
+                             "velocity).")
+        self.nesterov = bool(nesterov)
+        self.velocity: list[np.ndarray | None] = [None] * len(self.params)
+        self._decayed: list[np.ndarray | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        lr, momentum, decay = float(self.lr), self.momentum, self.weight_decay
+        for i, p in enumerate(self.params):
+            g = self._gradient(i, p)
+            if g is None:
+                continue
+            data = p.data
+            out = self._buffer(i, data)
+            if decay:
+                d = self._decayed[i]
+                if d is None or d.shape != data.shape or d.dtype != data.dtype:
+                    d = self._decayed[i] = np.empty_like(data)
+                np.multiply(data, decay, out=d)
+                d += g
+                g = d
+            if momentum:
+                v = self.velocity[i]
+                if v is None:
+                    v = self.velocity[i] = np.array(g, dtype=data.dtype, copy=True)
+                else:
+                    v *= momentum
+                    v += g
+                if self.nesterov:
+                    np.multiply(v, momentum, out=out)
+                    out += g
+                    g = out
+                else:
+                    g = v
+            np.multiply(g, lr, out=out)
+            self._apply(p, out)
+
+    def __repr__(self) -> str:
+        return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+                f"weight_decay={self.weight_decay}, {len(self.params)} parameters)")
+
+
+class Adam(Optimizer):
+    """Adam: per-element step sizes from running averages of the gradient and of its square.
+
+    With d = grad + weight_decay * p (an L2 penalty, as PyTorch's Adam; not AdamW's decoupled decay) and t the
+    number of steps this parameter has taken:
+
+        m <- b1 m + (1 - b1) d;   v <- b2 v + (1 - b2) d^2          (m, v start at 0)
+        p <- p - lr * m_hat / (sqrt(v_hat) + eps),   m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)
+
+    >>> w = Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    >>> opt = Adam([w], lr=0.1)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w.data.round(6).tolist()  # the first step moves each element by lr, whatever the gradient's size
+    [0.9, -0.9]
+    """
+
+    def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (b1, b2), got {betas!r}.")
+        self.betas = (_check_number(betas[0], "betas[0]", "Adam", 0.0, 1.0, high_open=True),
+                      _check_number(betas[1], "betas[1]", "Adam", 0.0, 1.0, high_open=True))
+        self.eps = _check_number(eps, "eps", "Adam", 0.0)
+        self.weight_decay = _check_number(weight_decay, "weight_decay", "Adam", 0.0)
+        self.steps = [0] * len(self.params)
+        self.m: list[np.ndarray | None] = [None] * len(self.params)
+        self.v: list[np.ndarray | None] = [None] * len(self.params)
+        self._decayed: list[np.ndarray | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        lr, (b1, b2), eps, decay = float(self.lr), self.betas, self.eps, self.weight_decay
+        for i, p in enumerate(self.params):
+            g = self._gradient(i, p)
+            if g is None:
+                continue
+            data = p.data
+            out = self._buffer(i, data)
+            if decay:
+                d = self._decayed[i]
+                if d is None or d.shape != data.shape or d.dtype != data.dtype:
+                    d = self._decayed[i] = np.empty_like(data)
+                np.multiply(data, decay, out=d)
+                d += g
+                g = d
+            m, v = self.m[i], self.v[i]
+            if m is None or v is None or m.shape != data.shape:
+                m = self.m[i] = np.zeros_like(data)
+                v = self.v[i] = np.zeros_like(data)
+            self.steps[i] = t = self.steps[i] + 1
+            m *= b1
+            np.multiply(g, 1.0 - b1, out=out)
+            m += out
+            v *= b2
+            np.multiply(g, g, out=out)
+            out *= 1.0 - b2
+            v += out
+            # NOTE: lr m_hat / (sqrt(v_hat) + eps) rewritten as (lr / c1) m / (sqrt(v) / sqrt(c2) + eps) with
+            # c = 1 - b^t: the same number, computed with scalar corrections instead of two more arrays.
+            np.sqrt(v, out=out)
+            out *= 1.0 / math.sqrt(1.0 - b2**t)
+            out += eps
+            np.divide(m, out, out=out)
+            out *= lr / (1.0 - b1**t)
+            self._apply(p, out)
+
+    def __repr__(self) -> str:
+        return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
+                f"{len(self.params)} parameters)")
