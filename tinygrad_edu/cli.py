@@ -1,30 +1,209 @@
-"""The ``tinygrad-edu`` command line (also ``python -m tinygrad_edu``)."""
+"""The ``tinygrad-edu`` command line (also ``python -m tinygrad_edu``).
+
+Commands: ``demo`` (the main job), ``train``, ``compare``, ``graph`` and ``bench``; ``--help`` on each.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
+
+import numpy as np
 
 __all__ = ["main"]
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from . import Tensor
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers like 784,30,10; got {text!r}")
+    if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"sizes for MNIST start with 784 (28x28 pixels) and end with 10 (digits), e.g. 784,30,10; got {text!r}")
+    return sizes
 
-    w = Tensor([[0.5, -1.0]], requires_grad=True, name="w")
-    loss = (w @ Tensor([[2.0], [1.0]])).sigmoid().sum()
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+
+    return parse
+
+
+def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost: str, seed: int,
+                 dtype: type, init: str, limit: int | None, progress: bool) -> tuple[object, dict[str, list[float]]]:
+    """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the seed."""
+    from . import datasets, losses, nn, optim
+    from .train import fit
+
+    data = datasets.load_mnist(dtype=dtype)
+    train_x, train_y = data.train_x[:limit], datasets.one_hot(data.train_y[:limit], dtype=dtype)
+    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype)
+    # Nielsen's two costs: quadratic, and cross-entropy on the sigmoid outputs (averaged over the batch)
+    loss_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
+    optimizer = optim.SGD(model.parameters(), lr=lr)
+
+    def report(epoch: int, history: dict[str, list[float]]) -> None:
+        correct = round(history["test_accuracy"][-1] * len(data.test_x))
+        print(f"Epoch {epoch - 1}: {correct} / {len(data.test_x)}", flush=True)
+
+    history = fit(model, loss_fn, optimizer, (train_x, train_y), epochs=epochs, batch_size=batch_size,
+                  rng=seed, test=(data.test_x, data.test_y), progress=progress, on_epoch=report)
+    return model, history
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import seeds
+
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    print("tinygrad_edu demo: Nielsen's network [784, 30, 10] on the bundled MNIST\n")
+    print("1. The engine's gradients against the hand-derived backprop of every seed (float64):\n")
+    result = seeds.compare("nielsen", steps=3)
+    print(result, "\n")
+    for key in seeds.SEEDS:
+        if key != "nielsen":
+            other = seeds.compare(key, steps=3)
+            print(f"   {key:8} {'agree' if other.ok else 'DISAGREE'}: worst relative error {other.worst:.1e}")
+    print(f"\n2. Training for {args.epochs} epochs (mini-batch 10, eta 3.0, quadratic cost):\n")
+    start = time.perf_counter()
+    model, history = _train_mnist([784, 30, 10], args.epochs, 10, 3.0, "quadratic", args.seed, np.float64,
+                                  "normal", None, progress=not args.no_progress)
+    print(f"   best test accuracy {max(history['test_accuracy']):.2%} in {time.perf_counter() - start:.0f} s")
+    print("\n3. Pictures:\n")
+    paths = _pictures(model, history, out)
+    for path in paths:
+        print(f"   {path}")
+    return 0 if result.ok else 1
+
+
+def _pictures(model: object, history: dict[str, list[float]], out: str) -> list[str]:
+    """The graph of one training step, its backprop step-through, and the training curves (if possible)."""
+    from . import datasets, losses
+    from .tensor import Tensor
+
+    paths: list[str] = []
+    try:
+        from .visualize import draw, stepthrough
+    except ImportError as error:  # the visualize package is optional at run time
+        print(f"   (no pictures: {error})")
+        return paths
+    data = datasets.load_mnist()
+    x, y = data.train_x[:10], datasets.one_hot(data.train_y[:10])
+    loss = losses.quadratic_cost(model(Tensor(x, name="x")), y)
+    model.zero_grad()
     loss.backward()
-    print("loss", loss.item(), "grad of w", w.grad)
+    graph_path = os.path.join(out, "nielsen_graph.svg")
+    draw(loss, path=graph_path, params=model)
+    paths.append(graph_path)
+    html_path = os.path.join(out, "nielsen_backprop.html")
+    stepthrough(loss, path=html_path, params=model)
+    paths.append(html_path)
+    try:
+        from .visualize import plot_history
+
+        curve_path = os.path.join(out, "nielsen_history.png")
+        plot_history(history, curve_path)
+        paths.append(curve_path)
+    except ImportError:
+        print("   (training curves need matplotlib: pip install 'tinygrad_edu[plot]')")
+    return paths
+
+
+def _train(args: argparse.Namespace) -> int:
+    dtype = np.float32 if args.dtype == "float32" else np.float64
+    _, history = _train_mnist(args.sizes, args.epochs, args.batch_size, args.lr, args.cost, args.seed, dtype,
+                              args.init, args.limit, progress=not args.no_progress)
+    print(f"best test accuracy {max(history['test_accuracy']):.2%}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinygrad-edu", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="the main job")
+def _compare(args: argparse.Namespace) -> int:
+    from . import seeds
+
+    keys = list(seeds.SEEDS) if args.seed == "all" else [args.seed]
+    ok = True
+    for key in keys:
+        result = seeds.compare(key, steps=args.steps)
+        print(result, "\n")
+        ok = ok and result.ok
+    return 0 if ok else 1
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from . import seeds
+    from .visualize.cli import graph_command
+
+    twin = seeds.build(args.seed)
+    loss = twin.engine_loss(twin.model)
+    loss.backward()
+    for path in graph_command(loss, args.output, html=args.html, params=twin.model):
+        print(path)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(args.rest)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import seeds
+
+    parser = argparse.ArgumentParser(prog="tinygrad-edu", description="A small autograd engine on numpy.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="the main job: compare with the hand-derived backprop, train "
+                                            "Nielsen's net on MNIST, draw its graph")
+    demo.add_argument("--epochs", type=_positive(int), default=3, help="training epochs (default 3)")
+    demo.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+
+    train = commands.add_parser("train", help="train an MNIST MLP (Nielsen-style, sigmoid, SGD)")
+    train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
+    train.add_argument("--epochs", type=_positive(int), default=30)
+    train.add_argument("--batch-size", type=_positive(int), default=10)
+    train.add_argument("--lr", type=_positive(float), default=3.0, help="learning rate eta (default 3.0)")
+    train.add_argument("--cost", choices=["quadratic", "cross_entropy"], default="quadratic")
+    train.add_argument("--init", choices=["normal", "nielsen", "xavier", "he"], default="normal")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    train.add_argument("--limit", type=_positive(int), default=None, help="use only the first N training images")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(run=_train)
+
+    comp = commands.add_parser("compare", help="engine gradients vs the hand-derived backprop of a seed")
+    comp.add_argument("seed", choices=[*seeds.SEEDS, "all"])
+    comp.add_argument("--steps", type=int, default=3, help="SGD steps before comparing parameters (default 3)")
+    comp.set_defaults(run=_compare)
+
+    graph = commands.add_parser("graph", help="draw the computation graph of one step of a seed network")
+    graph.add_argument("seed", choices=list(seeds.SEEDS))
+    graph.add_argument("-o", "--output", default="graph.svg", help="output file (default graph.svg)")
+    graph.add_argument("--html", action="store_true", help="also write the backprop step-through page")
+    graph.set_defaults(run=_graph)
+
+    bench_cmd = commands.add_parser("bench", help="the speed benchmarks (see README)", add_help=False)
+    bench_cmd.add_argument("rest", nargs=argparse.REMAINDER)
+    bench_cmd.set_defaults(run=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     return args.run(args)
 
 

@@ -1,0 +1,43 @@
+"""Seed 001: Nielsen's Network([784, 30, 10]) with mini-batch SGD, reproduced with the engine.
+
+Run: python examples/seed1_nielsen.py [--epochs 30] [--hidden 30] [--eta 3.0]
+
+First the compare table (the engine's gradients against the hand-derived backprop of
+``tinygrad_edu.manual.nielsen``), then training as in the seed: one ``Epoch k: correct / 10000`` line per
+epoch on the test images (the book reports 95.42% best for 30 hidden units, 96.59% for 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tinygrad_edu import datasets, losses, nn, optim
+from tinygrad_edu.seeds import compare
+from tinygrad_edu.train import fit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--hidden", type=int, default=30)
+    parser.add_argument("--eta", type=float, default=3.0)
+    parser.add_argument("--cost", choices=["quadratic", "cross_entropy"], default="quadratic")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    print(compare("nielsen"), "\n")
+    mnist = datasets.load_mnist()
+    model = nn.MLP([784, args.hidden, 10], activation="sigmoid", rng=args.seed)  # N(0, 1) init, as the seed
+    cost = losses.quadratic_cost if args.cost == "quadratic" else losses.sigmoid_cross_entropy
+
+    def report(epoch: int, history: dict[str, list[float]]) -> None:
+        print(f"Epoch {epoch - 1}: {round(history['test_accuracy'][-1] * 10000)} / 10000", flush=True)
+
+    history = fit(model, cost, optim.SGD(model.parameters(), lr=args.eta),
+                  (mnist.train_x, datasets.one_hot(mnist.train_y)), epochs=args.epochs, batch_size=10,
+                  rng=args.seed, test=(mnist.test_x, mnist.test_y), progress=False, on_epoch=report)
+    print(f"best test accuracy: {max(history['test_accuracy']):.2%}")
+
+
+if __name__ == "__main__":
+    main()

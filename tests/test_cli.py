@@ -1,0 +1,59 @@
+"""The tinygrad-edu command line: commands work, bad arguments get a clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tinygrad_edu.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tinygrad_edu", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "compare", "graph"])
+def test_help_for_every_command(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: tinygrad-edu " + command in capsys.readouterr().out
+
+
+def test_compare_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "xor", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "layers.0.weight <- weights1" in out and "agree: worst relative error" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--sizes", "10,3"], "start with 784"),
+    (["train", "--sizes", "784,x,10"], "comma-separated integers"),
+    (["train", "--lr", "-1"], "must be positive"),
+    (["train", "--epochs", "0"], "must be positive"),
+    (["compare", "nope"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_a_message(args: list[str], message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_on_a_small_subset_beats_chance(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--epochs", "1", "--limit", "3000", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch 0: " in out
+    correct = int(out.split("Epoch 0: ")[1].split(" / ")[0])
+    assert correct > 5000  # of 10000 test images; chance is 1000
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    result = run("compare", "xor", "--steps", "1")
+    assert result.returncode == 0, result.stderr
+    assert "agree" in result.stdout

@@ -1,0 +1,51 @@
+"""Every engine twin reproduces its hand-derived reference; compare() notices when one does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import seeds
+
+
+@pytest.mark.parametrize("key", list(seeds.SEEDS))
+def test_twin_gradients_and_steps_match_the_hand_derived_reference(key: str) -> None:
+    result = seeds.compare(key, steps=3)
+    assert result.ok, str(result)
+    assert result.worst <= 1e-10
+    assert np.isclose(result.losses[0], result.losses[1], rtol=1e-12, atol=0)
+    assert [row.name.split(" <- ")[0] for row in result.rows] == \
+        [name for name, _ in seeds.build(key).model.named_parameters()]
+
+
+def test_compare_flags_the_one_parameter_whose_gradient_is_wrong() -> None:
+    twin = seeds.build("nielsen")
+    engine_loss = twin.engine_loss
+    bias = dict(twin.model.named_parameters())["layers.2.bias"]
+    twin.engine_loss = lambda model: engine_loss(model) + 1e-3 * (bias * bias).sum()  # a bug in one place
+    result = seeds.compare(twin, steps=1)
+    assert not result.ok
+    assert result.first_disagreement.name == "layers.2.bias <- b1"
+    assert [row.name for row in result.rows if max(row.grad_rel, row.param_rel) > 1e-10] == ["layers.2.bias <- b1"]
+    text = str(result)
+    assert "layers.2.bias <- b1" in text.split("<-- first disagreement")[0].splitlines()[-1]
+    assert "DISAGREE" in text
+
+
+def test_compare_catches_a_forgotten_factor_in_the_hand_derived_backprop() -> None:
+    twin = seeds.build("xor")
+    reference = twin.manual_gradients
+
+    def forgot_the_two(params, x, y):  # d/dW of sum (y - out)^2 without its factor 2
+        loss, grads = reference(params, x, y)
+        return loss, {**grads, "weights2": grads["weights2"] / 2}
+
+    twin.manual_gradients = forgot_the_two
+    result = seeds.compare(twin, steps=2)
+    assert result.first_disagreement.name == "layers.2.weight <- weights2"
+    assert result.first_disagreement.grad_rel == pytest.approx(1.0)  # engine's is twice the reference's
+
+
+def test_unknown_seed_names_the_choices() -> None:
+    with pytest.raises(KeyError, match="nielsen"):
+        seeds.build("nope")
