@@ -1,0 +1,59 @@
+"""Seed 003: the L-layer network kept in a params dict (W1, b1, ...), with the engine.
+
+Run: python examples/seed3_lnet.py [--iterations 2500] [--lr 0.0075] [--dims 12288,20,7,5,1]
+
+The seed's network: sigmoid layers, the cross-entropy cost J = -1/m sum [Y log AL + (1 - Y) log(1 - AL)],
+parameters drawn as randn * 0.01 with zero biases, full-batch gradient descent on the cat pictures. Both
+forms start from the same params dict (``tinygrad_edu.manual.lnet.init_params``); the engine twin is an
+``nn.MLP`` whose weights are the transposes (one sample per row instead of per column).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from tinygrad_edu import Tensor, datasets, losses, nn, optim
+from tinygrad_edu.manual import lnet
+from tinygrad_edu.seeds import compare
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=2500)
+    parser.add_argument("--lr", type=float, default=0.0075)
+    parser.add_argument("--dims", default="12288,20,7,5,1")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    dims = [int(d) for d in args.dims.split(",")]
+
+    print(compare("lnet"), "\n")
+    cats = datasets.load_catvnoncat()
+    y = cats.train_y.reshape(-1, 1).astype(np.float64)
+    params = lnet.init_params(dims, args.seed)
+    model = nn.MLP(dims, activation="sigmoid")
+    state = {}
+    for layer in range(1, len(dims)):  # the MLP's Linear layers sit at layers.0, layers.2, ...
+        state[f"layers.{2 * (layer - 1)}.weight"] = params[f"W{layer}"].T
+        state[f"layers.{2 * (layer - 1)}.bias"] = params[f"b{layer}"].reshape(-1)
+    model.load_state_dict(state)
+    optimizer = optim.SGD(model.parameters(), lr=args.lr)
+    x = Tensor(cats.train_x)
+    for i in range(args.iterations):
+        optimizer.zero_grad()
+        cost = losses.binary_cross_entropy(model(x), y)
+        cost.backward()
+        optimizer.step()
+        if i % 100 == 0:
+            print(f"Cost after iteration {i}: {cost.item():.6f}")
+
+    def accuracy(images: np.ndarray, labels: np.ndarray) -> float:
+        return float(np.mean((model(Tensor(images)).data[:, 0] > 0.5) == labels))
+
+    print(f"train accuracy {accuracy(cats.train_x, cats.train_y):.2%}, "
+          f"test accuracy {accuracy(cats.test_x, cats.test_y):.2%}")
+
+
+if __name__ == "__main__":
+    main()
