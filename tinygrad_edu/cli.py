@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job: compare with the hand-derived backprop, train "
                                             "Nielsen's net on MNIST, draw its graph")
-    demo.add_argument("--epochs", type=_positive(int), default=3, help="training epochs (default 3)")
+    demo.add_argument("--epochs", type=_positive(int), default=5, help="training epochs (default 5)")
     demo.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")

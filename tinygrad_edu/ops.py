@@ -116,25 +116,29 @@ class Add(Op):
 class Sub(Op):
     """d(a - b) = da - db"""
 
+    selective = True  # `y_hat - y`: the target needs no gradient
+
     @staticmethod
     def forward(a, b):
         return a - b
 
     @staticmethod
-    def backward(g, out, a, b):
-        return g, -g
+    def backward(g, out, a, b, *, needs=(True, True)):
+        return g, (-g if needs[1] else None)
 
 
 class Mul(Op):
     """d(a * b) = b da + a db"""
+
+    selective = True  # `2 * x`, `x * mask`: a constant factor needs no gradient
 
     @staticmethod
     def forward(a, b):
         return a * b
 
     @staticmethod
-    def backward(g, out, a, b):
-        return g * b, g * a
+    def backward(g, out, a, b, *, needs=(True, True)):
+        return (g * b if needs[0] else None), (g * a if needs[1] else None)
 
 
 class TrueDiv(Op):
@@ -142,13 +146,15 @@ class TrueDiv(Op):
 
     name = "truediv"
 
+    selective = True  # `loss / n`: a constant divisor needs no gradient
+
     @staticmethod
     def forward(a, b):
         return a / b
 
     @staticmethod
-    def backward(g, out, a, b):
-        return g / b, -g * out / b
+    def backward(g, out, a, b, *, needs=(True, True)):
+        return (g / b if needs[0] else None), (-g * out / b if needs[1] else None)
 
 
 class Neg(Op):
