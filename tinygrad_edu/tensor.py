@@ -619,8 +619,8 @@ def _check_gradient(root: Tensor, gradient: Any) -> np.ndarray:
     array = np.asarray(_raw(gradient), dtype=root.dtype)
     if array.shape != root.shape:
         raise ValueError(
-            f"backward(gradient=...): the gradient has shape {array.shape} but {_describe(root)} has shape "
-            f"{root.shape}; the upstream gradient must have exactly the output's shape.")
+            f"backward(gradient=...): the gradient has shape {array.shape}, but the output is a "
+            f"{_describe(root)}; the upstream gradient must have exactly the output's shape, {root.shape}.")
     return array
 
 
