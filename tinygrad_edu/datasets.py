@@ -320,9 +320,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except ValueError as error:
-        # np.load refuses object arrays when allow_pickle=False; we never turn that on
-        raise DataError(f"{path}: {error}; expected plain numeric and string arrays "
-                        "(object arrays would need pickle, which tinygrad_edu never uses).") from error
+        # np.load raises ValueError for a damaged array header, and for object arrays, which would need
+        # pickle (allow_pickle stays False)
+        raise DataError(f"{path}: cannot be read ({error}); expected a .npz of plain numeric and string arrays, "
+                        "which tinygrad_edu loads with allow_pickle=False.") from error
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"{path}: cannot be read as a .npz archive ({error}); {_REINSTALL}.") from error
 

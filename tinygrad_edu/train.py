@@ -17,28 +17,15 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .datasets import batches
 from .tensor import Tensor, no_grad
 
-__all__ = ["fit", "evaluate", "accuracy", "minibatches"]
-
-
-def minibatches(x: np.ndarray, y: np.ndarray, batch_size: int,
-                rng: np.random.Generator | int | None = None,
-                shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(x_batch, y_batch)`` covering every sample once, in a seeded random order."""
-    if batch_size < 1:
-        raise ValueError(f"minibatches: batch_size must be at least 1, got {batch_size}.")
-    if len(x) != len(y):
-        raise ValueError(f"minibatches: x has {len(x)} samples but y has {len(y)}; they must match.")
-    order = np.random.default_rng(rng).permutation(len(x)) if shuffle else np.arange(len(x))
-    for start in range(0, len(x), batch_size):
-        index = order[start:start + batch_size]
-        yield x[index], y[index]
+__all__ = ["fit", "evaluate", "accuracy"]
 
 
 def accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
@@ -82,7 +69,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     for epoch in range(1, epochs + 1):
         bar = _progress(steps, f"epoch {epoch}/{epochs}", progress)
         loss_sum = correct = 0.0
-        for xb, yb in minibatches(x, y, batch_size, generator):
+        for xb, yb in batches(x, y, batch_size, rng=generator):
             prediction = model(Tensor(xb))
             loss = loss_fn(prediction, yb)
             optimizer.zero_grad()

@@ -59,7 +59,8 @@ def init_params(layer_dims: Sequence[int], rng: np.random.Generator | int, *, sc
     gen = generator(rng, "lnet.init_params")
     params: Params = {}
     for layer in range(1, len(dims)):
-        params[f"W{layer}"] = (gen.standard_normal((dims[layer], dims[layer - 1])) * scale).astype(dtype, copy=False)
+        weights = gen.standard_normal((dims[layer], dims[layer - 1])) * scale
+        params[f"W{layer}"] = weights.astype(dtype, copy=False)
         params[f"b{layer}"] = np.zeros((dims[layer], 1), dtype=dtype)
     return params
 

@@ -123,7 +123,8 @@ def sgd_step(params: Params, grads: Params, lr: float) -> Params:
     """One gradient-descent step, ``w - lr * dL/dw`` for every key; returns new arrays (inputs unchanged)."""
     missing = set(params) ^ set(grads)
     if missing:
-        raise KeyError(f"mnist3.sgd_step: params and grads must have the same keys; mismatched: {sorted(missing)}.")
+        raise KeyError(f"mnist3.sgd_step: params and grads must have the same keys; "
+                       f"mismatched: {sorted(missing)}.")
     return {k: params[k] - lr * grads[k] for k in params}
 
 

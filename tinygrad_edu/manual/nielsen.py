@@ -223,7 +223,7 @@ class Network:
 # -- the flat form used by the comparison harness ----------------------------------------------------------
 
 def params_of(network: Network) -> Params:
-    """A copy of the network's parameters as ``{"w0", "b0", "w1", "b1", ...}`` (weights (out, in), biases (out, 1))."""
+    """A copy of the network's parameters as ``{"w0", "b0", "w1", "b1", ...}``: weights (out, in), biases (out, 1)."""
     params: Params = {}
     for i, (w, b) in enumerate(zip(network.weights, network.biases)):
         params[f"w{i}"] = w.copy()

@@ -63,7 +63,8 @@ def _check(params: Params, x: np.ndarray, y: np.ndarray | None, caller: str) -> 
         raise ValueError(f"xor.{caller}: expected x (n, {w1.shape[0]}), weights1 (inputs, hidden), weights2 "
                          f"(hidden, 1); got x {x.shape}, weights1 {w1.shape}, weights2 {w2.shape}.")
     if y is not None and y.shape != (x.shape[0], 1):
-        raise ValueError(f"xor.{caller}: y must be a column ({x.shape[0]}, 1), got {y.shape}; use y.reshape(-1, 1).")
+        raise ValueError(f"xor.{caller}: y must be a column ({x.shape[0]}, 1), got {y.shape}; "
+                         "use y.reshape(-1, 1).")
 
 
 def forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
