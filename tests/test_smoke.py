@@ -18,3 +18,12 @@ def test_gradcheck_matmul_sigmoid():
     a = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
     b = Tensor(rng.standard_normal((4, 2)), requires_grad=True)
     assert gradcheck(lambda a, b: (a @ b).sigmoid(), [a, b])
+
+
+def test_constants_keep_the_sign_of_zero():
+    import warnings
+
+    x = Tensor([1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (x / 0.0).data[0] == np.inf and (x / -0.0).data[0] == -np.inf

@@ -102,7 +102,7 @@ def _mnist3(rng: np.random.Generator) -> Twin:
     links = [Link("layers.0.weight", "w1"), Link("layers.2.weight", "w2"), Link("layers.4.weight", "w3")]
     return Twin("mnist3", "3-layer MNIST net, 784-64-64-10, sigmoid, no biases, sigmoid + cross-entropy",
                 "000_e4b1b14548f8685e.txt", params, model, links, x, y, mnist3.gradients,
-                lambda m: losses.sigmoid_cross_entropy(m(Tensor(x)), y), lr=0.5)
+                lambda m: losses.sigmoid_cross_entropy(m(Tensor(x, name="x")), y), lr=0.5)
 
 
 def _nielsen(rng: np.random.Generator) -> Twin:
@@ -114,7 +114,7 @@ def _nielsen(rng: np.random.Generator) -> Twin:
     links += [Link(f"layers.{2 * i}.bias", f"b{i}", _column, _flat) for i in range(2)]
     return Twin("nielsen", "Nielsen's Network([784, 30, 10]), sigmoid, quadratic cost, mini-batch SGD",
                 "001_8974e2b09711c500.txt", params, model, links, x.T.copy(), y.T.copy(),
-                nielsen.gradients, lambda m: losses.quadratic_cost(m(Tensor(x)), y), lr=3.0)
+                nielsen.gradients, lambda m: losses.quadratic_cost(m(Tensor(x, name="x")), y), lr=3.0)
 
 
 def _xor(rng: np.random.Generator) -> Twin:
@@ -124,7 +124,7 @@ def _xor(rng: np.random.Generator) -> Twin:
     links = [Link("layers.0.weight", "weights1"), Link("layers.2.weight", "weights2")]
     return Twin("xor", "2-layer XOR net, 3-4-1, sigmoid, no biases, sum of squared errors",
                 "002_0be7f9c2ed40038e.txt", params, model, links, x, y, xor.gradients,
-                lambda m: losses.sum_squared_error(m(Tensor(x)), y), lr=1.0)
+                lambda m: losses.sum_squared_error(m(Tensor(x, name="x")), y), lr=1.0)
 
 
 def _lnet(rng: np.random.Generator) -> Twin:
@@ -136,7 +136,7 @@ def _lnet(rng: np.random.Generator) -> Twin:
     links += [Link(f"layers.{2 * i}.bias", f"b{i + 1}", _column, _flat) for i in range(len(dims) - 1)]
     return Twin("lnet", "L-layer net in a params dict, [12288, 20, 7, 5, 1], sigmoid, cross-entropy",
                 "003_64939f56b2e4bc34.txt", params, model, links, x.T.copy(), y.T.copy(), lnet.gradients,
-                lambda m: losses.binary_cross_entropy(m(Tensor(x)), y), lr=0.0075)
+                lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.0075)
 
 
 def _logreg(rng: np.random.Generator) -> Twin:
@@ -146,7 +146,7 @@ def _logreg(rng: np.random.Generator) -> Twin:
     links = [Link("layers.0.weight", "w"), Link("layers.0.bias", "b", _column, _flat)]
     return Twin("logreg", "logistic regression on the cat images, 12288 inputs, one sigmoid unit",
                 "004_a0972d99761e4873.txt", params, model, links, x.T.copy(), y.T.copy(), logreg.gradients,
-                lambda m: losses.binary_cross_entropy(m(Tensor(x)), y), lr=0.005)
+                lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.005)
 
 
 SEEDS: dict[str, Callable[[np.random.Generator], Twin]] = {

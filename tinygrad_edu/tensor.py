@@ -15,6 +15,7 @@ array([2., 4., 6.])
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import traceback
 from collections.abc import Iterable, Sequence
@@ -491,7 +492,7 @@ def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
-_CONSTANTS: dict[tuple[type, float, np.dtype], Tensor] = {}
+_CONSTANTS: dict[tuple[type, float, float, np.dtype], Tensor] = {}
 
 
 def _lift(x: Any, like: Tensor | None) -> Tensor:
@@ -502,7 +503,7 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
         if type(x) is float or type(x) is int:
             # NOTE: `x * 2` and `1 - x` run every step with the same few numbers: wrap each one once
             # (read-only, so sharing it between graphs is safe).
-            key = (type(x), x, like._data.dtype)
+            key = (type(x), x, math.copysign(1.0, x), like._data.dtype)  # 0.0 == -0.0, but not 1/x
             constant = _CONSTANTS.get(key)
             if constant is None:
                 if len(_CONSTANTS) >= 1024:

@@ -1,0 +1,114 @@
+"""The step-through page in a real headless Chromium: the buttons and the arrow keys move through the steps.
+
+Needs selenium, Debian's ``chromium`` and ``chromium-driver``; skips cleanly without them. Selenium is given
+the driver's path, so Selenium Manager never runs (it would try to download a driver).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Tensor
+from tinygrad_edu.visualize import stepthrough
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (os.path.isfile(CHROMIUM) and os.path.isfile(CHROMEDRIVER)):
+        pytest.skip("headless Chromium needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1400,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _page(tmp_path: Path, layout: str) -> tuple[Path, list[dict[str, Any]]]:
+    rng = np.random.default_rng(7)
+    x = Tensor(rng.standard_normal((3, 2)), name="x")
+    w = Tensor(rng.standard_normal((2, 1)), requires_grad=True, name="w")
+    b = Tensor([0.1], requires_grad=True, name="b")
+    loss = (((x @ w + b).sigmoid() - 1.0) ** 2).mean()
+    path = stepthrough(loss, tmp_path / f"backprop_{layout}.html", layout=layout)
+    text = Path(path).read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="steps">(.*?)</script>', text, re.S).group(1))
+    return Path(path), data["steps"]
+
+
+def _shown(driver: Any) -> dict[str, Any]:
+    return driver.execute_script(
+        "const cur = Array.from(document.querySelectorAll('#graph g.node.current title'));"
+        "return {counter: document.getElementById('counter').textContent,"
+        " name: document.getElementById('node-name').textContent,"
+        " rule: document.getElementById('rule').textContent,"
+        " current: cur.map(function (t) { return t.textContent.trim(); }).sort(),"
+        " next_disabled: document.getElementById('next').disabled,"
+        " prev_disabled: document.getElementById('prev').disabled};")
+
+
+@pytest.mark.parametrize("layout", ["builtin", "dot"])
+def test_next_button_and_arrow_keys_walk_the_steps(browser: Any, tmp_path: Path, layout: str) -> None:
+    if layout == "dot" and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    path, steps = _page(tmp_path, layout)
+    n = len(steps)
+    browser.get(path.resolve().as_uri())
+    first = _shown(browser)
+    assert first["counter"] == f"step 1 / {n}"
+    assert first["name"].startswith(steps[0]["name"])
+    assert first["rule"] == steps[0]["rule"]
+    assert first["current"] == sorted([steps[0]["id"], steps[0]["op_id"]])  # the tensor and the op making it
+    assert first["prev_disabled"] and not first["next_disabled"]
+
+    browser.find_element(By.ID, "next").click()
+    second = _shown(browser)
+    assert second["counter"] == f"step 2 / {n}"
+    assert second["name"].startswith(steps[1]["name"]) and second["rule"] == steps[1]["rule"]
+    assert second["rule"] != first["rule"]  # mean's rule, then pow's
+    assert second["current"] == sorted([steps[1]["id"], steps[1]["op_id"]])
+
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.ARROW_RIGHT)
+    third = _shown(browser)
+    assert third["counter"] == f"step 3 / {n}" and third["rule"] == steps[2]["rule"]
+    body.send_keys(Keys.ARROW_LEFT)
+    assert _shown(browser)["counter"] == f"step 2 / {n}"
+
+    for _ in range(n + 2):  # past the end it stays on the last step
+        body.send_keys(Keys.ARROW_RIGHT)
+    last = _shown(browser)
+    assert last["counter"] == f"step {n} / {n}" and last["next_disabled"]
+    assert last["name"] == steps[-1]["name"] and last["current"] == [steps[-1]["id"]]  # a leaf: no op
+
+    body.send_keys(Keys.HOME)
+    browser.find_element(By.ID, "next").click()
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert _shown(browser)["counter"] == f"step 3 / {n}"
+    shot = tmp_path / f"stepthrough_{layout}.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert browser.execute_script("return document.querySelectorAll('#graph g.node.done').length") >= 2

@@ -1,0 +1,340 @@
+"""A self-contained web page that walks the backward pass one node at a time, in the engine's own order.
+
+``backprop_steps`` replays ``backward()`` in Python, exactly as the engine runs it (reversed
+``tensor._toposort``, each op's ``backward`` rule, ``tensor._fit`` to undo broadcasting), without touching
+any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one HTML file: no
+network, no CDN, open it from disk in any browser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu.tensor import Tensor, _fit, _toposort
+
+from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
+from .layout import picture_to_svg
+from .render import dot_available
+
+__all__ = ["backprop_steps", "stepthrough"]
+
+_FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
+LEAF_RULE = ("Leaf: no rule to apply here. The gradient arriving at a leaf is added into its .grad "
+             "(leaves accumulate across backward() calls; call zero_grad() between steps).")
+
+
+def _plain(values: Any) -> Any:
+    """JSON-safe copy of nested lists: NaN and infinities become strings (JSON has no such numbers)."""
+    if isinstance(values, list):
+        return [_plain(v) for v in values]
+    if isinstance(values, float) and not np.isfinite(values):
+        return "NaN" if np.isnan(values) else ("Infinity" if values > 0 else "-Infinity")
+    if isinstance(values, complex):
+        return str(values)
+    return values
+
+
+def _array(a: Any) -> dict[str, Any]:
+    a = np.asarray(a)
+    record: dict[str, Any] = {
+        "shape": list(a.shape),
+        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=64),
+        "summary": summary(a),
+    }
+    if a.size <= _FULL:
+        record["values"] = _plain(a.tolist())
+    return record
+
+
+def _check_loss(loss: Any, caller: str) -> None:
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"{caller}: expected the loss Tensor, got a {type(loss).__name__}.")
+    if not loss.requires_grad:
+        raise ValueError(
+            f"{caller}: the loss does not require grad, so backward() has nothing to walk. Create the "
+            f"parameters with Tensor(..., requires_grad=True) before computing the loss.")
+    if loss.size != 1:
+        raise ValueError(
+            f"{caller}: the loss has shape {loss.shape}; the backward pass starts from a scalar (its gradient "
+            f"is 1). Reduce it first, e.g. stepthrough(loss.mean()) or stepthrough(loss.sum()).")
+
+
+def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
+    """One record per tensor that needs a gradient, in the order ``loss.backward()`` visits them.
+
+    Each record has the node (``id`` as in the drawing, ``name``, ``role``, ``op`` and its ``rule``, the op's
+    docstring), its ``value``, the ``upstream`` gradient arriving there (the sum of what its consumers sent,
+    listed in ``contributions``) and, for each parent, the gradient it receives (``parents[k]["grad"]``,
+    already reduced to the parent's shape where broadcasting stretched it; ``fitted`` says so). Arrays are
+    dicts with ``shape``, ``text``, ``summary`` and, for at most 100 elements, ``values``.
+
+    Works whether or not ``backward()`` was called: nothing here reads or writes ``.grad``.
+    """
+    _check_loss(loss, "backprop_steps")
+    order = walk([loss])
+    number = {id(t): i for i, t in enumerate(order)}
+    names = {id(t): name for name, t in named_tensors(params, "backprop_steps")}
+
+    def name(t: Tensor) -> str:  # as in the drawing, where the unnamed root is labelled "loss"
+        if t is loss:
+            return t.name or "loss"
+        return names.get(id(t)) or t.name or f"t{number[id(t)]}"
+
+    def role(t: Tensor) -> str:
+        if t is loss:
+            return "loss"
+        return "intermediate" if t.parents else ("parameter" if t.requires_grad else "input")
+
+    grads: dict[int, np.ndarray] = {id(loss): np.ones_like(loss.data)}
+    sources: dict[int, list[str]] = {id(loss): ["the seed: d loss / d loss = 1"]}
+    steps: list[dict[str, Any]] = []
+    for node in reversed(_toposort([loss])):  # NOTE: the very order Tensor.backward() uses
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        op = node.op if node.parents else None
+        rule = (op.__doc__ or op.name).strip() if op is not None else LEAF_RULE
+        step: dict[str, Any] = {
+            "step": len(steps) + 1, "id": f"t{number[id(node)]}",
+            "op_id": f"op{number[id(node)]}" if op is not None else None,
+            "name": name(node), "role": role(node), "op": op.name if op is not None else None, "rule": rule,
+            "shape": list(node.shape), "dtype": str(node.dtype), "value": _array(node.data),
+            "upstream": _array(g), "contributions": sources.pop(id(node), []), "parents": [], "note": None,
+        }
+        if op is None:
+            if node.grad is not None and (np.shape(node.grad) != g.shape or not np.allclose(node.grad, g)):
+                step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds the sum of "
+                                f"several backward() calls (gradients accumulate in leaves).")
+            steps.append(step)
+            continue
+        for parent, saved in zip(node.parents, node._saved_versions):
+            if parent._version != saved:
+                raise RuntimeError(
+                    f"backprop_steps: {name(parent)} was modified in place after {op.name} used it, so the "
+                    f"backward pass would use the wrong values. Recompute the loss, then call this again.")
+        kwargs = dict(node._kwargs or {})
+        if op.selective:
+            kwargs["needs"] = tuple(p.requires_grad for p in node.parents)
+        raw = op.backward(g, node.data, *[p.data for p in node.parents], **kwargs)
+        for k, (parent, pg) in enumerate(zip(node.parents, raw)):
+            entry: dict[str, Any] = {"index": k, "id": f"t{number[id(parent)]}", "name": name(parent),
+                                     "role": role(parent), "value": _array(parent.data), "grad": None,
+                                     "fitted": False}
+            if pg is not None and parent.requires_grad:
+                pg = np.asarray(pg)
+                if pg.shape != parent.shape:
+                    entry["fitted"] = True
+                    entry["raw_shape"] = list(pg.shape)
+                    pg = _fit(pg, parent.shape)
+                entry["grad"] = _array(pg)
+                key = id(parent)
+                grads[key] = grads[key] + pg if key in grads else pg
+                sources.setdefault(key, []).append(f"{step['name']} (argument {k} of {op.name})")
+            step["parents"].append(entry)
+        steps.append(step)
+    return steps
+
+
+def _inline_svg(svg: str) -> str:
+    """An SVG document as an element inside HTML: no XML prolog, doctype, comments or namespace URLs."""
+    svg = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", svg, flags=re.S)
+    return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg).strip()
+
+
+def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", params: Any = None,
+                layout: str = "auto", title: str | None = None) -> str:
+    """Write one self-contained HTML page that steps through ``loss``'s backward pass; return its path.
+
+    The page shows the graph (drawn by Graphviz when ``dot`` is installed, else by the built-in layout;
+    ``layout`` = ``"auto"``, ``"dot"`` or ``"builtin"``) and, one step per tensor in the engine's order: the
+    node (outlined in red in the drawing), its op's local derivative rule, the upstream gradient, the gradient
+    sent to each parent, and the values. Next/Previous buttons or the arrow keys move between steps.
+    ``params`` names the parameters as in ``to_dot``. ``loss.backward()`` may or may not have been called.
+    """
+    _check_loss(loss, "stepthrough")
+    if layout not in ("auto", "dot", "builtin"):
+        raise ValueError(f"stepthrough: layout must be 'auto', 'dot' or 'builtin', got {layout!r}.")
+    steps = backprop_steps(loss, params)
+    # The drawing shows values but no gradients: those are the subject of the steps.
+    picture = build_picture(({loss.name or "loss": loss},), params=params, show_grad=False, caller="stepthrough")
+    if layout == "dot" or (layout == "auto" and dot_available()):
+        import graphviz
+
+        svg = graphviz.Source(picture_to_dot(picture)).pipe(format="svg").decode("utf-8")
+    else:
+        svg = picture_to_svg(picture)
+    heading = title or f"Backpropagation through {len(steps)} nodes"
+    payload = json.dumps({"title": heading, "loss": _plain(float(loss.data.reshape(-1)[0])),
+                          "steps": steps}, allow_nan=False, separators=(",", ":"))
+    payload = payload.replace("</", "<\\/")  # a docstring may not end the <script> element early
+    page = (_PAGE.replace("%TITLE%", _escape(heading)).replace("%SVG%", _inline_svg(svg))
+            .replace("%STEPS%", payload))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return os.fspath(path)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>%TITLE%</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
+  header { padding: 10px 16px; border-bottom: 1px solid #ddd; display: flex; gap: 16px; align-items: center; }
+  header h1 { font-size: 18px; margin: 0; flex: 1; }
+  #counter { font-weight: bold; font-variant-numeric: tabular-nums; }
+  button { font-size: 15px; padding: 4px 14px; }
+  main { display: grid; grid-template-columns: minmax(0, 1fr) 460px; height: calc(100vh - 52px); }
+  #graph { overflow: auto; padding: 8px; border-right: 1px solid #ddd; }
+  #panel { overflow: auto; padding: 12px 16px; font-size: 14px; }
+  #panel h2 { font-size: 17px; margin: 4px 0 8px; }
+  .label { color: #666; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; margin-top: 12px; }
+  pre { background: #f6f6f6; padding: 6px 8px; margin: 4px 0; white-space: pre-wrap; font-size: 12.5px; }
+  #rule { background: #fff8e1; border-left: 4px solid #f0b400; }
+  .parent { border-top: 1px solid #eee; padding-top: 6px; margin-top: 6px; }
+  .hint { color: #666; font-size: 12px; }
+  #note:empty { display: none; }
+  #note { color: #8a4b00; background: #fff1e0; padding: 6px 8px; }
+  g.node.done > rect, g.node.done > polygon, g.node.done > path, g.node.done > ellipse {
+    stroke: #2ca02c; stroke-width: 2px; }
+  g.node.receiving > rect, g.node.receiving > polygon, g.node.receiving > path, g.node.receiving > ellipse {
+    stroke: #ff7f0e; stroke-width: 3px; stroke-dasharray: 6 3; }
+  g.node.current > rect, g.node.current > polygon, g.node.current > path, g.node.current > ellipse {
+    stroke: #d62728; stroke-width: 4px; }
+  g.edge.flow > path { stroke: #d62728; stroke-width: 3px; }
+  g.edge.flow > polygon { stroke: #d62728; fill: #d62728; }
+</style>
+</head>
+<body>
+<header>
+  <h1>%TITLE%</h1>
+  <button id="prev" type="button">&#9664; Previous</button>
+  <span id="counter">step 1 / 1</span>
+  <button id="next" type="button">Next &#9654;</button>
+</header>
+<main>
+  <div id="graph">%SVG%</div>
+  <div id="panel">
+    <p class="hint">The backward pass visits the nodes in reverse topological order, as loss.backward() does.
+      Use the buttons or the &larr; &rarr; keys. Red: this node; orange: the parents it sends gradient to;
+      green: done.</p>
+    <h2 id="node-name"></h2>
+    <div id="node-info"></div>
+    <div class="label">local derivative rule</div>
+    <pre id="rule"></pre>
+    <div class="label">upstream gradient arriving here</div>
+    <pre id="upstream"></pre>
+    <div id="contributions" class="hint"></div>
+    <div class="label">value (forward pass)</div>
+    <pre id="value"></pre>
+    <div class="label">gradient sent to each parent</div>
+    <div id="parents"></div>
+    <p id="note"></p>
+  </div>
+</main>
+<script type="application/json" id="steps">%STEPS%</script>
+<script>
+"use strict";
+const DATA = JSON.parse(document.getElementById("steps").textContent);
+const steps = DATA.steps;
+const nodes = {};
+document.querySelectorAll("#graph g.node").forEach(function (g) {
+  const t = g.querySelector("title");
+  if (t) { nodes[t.textContent.trim()] = g; }
+});
+const edges = [];
+document.querySelectorAll("#graph g.edge").forEach(function (g) {
+  const t = g.querySelector("title");
+  if (!t) { return; }
+  const ends = t.textContent.split("->");
+  edges.push({ tail: ends[0].trim(), head: (ends[1] || "").trim(), el: g });
+});
+let current = 0;
+
+function text(id, value) { document.getElementById(id).textContent = value; }
+function mark(id, cls) { if (id && nodes[id]) { nodes[id].classList.add(cls); } }
+function shape(s) { return "(" + s.join(", ") + (s.length === 1 ? ",)" : ")"); }
+
+function show(k) {
+  current = Math.max(0, Math.min(steps.length - 1, k));
+  const s = steps[current];
+  Object.values(nodes).forEach(function (g) { g.classList.remove("current", "receiving", "done"); });
+  edges.forEach(function (e) { e.el.classList.remove("flow"); });
+  for (let j = 0; j < current; j++) { mark(steps[j].id, "done"); mark(steps[j].op_id, "done"); }
+  s.parents.forEach(function (p) { if (p.grad) { mark(p.id, "receiving"); } });
+  mark(s.id, "current");
+  mark(s.op_id, "current");
+  edges.forEach(function (e) {
+    if ((s.op_id && e.head === s.op_id) || (s.op_id && e.tail === s.op_id && e.head === s.id)) {
+      e.el.classList.add("flow");
+    }
+  });
+  text("counter", "step " + (current + 1) + " / " + steps.length);
+  const args = s.parents.map(function (p) { return p.name; }).join(", ");
+  text("node-name", s.name + (s.op ? " = " + s.op + "(" + args + ")" : ""));
+  text("node-info", s.role + ", shape " + shape(s.shape) + ", " + s.dtype + (nodes[s.id] ? "" : " (not drawn)"));
+  text("rule", s.rule);
+  text("upstream", s.upstream.text);
+  text("contributions", s.contributions.length ? "= the sum of: " + s.contributions.join("; ") : "");
+  text("value", s.value.text);
+  const box = document.getElementById("parents");
+  box.textContent = "";
+  if (!s.parents.length) {
+    const p = document.createElement("p");
+    p.className = "hint";
+    p.textContent = "A leaf: nothing further up. The gradient above is what backward() adds into .grad.";
+    box.appendChild(p);
+  }
+  s.parents.forEach(function (p) {
+    const div = document.createElement("div");
+    div.className = "parent";
+    const head = document.createElement("div");
+    head.textContent = "argument " + p.index + ": " + p.name + " (" + p.role + ", shape " + shape(p.value.shape) + ")";
+    div.appendChild(head);
+    const g = document.createElement("pre");
+    if (p.grad) {
+      g.textContent = p.grad.text;
+    } else {
+      g.textContent = "no gradient: " + p.name + " does not require grad";
+    }
+    div.appendChild(g);
+    if (p.fitted) {
+      const f = document.createElement("div");
+      f.className = "hint";
+      f.textContent = "the rule gave shape " + shape(p.raw_shape) +
+        "; broadcasting is undone by summing to " + shape(p.value.shape);
+      div.appendChild(f);
+    }
+    box.appendChild(div);
+  });
+  text("note", s.note || "");
+  document.getElementById("prev").disabled = current === 0;
+  document.getElementById("next").disabled = current === steps.length - 1;
+  if (nodes[s.id] && nodes[s.id].scrollIntoView) {
+    nodes[s.id].scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+}
+
+document.getElementById("next").addEventListener("click", function () { show(current + 1); });
+document.getElementById("prev").addEventListener("click", function () { show(current - 1); });
+document.addEventListener("keydown", function (event) {
+  if (event.key === "ArrowRight") { show(current + 1); event.preventDefault(); }
+  else if (event.key === "ArrowLeft") { show(current - 1); event.preventDefault(); }
+  else if (event.key === "Home") { show(0); event.preventDefault(); }
+  else if (event.key === "End") { show(steps.length - 1); event.preventDefault(); }
+});
+show(0);
+</script>
+</body>
+</html>
+"""
