@@ -178,6 +178,8 @@ class Pow(Op):
 
     @staticmethod
     def backward(g, out, a, *, exponent):
+        if exponent == 0:
+            return (g * 0,)  # a constant: also at a = 0, where 0 * 0^-1 would be nan
         return (g * exponent * a ** (exponent - 1),)
 
 
@@ -186,13 +188,19 @@ class PowTensor(Op):
 
     name = "pow"
 
+    selective = True  # `x ** Tensor(2.0)`: ln(x) is only needed when the exponent wants a gradient
+
     @staticmethod
     def forward(a, b):
         return a**b
 
     @staticmethod
-    def backward(g, out, a, b):
-        return g * b * a ** (b - 1), g * out * log(a)
+    def backward(g, out, a, b, *, needs=(True, True)):
+        grad_a = g * b * a ** (b - 1) if needs[0] else None
+        if not needs[1]:
+            return grad_a, None
+        # NOTE: a^b ln(a) -> 0 as a -> 0 (b > 0); add 1 where a == 0 so ln gives 0 there instead of -inf.
+        return grad_a, g * out * log(a + mask(value(a) == 0, g))
 
 
 class Exp(Op):

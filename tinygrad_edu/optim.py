@@ -89,6 +89,7 @@ class Optimizer:
         # NOTE: scratch arrays, one per parameter, made on first use: step() runs thousands of times per epoch
         # and should not allocate fresh temporaries for every parameter every time.
         self._scratch: list[np.ndarray | None] = [None] * len(self.params)
+        self._decayed: list[np.ndarray | None] = [None] * len(self.params)
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (``grad`` becomes None, and step() skips it until it has one)."""
@@ -111,6 +112,15 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.step(): the gradient of {label} has shape {g.shape} but the "
                              f"parameter has shape {p.shape}; set .grad only to arrays of the parameter's shape.")
         return g
+
+    def _decayed_gradient(self, i: int, data: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
+        """``g + decay * data``: the gradient of the loss plus the L2 penalty (decay / 2) |w|^2."""
+        d = self._decayed[i]
+        if d is None or d.shape != data.shape or d.dtype != data.dtype:
+            d = self._decayed[i] = np.empty_like(data)
+        np.multiply(data, decay, out=d)
+        d += g
+        return d
 
     @staticmethod
     def _apply(p: Tensor, update: np.ndarray) -> None:
@@ -153,7 +163,6 @@ class SGD(Optimizer):
                              "velocity).")
         self.nesterov = bool(nesterov)
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
-        self._decayed: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
         lr, momentum, decay = float(self.lr), self.momentum, self.weight_decay
@@ -164,12 +173,7 @@ class SGD(Optimizer):
             data = p.data
             out = self._buffer(i, data)
             if decay:
-                d = self._decayed[i]
-                if d is None or d.shape != data.shape or d.dtype != data.dtype:
-                    d = self._decayed[i] = np.empty_like(data)
-                np.multiply(data, decay, out=d)
-                d += g
-                g = d
+                g = self._decayed_gradient(i, data, g, decay)
             if momentum:
                 v = self.velocity[i]
                 if v is None:
@@ -219,7 +223,6 @@ class Adam(Optimizer):
         self.steps = [0] * len(self.params)
         self.m: list[np.ndarray | None] = [None] * len(self.params)
         self.v: list[np.ndarray | None] = [None] * len(self.params)
-        self._decayed: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
         lr, (b1, b2), eps, decay = float(self.lr), self.betas, self.eps, self.weight_decay
@@ -230,12 +233,7 @@ class Adam(Optimizer):
             data = p.data
             out = self._buffer(i, data)
             if decay:
-                d = self._decayed[i]
-                if d is None or d.shape != data.shape or d.dtype != data.dtype:
-                    d = self._decayed[i] = np.empty_like(data)
-                np.multiply(data, decay, out=d)
-                d += g
-                g = d
+                g = self._decayed_gradient(i, data, g, decay)
             m, v = self.m[i], self.v[i]
             if m is None or v is None or m.shape != data.shape:
                 m = self.m[i] = np.zeros_like(data)

@@ -47,43 +47,46 @@ class _State:
 _state = _State()
 
 
-class no_grad(contextlib.ContextDecorator):
+class _Switch(contextlib.ContextDecorator):
+    """Set one switch of ``_state`` inside a ``with`` block or a decorated function; restore it on exit.
+
+    The previous values are a stack, so one instance can be re-entered (a recursive decorated function).
+    """
+
+    _field = ""
+    _value = False
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []
+
+    def __enter__(self) -> _Switch:
+        self._saved.append(getattr(_state, self._field))
+        setattr(_state, self._field, self._value)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(_state, self._field, self._saved.pop())
+
+
+class no_grad(_Switch):
     """Record no graph inside (a context manager or a decorator); the previous mode comes back on exit."""
 
-    def __enter__(self) -> no_grad:
-        self._previous = _state.grad_enabled
-        _state.grad_enabled = False
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _state.grad_enabled = self._previous
+    _field, _value = "grad_enabled", False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_Switch):
     """Record graph again inside a ``no_grad`` block."""
 
-    def __enter__(self) -> enable_grad:
-        self._previous = _state.grad_enabled
-        _state.grad_enabled = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _state.grad_enabled = self._previous
+    _field, _value = "grad_enabled", True
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class detect_anomaly(_Switch):
     """Stop at the first NaN or Inf in any forward result or gradient, naming the op and where it was made.
 
     Off by default; when off it costs one attribute read per op.
     """
 
-    def __enter__(self) -> detect_anomaly:
-        self._previous = _state.anomaly
-        _state.anomaly = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _state.anomaly = self._previous
+    _field, _value = "anomaly", True
 
 
 def is_grad_enabled() -> bool:
@@ -372,10 +375,10 @@ class Tensor:
         return _apply(ops.LeakyRelu, self, slope=slope)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        return _apply(ops.Softmax, self, axis=axis)
+        return _apply(ops.Softmax, self, axis=_axis(axis))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return _apply(ops.LogSoftmax, self, axis=axis)
+        return _apply(ops.LogSoftmax, self, axis=_axis(axis))
 
     def logsumexp(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return _apply(ops.LogSumExp, self, axis=_axis(axis), keepdims=keepdims)
@@ -401,7 +404,8 @@ class Tensor:
 
     def transpose(self, *axes: Any) -> Tensor:
         order = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return _apply(ops.Transpose, self, axes=order or tuple(reversed(range(self.ndim))))
+        order = tuple(int(a) % max(self.ndim, 1) for a in order) or tuple(reversed(range(self.ndim)))
+        return _apply(ops.Transpose, self, axes=order)
 
     permute = transpose  # PyTorch's word for the same op
 
@@ -420,7 +424,7 @@ class Tensor:
         return _apply(ops.Squeeze, self, axis=_axis(axis))
 
     def unsqueeze(self, axis: int) -> Tensor:
-        return _apply(ops.Unsqueeze, self, axis=axis)
+        return _apply(ops.Unsqueeze, self, axis=_axis(axis))
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return _apply(ops.BroadcastTo, self, shape=tuple(shape))
@@ -459,11 +463,11 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    return _apply(ops.Concatenate, *[_lift(t, None) for t in tensors], axis=axis)
+    return _apply(ops.Concatenate, *[_lift(t, None) for t in tensors], axis=_axis(axis))
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    return _apply(ops.Stack, *[_lift(t, None) for t in tensors], axis=axis)
+    return _apply(ops.Stack, *[_lift(t, None) for t in tensors], axis=_axis(axis))
 
 
 # -- the recording side -------------------------------------------------------------------------------------
@@ -512,12 +516,19 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
                 array.flags.writeable = False
                 constant = _CONSTANTS[key] = _new(array, False)
             return constant
+        if isinstance(x, (list, tuple)):  # Python numbers: take the tensor's float dtype
+            return _new(np.asarray(x, dtype=like._data.dtype), False)
         return _new(np.asarray(x, dtype=np.result_type(like._data, x)), False)
     return Tensor(x)
 
 
 def _axis(axis: Any) -> Any:
-    return tuple(axis) if isinstance(axis, list) else axis
+    """None, an int, or a tuple of ints (numpy integers and lists accepted)."""
+    if axis is None:
+        return None
+    if isinstance(axis, (list, tuple)):
+        return tuple(int(a) for a in axis)
+    return int(axis)
 
 
 def _index(index: Any) -> Any:
@@ -570,8 +581,11 @@ def _shape_message(op: type[Op], parents: Sequence[Tensor], kwargs: dict[str, An
 
 # -- the backward side --------------------------------------------------------------------------------------
 
-def _toposort(roots: Iterable[Tensor]) -> list[Tensor]:
-    """Every tensor that needs a gradient, parents before children; iterative, so depth is unlimited."""
+def _toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor]:
+    """Every tensor that needs a gradient, parents before children; iterative, so depth is unlimited.
+
+    ``all_parents=True`` also follows parents that need no gradient (inputs, constants): what a drawing shows.
+    """
     order: list[Tensor] = []
     seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(list(roots))]
@@ -585,7 +599,7 @@ def _toposort(roots: Iterable[Tensor]) -> list[Tensor]:
         seen.add(id(node))
         stack.append((node, True))
         for p in reversed(node._parents):
-            if p.requires_grad and id(p) not in seen:
+            if (all_parents or p.requires_grad) and id(p) not in seen:
                 stack.append((p, False))
     return order
 
@@ -636,6 +650,9 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     for root, seed in zip(roots, seeds):
         key = id(root)
         grads[key] = grads[key] + seed if key in grads else seed
+    # NOTE: rules like add pass the same array on to several inputs; `handed` remembers which arrays already
+    # sit in some .grad (or are the caller's seed), so a leaf gets its own copy only when it would share one.
+    handed = {id(seed) for seed in seeds}
     wanted = None if targets is None else {id(t) for t in targets}
     found: dict[int, Any] = {}
     anomaly = _state.anomaly
@@ -649,11 +666,15 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                 if id(node) in wanted:
                     found[id(node)] = g
             elif not node._parents:
-                if type(g) is not np.ndarray or not g.flags.writeable:  # a scalar or a broadcast view
-                    g = np.array(g)
+                if type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed:
+                    g = np.array(g)  # a numpy scalar, a view, or an array another .grad already holds
                 node.grad = g if node.grad is None else node.grad + g  # leaves accumulate
+                handed.add(id(node.grad))
             else:
-                node.grad = g._data if create_graph else g  # intermediates: this pass
+                if type(g) is not np.ndarray:
+                    g = np.asarray(g)
+                node.grad = g  # intermediates: this pass
+                handed.add(id(g))
             parents = node._parents
             if not parents:
                 continue

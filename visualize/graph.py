@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.tensor import Tensor
+from tinygrad_edu.tensor import Tensor, _toposort
 
 __all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS"]
 
@@ -139,25 +139,10 @@ def named_tensors(params: Any, caller: str) -> list[tuple[str, Tensor]]:
 def walk(roots: list[Tensor]) -> list[Tensor]:
     """Every tensor the roots were computed from, parents before children, following *all* parents.
 
-    ``tensor._toposort`` skips parents that need no gradient (inputs, constants), which ``backward`` never
-    visits but a drawing must show. Iterative and deterministic: the same graph gives the same order.
+    ``backward`` never visits parents that need no gradient (inputs, constants), but a drawing must show them.
+    The engine's own walk: iterative and deterministic, so the same graph gives the same order.
     """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for p in reversed(node.parents):
-            if id(p) not in seen:
-                stack.append((p, False))
-    return order
+    return _toposort(roots, all_parents=True)
 
 
 # -- small summaries of arrays --------------------------------------------------------------------------------
