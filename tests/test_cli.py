@@ -15,7 +15,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "compare", "graph"])
+@pytest.mark.parametrize("command", ["demo", "train", "compare", "graph", "bench"])
 def test_help_for_every_command(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -152,14 +152,8 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from . import bench
-
-    return bench.main(args.rest)
-
-
 def _parser() -> argparse.ArgumentParser:
-    from . import seeds
+    from . import bench, seeds
 
     parser = argparse.ArgumentParser(prog="tinygrad-edu", description="A small autograd engine on numpy.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -196,9 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--html", action="store_true", help="also write the backprop step-through page")
     graph.set_defaults(run=_graph)
 
-    bench_cmd = commands.add_parser("bench", help="the speed benchmarks (see README)", add_help=False)
-    bench_cmd.add_argument("rest", nargs=argparse.REMAINDER)
-    bench_cmd.set_defaults(run=_bench)
+    bench_cmd = commands.add_parser("bench", help="speed and memory against hand-written numpy and PyTorch")
+    bench.add_arguments(bench_cmd)
+    bench_cmd.set_defaults(run=bench.run)
     return parser
 
 

@@ -496,7 +496,7 @@ def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
-_CONSTANTS: dict[tuple[type, float, float, np.dtype], Tensor] = {}
+_CONSTANTS: dict[tuple[Any, ...], Tensor] = {}
 
 
 def _lift(x: Any, like: Tensor | None) -> Tensor:
@@ -507,7 +507,8 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
         if type(x) is float or type(x) is int:
             # NOTE: `x * 2` and `1 - x` run every step with the same few numbers: wrap each one once
             # (read-only, so sharing it between graphs is safe).
-            key = (type(x), x, math.copysign(1.0, x), like._data.dtype)  # 0.0 == -0.0, but not 1/x
+            # 1 == 1.0 give the same constant; 0.0 == -0.0 must not (1 / x tells them apart)
+            key = (x, like._data.dtype) if x else (x, math.copysign(1.0, x), like._data.dtype)
             constant = _CONSTANTS.get(key)
             if constant is None:
                 if len(_CONSTANTS) >= 1024:
@@ -587,19 +588,19 @@ def _toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor
     ``all_parents=True`` also follows parents that need no gradient (inputs, constants): what a drawing shows.
     """
     order: list[Tensor] = []
-    seen: set[int] = set()
+    seen: set[Tensor] = set()  # Tensor hashes by identity
     stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(list(roots))]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
-        if id(node) in seen:
+        if node in seen:
             continue
-        seen.add(id(node))
+        seen.add(node)
         stack.append((node, True))
         for p in reversed(node._parents):
-            if (all_parents or p.requires_grad) and id(p) not in seen:
+            if (all_parents or p.requires_grad) and p not in seen:
                 stack.append((p, False))
     return order
 
@@ -640,31 +641,30 @@ def _check_gradient(root: Tensor, gradient: Any) -> np.ndarray:
 
 
 def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[Tensor] | None,
-              create_graph: bool) -> dict[int, Any]:
+              create_graph: bool) -> dict[Tensor, Any]:
     """Walk the graph from ``roots`` backwards.
 
     With ``targets=None`` (``backward()``) gradients land in ``.grad``; otherwise (``grad()``) no ``.grad``
     is touched and the gradients of ``targets`` come back in a dict keyed by ``id``.
     """
-    grads: dict[int, Any] = {}
+    grads: dict[Tensor, Any] = {}  # keyed by the tensor itself: Tensor hashes by identity
     for root, seed in zip(roots, seeds):
-        key = id(root)
-        grads[key] = grads[key] + seed if key in grads else seed
+        grads[root] = grads[root] + seed if root in grads else seed
     # NOTE: rules like add pass the same array on to several inputs; `handed` remembers which arrays already
     # sit in some .grad (or are the caller's seed), so a leaf gets its own copy only when it would share one.
     handed = {id(seed) for seed in seeds}
-    wanted = None if targets is None else {id(t) for t in targets}
-    found: dict[int, Any] = {}
+    wanted = None if targets is None else set(targets)
+    found: dict[Tensor, Any] = {}
     anomaly = _state.anomaly
     with (enable_grad() if create_graph else no_grad()):
         for node in reversed(_toposort(roots)):
-            g = grads.pop(id(node), None)
+            g = grads.pop(node, None)
             if g is None:
                 continue
             op = node._op
             if wanted is not None:
-                if id(node) in wanted:
-                    found[id(node)] = g
+                if node in wanted:
+                    found[node] = g
             elif not node._parents:
                 if type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed:
                     g = np.array(g)  # a numpy scalar, a view, or an array another .grad already holds
@@ -696,11 +696,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     pg = _fit(pg, shape)
                 if anomaly:
                     _check_finite_grad(node, parent, pg)
-                key = id(parent)
-                if key in grads:
-                    grads[key] = grads[key] + pg
-                else:
-                    grads[key] = pg
+                grads[parent] = grads[parent] + pg if parent in grads else pg
     return found
 
 
@@ -761,13 +757,13 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     found = _backprop(outs, seeds, targets=ins, create_graph=create_graph)
     result = []
     for i, t in enumerate(ins):
-        if id(t) not in found:
+        if t not in found:
             if not allow_unused:
                 raise RuntimeError(
                     f"grad(): input {i} ({_describe(t)}) is not used to compute the outputs (or does not "
                     f"require grad). Pass allow_unused=True to get None for it.")
             result.append(None)
         else:
-            g = found[id(t)]
+            g = found[t]
             result.append(g if isinstance(g, Tensor) else np.array(g))
     return tuple(result)

@@ -1,0 +1,77 @@
+"""The benchmark harness: its engines compute the same thing, its check catches one that does not, it runs.
+
+No timing is asserted here (the machine is shared and noisy); `tinygrad-edu bench` prints the ratios.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import bench
+
+
+def _batches(n: int, sizes: list[int], seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [(rng.uniform(0, 1, (5, sizes[0])), np.eye(sizes[-1])[rng.integers(0, sizes[-1], 5)]) for _ in range(n)]
+
+
+def test_nielsen_engines_agree_and_stay_together_while_training() -> None:
+    sizes = [6, 4, 3]
+    engines = bench.nielsen_engines(sizes, np.float64, seed=3, per_sample=1.0)
+    assert [e.name for e in engines][:3] == ["numpy, whole mini-batch (baseline)", "numpy, per sample (as the seed)",
+                                             "tinygrad_edu"]
+    first, *rest = _batches(4, sizes)
+    before = engines[0].gradients(engines[0].batches(first))
+    assert bench.check_gradients(engines, first) < 1e-12
+    for batch in rest[:2]:
+        for engine in engines:
+            engine.run(engine.batches(batch))
+    # every engine took the same SGD steps: the gradients at the new weights still agree, and they changed
+    assert bench.check_gradients(engines, rest[2]) < 1e-12
+    after = engines[0].gradients(engines[0].batches(first))
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(after, before)) > 1e-6
+
+
+def test_a_wrong_engine_is_refused_before_it_is_timed() -> None:
+    sizes = [6, 4, 3]
+    engines = bench.nielsen_engines(sizes, np.float64, per_sample=0, with_torch=False)
+    honest = engines[1].gradients
+
+    def off_by_a_little(batch: object) -> list[np.ndarray]:
+        grads = honest(batch)
+        grads[-1] = grads[-1] + 1e-8
+        return grads
+
+    engines[1].gradients = off_by_a_little
+    with pytest.raises(bench.BenchmarkError, match=r"tinygrad_edu: gradients differ .* by 1e-08"):
+        bench.check_gradients(engines, _batches(1, sizes)[0])
+
+
+def test_chain_engines_agree_with_the_hand_derived_chain_rule() -> None:
+    rng = np.random.default_rng(1)
+    batch = (rng.standard_normal((10, 10)), rng.standard_normal((10, 10)))
+    engines = bench.chain_engines()
+    assert bench.check_gradients(engines, batch) < 1e-12
+    # and the hand-derived backward is itself right: compare one element with central differences
+    x, upstream = batch
+    e = np.zeros_like(x)
+    e[2, 3] = 1e-6
+    numeric = (np.sum(bench._chain_numpy(x + e)[-1] * upstream) - np.sum(bench._chain_numpy(x - e)[-1] * upstream)) / 2e-6
+    analytic = bench._chain_backward_numpy(bench._chain_numpy(x), upstream)[2, 3]
+    assert abs(numeric - analytic) < 1e-7
+
+
+def test_bench_prints_each_table_with_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--only", "W1,W3,memory", "--quick", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for title in ("W1, overhead-bound", "W3, per-op overhead", "Memory: W1 for 1000 steps"):
+        assert title in out
+    assert "numpy, whole mini-batch (baseline)" in out and "tinygrad_edu" in out
+    assert out.count("1.00x") >= 3  # each table's baseline row
+    assert "gradients agree" in out
+
+
+def test_bad_workload_names_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--only", "W9"]) == 2
+    assert "--only takes W1, W2, W3 and memory" in capsys.readouterr().err

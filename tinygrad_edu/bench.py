@@ -1,0 +1,436 @@
+"""Speed and memory benchmarks: the engine against hand-written numpy (and PyTorch when it is installed).
+
+``tinygrad-edu bench`` (or ``python -m tinygrad_edu.bench``) measures, side by side in one run:
+
+* **W1, overhead-bound**: Nielsen's net [784, 30, 10], sigmoid, quadratic cost, mini-batches of 10,
+  eta 3.0, float64. Seconds per epoch of 50,000 samples: a timed fraction of the epoch, scaled up.
+* **W2, math-bound**: [784, 1024, 1024, 10], the same net and cost, mini-batches of 256, float32.
+  Seconds per 50 SGD steps.
+* **W3, per-op overhead**: a chain of 100 elementwise ops on a 10x10 tensor, forward and backward.
+  Microseconds per op.
+* **Memory**: peak RSS of W1, and RSS after 1,000 and after 10,000 steps, each engine in a fresh process.
+
+The baseline is the hand-derived numpy backprop of the seeds (``tinygrad_edu.manual.nielsen``) in its
+whole-mini-batch matrix form; the per-sample form the seed describes and PyTorch eager (CPU) run beside it.
+Every engine starts from the same weights, and before anything is timed each one must give the same
+gradients on one mini-batch (float64, max abs difference below 1e-9): a benchmark of a wrong computation is
+worthless. Each engine is timed ``--repeats`` times, interleaved with the others so that a noisy neighbour
+slows all of them alike; the table shows the median, the min-max range and the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import datasets, losses, nn, optim
+from .manual import nielsen
+from .tensor import Tensor
+
+__all__ = ["main", "add_arguments", "run", "BenchmarkError", "Engine", "check_gradients", "nielsen_engines", "chain_engines"]
+
+W1_SIZES, W1_BATCH, W1_EPOCH = [784, 30, 10], 10, 50_000
+W2_SIZES, W2_BATCH, W2_STEPS = [784, 1024, 1024, 10], 256, 50
+ETA = 3.0
+CHAIN_LENGTH = 100
+GRADIENT_TOLERANCE = 1e-9
+
+Grads = list[np.ndarray]  # weight, bias, weight, bias, ... in the engine's layout: weight (in, out)
+
+
+class BenchmarkError(RuntimeError):
+    """An engine disagrees with the baseline, so its timing would mean nothing."""
+
+
+@dataclass
+class Engine:
+    """One way of running a workload: ``run(batch)`` does one unit of work, ``gradients(batch)`` checks it."""
+
+    name: str
+    run: Callable[[Any], object]
+    gradients: Callable[[Any], Grads]
+    batches: Callable[[Any], Any] = lambda batch: batch  # the batch in this engine's own layout
+    fraction: float = 1.0  # time only this share of the batches (the slow per-sample form), then scale
+    times: list[float] = field(default_factory=list)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)  # numpy's OpenBLAS also uses every core by default
+    return torch
+
+
+# -- W1 and W2: the Nielsen network, four ways ---------------------------------------------------------------
+
+def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample: float = 0.2,
+                    with_torch: bool = True) -> list[Engine]:
+    """The same network, from the same N(0, 1) weights, as each engine runs it; a batch is ``(x, y)`` rows.
+
+    ``per_sample`` is the share of the batches that the slow per-sample form is timed on (0: left out).
+    """
+    matrix = nielsen.Network(sizes, rng=seed, dtype=dtype)
+    seed_form = nielsen.Network(sizes, rng=seed, dtype=dtype)
+    model = nn.MLP(sizes, activation="sigmoid", rng=seed, dtype=dtype)
+    for i, (w, b) in enumerate(zip(matrix.weights, matrix.biases)):
+        model.layers[2 * i].weight.data = w.T.copy()
+        model.layers[2 * i].bias.data = b.ravel().copy()
+    optimizer = optim.SGD(model.parameters(), lr=ETA)
+
+    def manual_layout(grads: tuple[list[np.ndarray], list[np.ndarray]]) -> Grads:
+        nabla_b, nabla_w = grads
+        return [a for nw, nb in zip(nabla_w, nabla_b) for a in (nw.T, nb.ravel())]
+
+    def columns(batch: Any) -> Any:
+        x, y = batch
+        return np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)
+
+    def pairs(batch: Any) -> Any:
+        x, y = columns(batch)
+        return [(x[:, j:j + 1], y[:, j:j + 1]) for j in range(x.shape[1])]
+
+    def per_sample_gradients(batch: Any) -> Grads:
+        total = [np.zeros_like(g) for g in manual_layout(seed_form.backprop(*batch[0]))]
+        for x, y in batch:
+            for t, g in zip(total, manual_layout(seed_form.backprop(x, y))):
+                t += g
+        return [t / len(batch) for t in total]
+
+    def engine_loss(batch: Any) -> Tensor:
+        x, y = batch
+        return losses.quadratic_cost(model(Tensor(x)), y)
+
+    def engine_step(batch: Any) -> None:
+        optimizer.zero_grad()
+        engine_loss(batch).backward()
+        optimizer.step()
+
+    def engine_gradients(batch: Any) -> Grads:
+        optimizer.zero_grad()
+        engine_loss(batch).backward()
+        return [p.grad.copy() for p in model.parameters()]
+
+    engines = [
+        Engine("numpy, whole mini-batch (baseline)",
+               lambda b: matrix.update_mini_batch_matrix(*b, ETA),
+               lambda b: manual_layout(matrix.backprop_batch(*b)), columns),
+        Engine("tinygrad_edu", engine_step, engine_gradients),
+    ]
+    if per_sample:
+        engines.insert(1, Engine("numpy, per sample (as the seed)", lambda b: seed_form.update_mini_batch(b, ETA),
+                                 per_sample_gradients, pairs, fraction=per_sample))
+    torch = _torch() if with_torch else None
+    if torch is not None:
+        engines.append(_torch_nielsen(torch, matrix, dtype))
+    return engines
+
+
+def _torch_nielsen(torch: Any, reference: nielsen.Network, dtype: Any) -> Engine:
+    """PyTorch eager as people write it: nn.Sequential of Linear and Sigmoid, torch.optim.SGD."""
+    layers: list[Any] = []
+    for w, b in zip(reference.weights, reference.biases):
+        linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64 if dtype == np.float64 else
+                                 torch.float32)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w.copy()))  # torch stores (out, in), as the seed does
+            linear.bias.copy_(torch.from_numpy(b.ravel().copy()))
+        layers += [linear, torch.nn.Sigmoid()]
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=ETA)
+
+    def loss(batch: Any) -> Any:
+        x, y = batch
+        return ((model(x) - y) ** 2).sum() / (2 * x.shape[0])
+
+    def step(batch: Any) -> None:
+        optimizer.zero_grad()
+        loss(batch).backward()
+        optimizer.step()
+
+    def gradients(batch: Any) -> Grads:
+        optimizer.zero_grad()
+        loss(batch).backward()
+        grads = [p.grad.numpy().copy() for p in model.parameters()]
+        return [g.T if g.ndim == 2 else g for g in grads]
+
+    def tensors(batch: Any) -> Any:
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in batch)
+
+    return Engine(f"PyTorch {torch.__version__.split('+')[0]} eager", step, gradients, tensors)
+
+
+def check_gradients(engines: Sequence[Engine], batch: Any, tolerance: float = GRADIENT_TOLERANCE) -> float:
+    """Every engine's gradients on ``batch`` against the first one's; the largest difference, or raise."""
+    reference = engines[0].gradients(engines[0].batches(batch))
+    worst = 0.0
+    for engine in engines[1:]:
+        grads = engine.gradients(engine.batches(batch))
+        if len(grads) != len(reference) or any(g.shape != r.shape for g, r in zip(grads, reference)):
+            raise BenchmarkError(f"{engine.name}: gradient shapes {[g.shape for g in grads]} differ from the "
+                                 f"baseline's {[r.shape for r in reference]}.")
+        diff = max(float(np.max(np.abs(g - r))) for g, r in zip(grads, reference))
+        if not diff < tolerance:
+            raise BenchmarkError(f"{engine.name}: gradients differ from {engines[0].name} by {diff:.3g} (max abs, "
+                                 f"tolerance {tolerance:g}); not timing a computation that disagrees.")
+        worst = max(worst, diff)
+    return worst
+
+
+def _mnist_batches(n_batches: int, batch_size: int, dtype: Any, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    data = datasets.load_mnist(dtype=dtype)
+    x, y = data.train_x, datasets.one_hot(data.train_y, dtype=dtype)
+    needed = n_batches * batch_size
+    order = np.concatenate([np.random.default_rng(seed + k).permutation(len(x))
+                            for k in range(-(-needed // len(x)))])[:needed]
+    return [(x[order[i:i + batch_size]], y[order[i:i + batch_size]]) for i in range(0, needed, batch_size)]
+
+
+def _time_engines(engines: Sequence[Engine], batches: Sequence[Any], repeats: int) -> None:
+    prepared = [[e.batches(b) for b in batches[:max(1, round(len(batches) * e.fraction))]] for e in engines]
+    for _ in range(repeats):
+        for engine, own in zip(engines, prepared):
+            start = time.perf_counter()
+            for batch in own:
+                engine.run(batch)
+            engine.times.append((time.perf_counter() - start) * len(batches) / len(own))
+
+
+def _nielsen_workload(title: str, sizes: Sequence[int], batch_size: int, dtype: Any, n_batches: int,
+                      scale: float, unit: str, repeats: int, seed: int, per_sample: float) -> str:
+    check = nielsen_engines(sizes, np.float64, seed)
+    diff = check_gradients(check, _mnist_batches(1, batch_size, np.float64, seed + 99)[0])
+    engines = nielsen_engines(sizes, dtype, seed, per_sample)
+    _time_engines(engines, _mnist_batches(n_batches, batch_size, dtype, seed), repeats)
+    for engine in engines:
+        engine.times = [t * scale for t in engine.times]
+    note = f"gradients agree on one mini-batch (float64): max abs difference {diff:.1e}"
+    return _table(title, unit, engines, note)
+
+
+# -- W3: a chain of elementwise ops ---------------------------------------------------------------------------
+
+def _chain_numpy(x: np.ndarray) -> list[np.ndarray]:
+    """The chain's forward values, one numpy call per op: x, x * 0.9, ... (every intermediate kept)."""
+    values = [x]
+    for i in range(CHAIN_LENGTH):
+        v = values[-1]
+        kind = i % 4
+        values.append(v * 0.9 if kind == 0 else v + 0.1 if kind == 1 else np.tanh(v) if kind == 2 else -v)
+    return values
+
+
+def _chain_backward_numpy(values: list[np.ndarray], g: np.ndarray) -> np.ndarray:
+    """The chain rule by hand: d(0.9 v) = 0.9, d(v + 0.1) = 1, d tanh(v) = 1 - tanh(v)^2, d(-v) = -1."""
+    for i in range(CHAIN_LENGTH - 1, -1, -1):
+        kind = i % 4
+        if kind == 0:
+            g = g * 0.9
+        elif kind == 2:
+            out = values[i + 1]
+            g = g * (1 - out * out)
+        elif kind == 3:
+            g = -g
+    return g
+
+
+def _chain_tensor(x: Any) -> Any:
+    """The same chain on anything with operators and tanh(): our Tensor, or a torch tensor."""
+    v = x
+    for i in range(CHAIN_LENGTH):
+        kind = i % 4
+        v = v * 0.9 if kind == 0 else v + 0.1 if kind == 1 else v.tanh() if kind == 2 else -v
+    return v
+
+
+def chain_engines() -> list[Engine]:
+    """W3: a batch is ``(x, upstream)``, two 10x10 arrays; ``run`` does forward (and backward) once."""
+
+    def numpy_forward(batch: Any) -> None:
+        _chain_numpy(batch[0])
+
+    def numpy_gradients(batch: Any) -> Grads:
+        return [_chain_backward_numpy(_chain_numpy(batch[0]), batch[1])]
+
+    def engine_gradients(batch: Any) -> Grads:
+        x = Tensor(batch[0], requires_grad=True)
+        _chain_tensor(x).backward(gradient=batch[1])
+        return [x.grad]
+
+    # forward + backward engines are timed by their gradient function itself (the result is dropped)
+    engines = [
+        Engine("numpy, forward only (baseline)", numpy_forward, numpy_gradients),
+        Engine("numpy, forward + backward by hand", numpy_gradients, numpy_gradients),
+        Engine("tinygrad_edu, forward + backward", engine_gradients, engine_gradients),
+    ]
+    torch = _torch()
+    if torch is not None:
+        def torch_gradients(batch: Any) -> Grads:
+            x = batch[0].detach().requires_grad_()
+            _chain_tensor(x).backward(batch[1])
+            return [x.grad.numpy()]
+
+        engines.append(Engine(f"PyTorch {torch.__version__.split('+')[0]} eager, forward + backward",
+                              torch_gradients, torch_gradients, lambda b: tuple(torch.from_numpy(a) for a in b)))
+    return engines
+
+
+def _chain_workload(n_chains: int, repeats: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    batches = [(rng.standard_normal((10, 10)), rng.standard_normal((10, 10))) for _ in range(n_chains)]
+    engines = chain_engines()
+    diff = check_gradients(engines, batches[0])
+    _time_engines(engines, batches, repeats)
+    for engine in engines:
+        engine.times = [t / (n_chains * CHAIN_LENGTH) * 1e6 for t in engine.times]
+    note = (f"{CHAIN_LENGTH} ops (mul, add, tanh, neg, repeated) per chain, {n_chains} chains per timing; "
+            f"gradients agree: max abs difference {diff:.1e}")
+    return _table(f"W3, per-op overhead: a chain of {CHAIN_LENGTH} elementwise ops on 10x10, float64",
+                  "us per op", engines, note)
+
+
+# -- memory: each engine alone in a fresh process --------------------------------------------------------------
+
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux): VmRSS now, VmHWM the peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise BenchmarkError(f"/proc/self/status has no {field}")
+
+
+def _memory_child(index: int, steps: int, seed: int) -> dict[str, Any]:
+    """Run W1 for ``steps`` steps with engine number ``index`` alone; resident memory as it goes (MB)."""
+    engine = nielsen_engines(W1_SIZES, np.float64, seed, per_sample=0, with_torch=index == 2)[index]
+    data = datasets.load_mnist()
+    x, y = data.train_x, datasets.one_hot(data.train_y)
+    order = np.random.default_rng(seed).permutation(len(x))
+    report: dict[str, Any] = {"name": engine.name, "loaded": _status_mb("VmRSS")}
+    # NOTE: writing 5 to clear_refs resets the peak (VmHWM) to the current RSS, so the peak below is that of
+    # training alone, not of parsing the data files.
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    batches_per_epoch = len(x) // W1_BATCH
+    for step in range(1, steps + 1):
+        rows = order[(step - 1) % batches_per_epoch * W1_BATCH:][:W1_BATCH]
+        engine.run(engine.batches((x[rows], y[rows])))
+        if step in (min(1_000, steps), steps):
+            report[f"after {step}"] = _status_mb("VmRSS")
+    report["peak"] = _status_mb("VmHWM")
+    return report
+
+
+def _memory_workload(steps: int, seed: int) -> str:
+    if not os.path.exists("/proc/self/clear_refs"):
+        return "Memory: skipped (it reads /proc, which only Linux has)"
+    rows = []
+    for index in range(3 if _torch() is not None else 2):
+        command = [sys.executable, "-m", "tinygrad_edu.bench", "--memory-child", str(index), "--steps", str(steps),
+                   "--seed", str(seed)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchmarkError(f"memory run {index} failed:\n{done.stderr}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    later = f"after {steps}"
+    lines = [f"Memory: W1 for {steps} steps, each engine alone in a fresh process; resident MB, and the peak while "
+             f"training (after the data is loaded)",
+             f"  {'engine':36} {'loaded':>8} {f'after {min(1_000, steps)}':>11} {later:>12} {'growth':>8} {'peak':>8} "
+             f"{'peak ratio':>11}"]
+    for row in rows:
+        first = row[f"after {min(1_000, steps)}"]
+        growth = row[later] - first
+        lines.append(f"  {row['name']:36} {row['loaded']:8.1f} {first:11.1f} {row[later]:12.1f} "
+                     f"{growth:+8.1f} {row['peak']:8.1f} {row['peak'] / rows[0]['peak']:10.2f}x")
+    return "\n".join(lines)
+
+
+# -- the report -------------------------------------------------------------------------------------------------
+
+def _table(title: str, unit: str, engines: Sequence[Engine], note: str) -> str:
+    base = statistics.median(engines[0].times)
+    lines = [title, f"  {note}", f"  {'engine':52} {'median':>9} {'min - max':>19} {'ratio':>7}   ({unit})"]
+    for engine in engines:
+        median = statistics.median(engine.times)
+        spread = f"{min(engine.times):.3g} - {max(engine.times):.3g}"
+        lines.append(f"  {engine.name:52} {median:9.3g} {spread:>19} {median / base:6.2f}x")
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    torch = _torch()
+    threads = f", torch threads {torch.get_num_threads()}" if torch is not None else ", torch not installed"
+    blas = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
+    return (f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
+            f"{os.cpu_count()} CPUs{threads}{', ' + str(blas) if blas else ''}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench options, shared by ``tinygrad-edu bench`` and ``python -m tinygrad_edu.bench``."""
+    parser.add_argument("--only", default="W1,W2,W3,memory",
+                        help="comma-separated workloads to run (default W1,W2,W3,memory)")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per engine; the median is reported "
+                                                               "(default 5)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, in seconds")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for weights and batches (default 0)")
+    parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen workloads and print their tables; 1 if an engine disagrees, 2 for bad arguments."""
+    if args.memory_child is not None:
+        print(json.dumps(_memory_child(args.memory_child, args.steps or 10_000, args.seed)))
+        return 0
+    chosen = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+    unknown = sorted(set(chosen) - {"w1", "w2", "w3", "memory"})
+    if unknown or not chosen or args.repeats < 1:
+        print(f"tinygrad-edu bench: --only takes W1, W2, W3 and memory, comma-separated (got {args.only!r}); "
+              f"--repeats must be at least 1 (got {args.repeats}).", file=sys.stderr)
+        return 2
+    w1_batches, w2_steps, chains, mem_steps = (20, 2, 20, 1_000) if args.quick else (1_000, W2_STEPS, 300, 10_000)
+    print(f"tinygrad-edu bench on {_machine()}\n", flush=True)
+    try:
+        if "w1" in chosen:
+            steps_per_epoch = W1_EPOCH // W1_BATCH
+            print(_nielsen_workload(
+                f"W1, overhead-bound: Nielsen {W1_SIZES}, sigmoid, quadratic cost, mini-batch {W1_BATCH}, eta "
+                f"{ETA}, float64; {w1_batches} of the epoch's {steps_per_epoch} steps timed, scaled to the epoch",
+                W1_SIZES, W1_BATCH, np.float64, w1_batches, steps_per_epoch / w1_batches, "s per epoch",
+                args.repeats, args.seed, per_sample=0.2), "\n", flush=True)
+        if "w2" in chosen:
+            print(_nielsen_workload(
+                f"W2, math-bound: {W2_SIZES}, sigmoid, quadratic cost, mini-batch {W2_BATCH}, float32; "
+                f"{w2_steps} steps timed" + ("" if w2_steps == W2_STEPS else f", scaled to {W2_STEPS}"),
+                W2_SIZES, W2_BATCH, np.float32, w2_steps, W2_STEPS / w2_steps, f"s per {W2_STEPS} steps",
+                args.repeats, args.seed, per_sample=0.02), "\n", flush=True)
+        if "w3" in chosen:
+            print(_chain_workload(chains, args.repeats, args.seed), "\n", flush=True)
+        if "memory" in chosen:
+            print(_memory_workload(args.steps or mem_steps, args.seed), "\n", flush=True)
+    except BenchmarkError as error:
+        print(f"tinygrad-edu bench: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinygrad_edu.bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
