@@ -57,3 +57,8 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     result = run("compare", "xor", "--steps", "1")
     assert result.returncode == 0, result.stderr
     assert "agree" in result.stdout
+
+
+def test_graph_refuses_an_unknown_picture_suffix(capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    assert main(["graph", "xor", "-o", str(tmp_path) + "/g.jpg"]) == 2
+    assert ".svg, .png or .pdf" in capsys.readouterr().err

@@ -33,6 +33,12 @@ def test_broadcast_mismatch_names_shapes_and_suggests_reshape() -> None:
     message = str(info.value)
     assert message.startswith("add:") and "a (3, 4)" in message and "b (3,)" in message
     assert "from the right" in message and "reshape(-1, 1)" in message
+    assert "axis -1 clashes: 4 vs 3" in message
+
+
+def test_broadcast_mismatch_names_the_first_clashing_axis_from_the_right() -> None:
+    with pytest.raises(ValueError, match="axis -2 clashes: 2 vs 3"):
+        _ = Tensor(np.ones((2, 1))) * Tensor(np.ones((3, 5)))
 
 
 def test_backward_on_non_scalar_suggests_sum_or_gradient() -> None:

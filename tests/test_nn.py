@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor
+from tinygrad_edu import Tensor, optim
 from tinygrad_edu.nn import (
     INITIALISERS, MLP, Identity, Linear, LogSoftmax, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
@@ -412,3 +412,17 @@ def test_mlp_forward_matches_numpy():
         return 1 / (1 + np.exp(-z))
 
     np.testing.assert_allclose(net(Tensor(x)).data, sigmoid(sigmoid(x @ w1 + b1) @ w2 + b2), rtol=1e-13)
+
+
+def test_a_parameter_made_from_a_computation_without_recording_is_a_leaf_and_is_found() -> None:
+    class Scaled(Module):
+        def __init__(self) -> None:
+            self.w = (Tensor(np.ones((2, 2))) * 0.01).requires_grad_()  # no input needed grad: no graph
+
+        def forward(self, x: Tensor) -> Tensor:
+            return x @ self.w
+
+    model = Scaled()
+    assert model.w.is_leaf and model.w.op is not None
+    assert [name for name, _ in model.named_parameters()] == ["w"]
+    optim.SGD(model.parameters(), lr=0.1)  # accepted as a leaf

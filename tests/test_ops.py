@@ -737,3 +737,12 @@ def test_hypothesis_reductions(data: Any, shape: Shape, name: str, keepdims: boo
         expected = np.log(expected)
     np.testing.assert_allclose(fn(x).data, expected, rtol=1e-12, atol=1e-12)
     assert gradcheck(fn, [x], seed=seed)
+
+
+def test_tensor_exponent_zero_gives_a_constant_even_at_zero_base() -> None:
+    a = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([0.0, 0.0]), requires_grad=True)
+    with _strict_floats():
+        (a ** b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0])
+    np.testing.assert_allclose(b.grad, [0.0, np.log(2.0)], rtol=1e-15)

@@ -147,7 +147,12 @@ def _graph(args: argparse.Namespace) -> int:
     twin = seeds.build(args.seed)
     loss = twin.engine_loss(twin.model)
     loss.backward()
-    for path in graph_command(loss, args.output, html=args.html, params=twin.model):
+    try:
+        paths = graph_command(loss, args.output, html=args.html, params=twin.model)
+    except ValueError as error:
+        print(f"tinygrad-edu graph: {error}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(path)
     return 0
 

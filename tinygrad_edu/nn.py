@@ -68,7 +68,7 @@ def _members(obj: Any, prefix: str, on_path: set[int]) -> Iterator[tuple[str, Te
 def _is_parameter(t: Tensor) -> bool:
     # NOTE: only leaves: a forward pass that caches its activations (self.a1 = ..., as the seeds do) stores
     # tensors that require grad but are computed from the parameters; they must not be trained or saved.
-    return t.requires_grad and t.op is None
+    return t.requires_grad and t.is_leaf
 
 
 class LoadResult(NamedTuple):

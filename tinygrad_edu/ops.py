@@ -196,7 +196,8 @@ class PowTensor(Op):
 
     @staticmethod
     def backward(g, out, a, b, *, needs=(True, True)):
-        grad_a = g * b * a ** (b - 1) if needs[0] else None
+        # NOTE: where b == 0 the output is the constant 1, also at a = 0, where b * a^(b-1) would be 0 * inf
+        grad_a = g * b * a ** (b - 1 + mask(value(b) == 0, g)) if needs[0] else None
         if not needs[1]:
             return grad_a, None
         # NOTE: a^b ln(a) -> 0 as a -> 0 (b > 0); add 1 where a == 0 so ln gives 0 there instead of -inf.

@@ -574,10 +574,20 @@ def _shape_message(op: type[Op], parents: Sequence[Tensor], kwargs: dict[str, An
                 f"{'second-to-last' if len(b) > 1 else 'only'} axis of b ({k_b}); did you mean a @ b.T?")
     elif len(parents) > 1:
         hint = ("Broadcasting compares shapes from the right: each pair of axes must be equal or one of them "
-                "1. Reshape one input (e.g. x.reshape(-1, 1)) so the axes line up.")
+                f"1{_clash(parents)}. Reshape one input (e.g. x.reshape(-1, 1)) so the axes line up.")
     else:
         hint = f"Arguments: {kwargs}."
     return f"{op.name}: cannot apply to {shapes}. {hint} (numpy said: {error})"
+
+
+def _clash(parents: Sequence[Tensor]) -> str:
+    """``", and axis -1 clashes: 4 vs 3"``: the first axis, from the right, where the shapes disagree."""
+    shapes = [p.shape for p in parents]
+    for k in range(1, max(len(s) for s in shapes) + 1):
+        sizes = {s[-k] for s in shapes if len(s) >= k} - {1}
+        if len(sizes) > 1:
+            return f", and axis -{k} clashes: {' vs '.join(str(s[-k]) for s in shapes if len(s) >= k)}"
+    return ""
 
 
 # -- the backward side --------------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ def graph_command(seed_loss: Tensor, out: str, html: bool, params: Any = None) -
     if not isinstance(seed_loss, Tensor):
         raise TypeError(f"graph: expected the loss Tensor to draw, got a {type(seed_loss).__name__}.")
     base, ext = os.path.splitext(out)
+    if ext.lower() not in ("", ".svg", ".png", ".pdf", ".html"):
+        raise ValueError(f"graph: cannot write {out!r}: the picture is .svg, .png or .pdf (or .html for the "
+                         f"step-through page); e.g. -o graph.svg")
     written: list[str] = []
     directory = os.path.dirname(os.path.abspath(out))
     os.makedirs(directory, exist_ok=True)
