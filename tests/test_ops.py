@@ -680,6 +680,12 @@ _BINARY: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
+_BINARY_NUMPY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.divide, "pow": np.power,
+    "maximum": np.maximum, "minimum": np.minimum, "where": lambda a, b: np.where(a > b, a, b),
+}
+
+
 def _binary_inputs(name: str, shapes: tuple[Shape, Shape], rng: np.random.Generator) -> list[np.ndarray]:
     a_shape, b_shape = shapes
     if name in ("maximum", "minimum", "where"):
@@ -704,6 +710,10 @@ def test_hypothesis_binary_broadcasting(shapes: Any, name: str, seed: int) -> No
     leaves = [Tensor(x, requires_grad=True) for x in arrays]
     out = _BINARY[name](*leaves)
     assert out.shape == shapes.result_shape
+    np.testing.assert_allclose(out.data, _BINARY_NUMPY[name](*arrays), rtol=1e-15, atol=0)
+    single = _BINARY[name](*[Tensor(x.astype(np.float32)) for x in arrays])
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single.data, _BINARY_NUMPY[name](*arrays), rtol=2e-6, atol=1e-6)
     assert gradcheck(_BINARY[name], leaves, seed=seed)
 
 
@@ -746,3 +756,101 @@ def test_tensor_exponent_zero_gives_a_constant_even_at_zero_base() -> None:
         (a ** b).sum().backward()
     np.testing.assert_array_equal(a.grad, [0.0, 0.0])
     np.testing.assert_allclose(b.grad, [0.0, np.log(2.0)], rtol=1e-15)
+
+
+# Unary ops: (engine, numpy reference, input range). Ranges keep away from kinks and from a <= 0 for log/sqrt.
+_UNARY: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[np.ndarray], np.ndarray], tuple[float, float]]] = {
+    "neg": (lambda t: -t, np.negative, (-2.0, 2.0)),
+    "exp": (Tensor.exp, np.exp, (-2.0, 2.0)),
+    "log": (Tensor.log, np.log, (0.2, 3.0)),
+    "sqrt": (Tensor.sqrt, np.sqrt, (0.2, 3.0)),
+    "abs": (Tensor.abs, np.abs, (0.1, 2.0)),
+    "sigmoid": (Tensor.sigmoid, lambda x: 1 / (1 + np.exp(-x)), (-4.0, 4.0)),
+    "log_sigmoid": (Tensor.log_sigmoid, lambda x: -np.log1p(np.exp(-x)), (-4.0, 4.0)),
+    "tanh": (Tensor.tanh, np.tanh, (-2.0, 2.0)),
+    "relu": (Tensor.relu, lambda x: np.maximum(x, 0), (0.1, 2.0)),
+    "leaky_relu": (lambda t: t.leaky_relu(0.1), lambda x: np.where(x > 0, x, 0.1 * x), (0.1, 2.0)),
+    "clip": (lambda t: t.clip(-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5), (-0.45, 0.45)),
+    "pow": (lambda t: t ** 3, lambda x: x ** 3, (-2.0, 2.0)),
+}
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4), name=st.sampled_from(sorted(_UNARY)),
+       negate=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_hypothesis_unary(shape: Shape, name: str, negate: bool, seed: int) -> None:
+    """Forward against numpy in float64 and float32 (dtype kept), gradient against central differences."""
+    fn, reference, (low, high) = _UNARY[name]
+    rng = np.random.default_rng(seed)
+    data = rng.uniform(low, high, size=shape)
+    if negate and name in ("abs", "relu", "leaky_relu"):  # the other side of the kink
+        data = -data
+    x = Tensor(data, requires_grad=True)
+    np.testing.assert_allclose(fn(x).data, reference(data), rtol=1e-13, atol=1e-15)
+    single = fn(Tensor(data.astype(np.float32)))
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single.data, reference(data), rtol=1e-5, atol=1e-6)
+    assert gradcheck(fn, [x], seed=seed)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4),
+       log=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_hypothesis_softmax_and_log_softmax(data: Any, shape: Shape, log: bool, seed: int) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+    x = Tensor(np.random.default_rng(seed).uniform(-3, 3, size=shape), requires_grad=True)
+
+    def fn(t: Tensor) -> Tensor:
+        return t.log_softmax(axis) if log else t.softmax(axis)
+
+    shifted = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    expected = shifted / shifted.sum(axis=axis, keepdims=True)
+    np.testing.assert_allclose(fn(x).data, np.log(expected) if log else expected, rtol=1e-12, atol=1e-14)
+    assert gradcheck(fn, [x], seed=seed)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(batch=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3),
+       n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), vector_a=st.booleans(),
+       vector_b=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_hypothesis_matmul(batch: Any, n: int, k: int, m: int, vector_a: bool, vector_b: bool, seed: int) -> None:
+    """Every rank: 1-D operands, 2-D, and batches whose leading axes broadcast."""
+    rng = np.random.default_rng(seed)
+    a_shape = (k,) if vector_a else batch.input_shapes[0] + (n, k)
+    b_shape = (k,) if vector_b else batch.input_shapes[1] + (k, m)
+    a = Tensor(rng.uniform(-1, 1, size=a_shape), requires_grad=True)
+    b = Tensor(rng.uniform(-1, 1, size=b_shape), requires_grad=True)
+    np.testing.assert_allclose((a @ b).data, a.data @ b.data, rtol=1e-14, atol=1e-15)
+    assert gradcheck(lambda p, q: p @ q, [a, b], seed=seed)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4),
+       seed=st.integers(0, 2**31 - 1))
+def test_hypothesis_shape_ops(data: Any, shape: Shape, seed: int) -> None:
+    """reshape, transpose, squeeze/unsqueeze, broadcast_to, getitem with repeated indices, concatenate, stack."""
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.uniform(-1, 1, size=shape), requires_grad=True)
+    ndim = len(shape)
+    order = tuple(data.draw(st.permutations(range(ndim)), label="axes"))
+    new_axis = data.draw(st.integers(-ndim - 1, ndim), label="new axis")
+    axis = data.draw(st.integers(-ndim, ndim - 1), label="axis")
+    index = rng.integers(0, shape[0], size=data.draw(st.integers(1, 5), label="index count"))
+    target = data.draw(hnp.broadcastable_shapes(shape, min_dims=ndim, max_dims=ndim + 1, max_side=3).filter(
+        lambda s: np.broadcast_shapes(s, shape) == s), label="broadcast target")
+    copies = data.draw(st.integers(1, 3), label="copies")
+    programs: list[tuple[Callable[[Tensor], Tensor], np.ndarray]] = [
+        (lambda t: t.reshape(-1), x.data.reshape(-1)),
+        (lambda t: t.transpose(order), x.data.transpose(order)),
+        (lambda t: t.unsqueeze(new_axis).squeeze(new_axis), x.data),
+        (lambda t: t.unsqueeze(new_axis), np.expand_dims(x.data, new_axis)),
+        (lambda t: t.broadcast_to(target), np.broadcast_to(x.data, target)),
+        (lambda t: t[index], x.data[index]),
+        (lambda t: concatenate([t * (i + 1) for i in range(copies)], axis=axis),
+         np.concatenate([x.data * (i + 1) for i in range(copies)], axis=axis)),
+        (lambda t: stack([t * (i + 1) for i in range(copies)], axis=axis),
+         np.stack([x.data * (i + 1) for i in range(copies)], axis=axis)),
+    ]
+    for fn, expected in programs:
+        np.testing.assert_array_equal(fn(x).data, expected)
+        assert gradcheck(fn, [x], seed=seed)
