@@ -625,6 +625,8 @@ def _fit(grad: Any, shape: tuple[int, ...]) -> Any:
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)
+    if lead == 1 and grad.shape[1:] == shape:  # the usual bias: (batch, n) back to (n,)
+        return grad.sum(axis=0)
     if lead >= 0:
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
