@@ -854,3 +854,53 @@ def test_hypothesis_shape_ops(data: Any, shape: Shape, seed: int) -> None:
     for fn, expected in programs:
         np.testing.assert_array_equal(fn(x).data, expected)
         assert gradcheck(fn, [x], seed=seed)
+
+
+# -- high-precision references: the naive formulas in numpy's extended precision, where exp(1e4) is finite ----
+
+_LONG = np.longdouble
+_EXTENDED = np.finfo(_LONG).maxexp > 10_000  # x86-64's 80-bit long double; elsewhere it may be plain double
+_GRID = np.array([-1e4, -1e3, -745.0, -700.0, -40.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 40.0, 700.0, 745.0, 1e3, 1e4])
+
+
+@pytest.mark.skipif(not _EXTENDED, reason="numpy's long double is not wider than float64 here")
+def test_stable_ops_against_extended_precision_references() -> None:
+    wide = _GRID.astype(_LONG)
+    s_wide = 1 / (1 + np.exp(-wide))
+    x = Tensor(_GRID.copy(), requires_grad=True)
+    s = x.sigmoid()
+    # sigmoid(-1e4) = e^-1e4 is below float64's range; the engine answers 1e-308 (see ops.Sigmoid), hence atol
+    np.testing.assert_allclose(s.data, s_wide.astype(np.float64), rtol=1e-15, atol=1e-300)
+    s.backward(gradient=np.ones_like(_GRID))
+    # NOTE: the rule s (1 - s) (the seeds', and PyTorch's) is exact to 1e-17 absolute, but 1 - s rounds to 0
+    # for x > 37, so there the gradient is 0 instead of about e^-x
+    np.testing.assert_allclose(x.grad, (s_wide * (1 - s_wide)).astype(np.float64), rtol=1e-14, atol=1e-17)
+    small = np.abs(_GRID) < 37
+    np.testing.assert_allclose(x.grad[small], (s_wide * (1 - s_wide)).astype(np.float64)[small], rtol=1e-14,
+                               atol=1e-300)
+
+    x = Tensor(_GRID.copy(), requires_grad=True)
+    log_s = x.log_sigmoid()
+    np.testing.assert_allclose(log_s.data, (-np.log1p(np.exp(-wide))).astype(np.float64), rtol=1e-15, atol=0)
+    log_s.backward(gradient=np.ones_like(_GRID))
+    np.testing.assert_allclose(x.grad, (1 / (1 + np.exp(wide))).astype(np.float64), rtol=1e-14, atol=1e-300)
+
+    rows = np.stack([_GRID, _GRID[::-1] * 0.5, np.linspace(-3.0, 3.0, _GRID.size)])
+    wide_rows = rows.astype(_LONG)
+    exp_rows = np.exp(wide_rows)
+    lse_wide = np.log(exp_rows.sum(axis=1))
+    np.testing.assert_allclose(Tensor(rows).logsumexp(axis=1).data, lse_wide.astype(np.float64), rtol=1e-15)
+    softmax_wide = exp_rows / exp_rows.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(Tensor(rows).softmax(axis=1).data, softmax_wide.astype(np.float64),
+                               rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(Tensor(rows).log_softmax(axis=1).data,
+                               (wide_rows - lse_wide[:, None]).astype(np.float64), rtol=1e-15)
+
+    from tinygrad_edu.losses import binary_cross_entropy_with_logits
+
+    z = _GRID.reshape(-1, 1)
+    y = (np.arange(_GRID.size) % 2).astype(np.float64).reshape(-1, 1)
+    wide_z, wide_y = z.astype(_LONG), y.astype(_LONG)
+    per_sample = wide_y * np.log1p(np.exp(-wide_z)) + (1 - wide_y) * np.log1p(np.exp(wide_z))
+    np.testing.assert_allclose(binary_cross_entropy_with_logits(Tensor(z), y).item(),
+                               float(per_sample.mean()), rtol=1e-15)

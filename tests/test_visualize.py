@@ -484,17 +484,22 @@ def test_example_script_writes_its_three_files(tmp_path: Path) -> None:
 
 # -- training plots and health ----------------------------------------------------------------------------------
 
-def _png(path: str | Path, minimum: int = 5_000) -> None:
+def _png(path: str | Path, minimum: int = 5_000, size: tuple[int, int] | None = None) -> None:
+    """A real PNG of more than ``minimum`` bytes and, if given, exactly ``size`` = (width, height) pixels."""
     data = Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > minimum
+    assert data[12:16] == b"IHDR"
+    if size is not None:
+        assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == size
 
 
 def test_plot_history_and_weights_write_pngs(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     history = {"loss": [0.9, 0.5, 0.3, 0.25], "train_accuracy": [0.5, 0.7, 0.8, 0.85],
                "test_accuracy": [0.45, 0.66, 0.79, 0.8]}
-    _png(plot_history(history, tmp_path / "history.png", title="MNIST"))
-    _png(plot_history({"loss": [3.0, 2.0, 1.0]}, tmp_path / "loss.png"))
+    # 110 dpi: one 5.2 x 3.8 inch panel per series group (loss; accuracies)
+    _png(plot_history(history, tmp_path / "history.png", title="MNIST"), size=(1144, 418))
+    _png(plot_history({"loss": [3.0, 2.0, 1.0]}, tmp_path / "loss.png"), size=(572, 418))
     rng = np.random.default_rng(0)
     _png(plot_weights(Tensor(rng.standard_normal((784, 30))), tmp_path / "weights.png"), 20_000)
     with pytest.raises(ValueError, match=re.escape("weight.T")):
@@ -551,7 +556,7 @@ def test_layer_health_reads_a_module_like_object_and_plots(tmp_path: Path) -> No
     pytest.importorskip("matplotlib")
     hidden = loss.parents[0].parents[0].parents[0].parents[0]  # the sigmoid output
     assert hidden.op.name == "sigmoid"
-    _png(plot_health(Model(), tmp_path / "health.png", activations={"layers.1": hidden}, lr=0.1))
+    _png(plot_health(Model(), tmp_path / "health.png", activations={"layers.1": hidden}, lr=0.1), size=(1320, 418))
 
 
 # -- docstring examples -----------------------------------------------------------------------------------------
