@@ -588,3 +588,20 @@ def test_gradcheck_projection_path_for_large_inputs(restore_ops: None) -> None:
 def test_gradcheck_needs_an_input_that_requires_grad() -> None:
     with pytest.raises(ValueError, match="requires_grad"):
         gradcheck(lambda t: t * 2, [Tensor(np.ones(2))])
+
+
+def test_no_grad_works_as_a_bare_decorator_too() -> None:
+    from tinygrad_edu import no_grad
+
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @no_grad
+    def bare(t: Tensor) -> Tensor:
+        return t * 2
+
+    @no_grad()
+    def called(t: Tensor) -> Tensor:
+        return t * 2
+
+    assert not bare(w).requires_grad and not called(w).requires_grad
+    assert (w * 2).requires_grad  # and the mode came back

@@ -904,3 +904,12 @@ def test_stable_ops_against_extended_precision_references() -> None:
     per_sample = wide_y * np.log1p(np.exp(-wide_z)) + (1 - wide_y) * np.log1p(np.exp(wide_z))
     np.testing.assert_allclose(binary_cross_entropy_with_logits(Tensor(z), y).item(),
                                float(per_sample.mean()), rtol=1e-15)
+
+
+@pytest.mark.parametrize("other", [np.ones(3), np.float64(2.0), np.arange(3), np.array([True, False, True])])
+def test_numpy_operands_take_the_float32_tensors_dtype(other: Any) -> None:
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    for out in (x * other, other * x, x + other, x - other, other - x):
+        assert out.dtype == np.float32
+    (x * other).sum().backward()
+    assert x.grad.dtype == np.float32

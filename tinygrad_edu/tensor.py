@@ -56,7 +56,14 @@ class _Switch(contextlib.ContextDecorator):
     _field = ""
     _value = False
 
-    def __init__(self) -> None:
+    def __new__(cls, func: Any = None) -> Any:
+        switch = super().__new__(cls)
+        if func is None:
+            return switch
+        switch.__init__()
+        return switch(func)  # `@no_grad` without parentheses decorates the function directly
+
+    def __init__(self, func: Any = None) -> None:
         self._saved: list[bool] = []
 
     def __enter__(self) -> _Switch:
@@ -503,7 +510,7 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
     """Make a constant operand a Tensor, in ``like``'s float dtype so float32 math stays float32."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and like._data.dtype.kind == "f" and not isinstance(x, np.ndarray):
+    if like is not None and like._data.dtype.kind == "f":
         if type(x) is float or type(x) is int:
             # NOTE: `x * 2` and `1 - x` run every step with the same few numbers: wrap each one once
             # (read-only, so sharing it between graphs is safe).
@@ -517,8 +524,9 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
                 array.flags.writeable = False
                 constant = _CONSTANTS[key] = _new(array, False)
             return constant
-        if isinstance(x, (list, tuple)):  # Python numbers: take the tensor's float dtype
-            return _new(np.asarray(x, dtype=like._data.dtype), False)
+        array = np.asarray(x)
+        if array.dtype.kind in "biuf":  # numbers (lists, numpy arrays and scalars): the tensor's float dtype,
+            return _new(array.astype(like._data.dtype, copy=False), False)  # so float32 math stays float32
         return _new(np.asarray(x, dtype=np.result_type(like._data, x)), False)
     return Tensor(x)
 
