@@ -505,23 +505,10 @@ def test_repr_shows_values_op_and_requires_grad() -> None:
 
 # -- gradcheck itself ----------------------------------------------------------------------------------
 
-def _wrong_sine() -> type[Op]:
-    class WrongSine(Op):
-        """d sin(a) = cos(a) da, but this rule says 2 cos(a) (deliberately wrong)"""
+def _sine(factor: float) -> type[Op]:
+    """A sine op whose rule multiplies the true derivative by ``factor`` (2: a deliberately wrong rule)."""
 
-        @staticmethod
-        def forward(a: np.ndarray) -> np.ndarray:
-            return np.sin(a)
-
-        @staticmethod
-        def backward(g: np.ndarray, out: np.ndarray, a: np.ndarray) -> tuple[np.ndarray]:
-            return (g * 2 * np.cos(a),)
-
-    return WrongSine
-
-
-def _right_sine() -> type[Op]:
-    class RightSine(Op):
+    class Sine(Op):
         """d sin(a) = cos(a) da"""
 
         @staticmethod
@@ -530,9 +517,17 @@ def _right_sine() -> type[Op]:
 
         @staticmethod
         def backward(g: np.ndarray, out: np.ndarray, a: np.ndarray) -> tuple[np.ndarray]:
-            return (g * np.cos(a),)
+            return (g * factor * np.cos(a),)
 
-    return RightSine
+    return Sine
+
+
+def _wrong_sine() -> type[Op]:
+    return _sine(2.0)
+
+
+def _right_sine() -> type[Op]:
+    return _sine(1.0)
 
 
 def test_gradcheck_reports_a_wrong_rule_with_a_table(restore_ops: None) -> None:
@@ -562,7 +557,7 @@ def test_gradcheck_names_the_input_that_is_wrong(restore_ops: None) -> None:
 
 
 def test_gradcheck_registered_ops_are_removed_again() -> None:
-    assert "WrongSine" not in OPS and "RightSine" not in OPS
+    assert "Sine" not in OPS
 
 
 def test_gradcheck_warns_for_float32() -> None:
