@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import os
 import traceback
 from collections.abc import Iterable, Sequence
@@ -411,7 +412,10 @@ class Tensor:
 
     def transpose(self, *axes: Any) -> Tensor:
         order = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        order = tuple(int(a) % max(self.ndim, 1) for a in order) or tuple(reversed(range(self.ndim)))
+        if any(not -self.ndim <= operator.index(a) < self.ndim for a in order):
+            raise ValueError(f"transpose: axes {order} do not fit a tensor of shape {self.shape}; each axis "
+                             f"must lie in [-{self.ndim}, {self.ndim - 1}].")
+        order = tuple(operator.index(a) % self.ndim for a in order) or tuple(reversed(range(self.ndim)))
         return _apply(ops.Transpose, self, axes=order)
 
     permute = transpose  # PyTorch's word for the same op
@@ -536,8 +540,8 @@ def _axis(axis: Any) -> Any:
     if axis is None:
         return None
     if isinstance(axis, (list, tuple)):
-        return tuple(int(a) for a in axis)
-    return int(axis)
+        return tuple(operator.index(a) for a in axis)
+    return operator.index(axis)  # numpy integers yes; 1.7 or "1" no
 
 
 def _index(index: Any) -> Any:
