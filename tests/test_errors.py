@@ -108,7 +108,13 @@ def test_changing_data_after_it_was_saved_is_caught_at_backward() -> None:
         loss.backward()
     message = str(info.value)
     assert "'w'" in message and "modified in place after mul saved it" in message
-    assert "version 0 then, 1 now" in message
+    assert "Run the forward pass again" in message
+    loss = (w * w).sum()  # a forward pass after the change saves the new values
+    loss.backward()
+    np.testing.assert_allclose(w.grad, 2 * w.data)
+    w.data = w.data * 2  # through the setter as well as in place
+    with pytest.raises(RuntimeError, match="'w'.*modified in place after mul"):
+        loss.backward()
 
 
 def test_setitem_after_saving_is_caught() -> None:

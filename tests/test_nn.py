@@ -165,7 +165,7 @@ def test_state_dict_round_trip_gives_the_same_values_and_outputs():
     np.testing.assert_array_equal(source(x).data, target(x).data)
 
 
-def test_loading_moves_the_version_counter_so_a_stale_graph_refuses_backward():
+def test_loading_stamps_the_change_so_a_stale_graph_refuses_backward():
     model = _two_layers(0)
     stale = model(Tensor(np.ones((2, 4)))).sum()
     model.load_state_dict(_two_layers(5).state_dict())

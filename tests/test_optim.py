@@ -105,7 +105,7 @@ def test_parameters_without_gradient_are_skipped_and_adam_counts_steps_per_param
     np.testing.assert_allclose(b.data, [0.9, 1.1], rtol=1e-7)
 
 
-def test_step_updates_in_place_builds_no_graph_and_moves_the_version_counter():
+def test_step_updates_in_place_builds_no_graph_and_stamps_the_change():
     model = MLP([2, 3, 1], rng=0)
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     arrays = [p.data for p in model.parameters()]

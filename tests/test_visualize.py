@@ -184,7 +184,7 @@ def test_max_depth_elides_parents_with_an_ellipsis_node() -> None:
     more = [k for k, v in zero.nodes.items() if 'label="…"' in v]
     assert len(more) == 1 and len(zero.edges) == 2
     two = Dot(to_dot(g["loss"], max_depth=2))
-    # loss(0), t8(1), t7(2): 3 tensors, their 3 ops, one "…" above sub; sub's parents t5 and y are cut.
+    # loss(0), t8(1), t7(2): 3 tensors, their 3 ops, one "…" above sub; sub's parents t6 and y are cut.
     assert len(two.nodes) == 7
     assert "max_depth=2" in two.text
     assert len(Dot(to_dot(g["loss"], max_depth=50)).nodes) == 16
@@ -197,8 +197,9 @@ def test_highlight_marks_the_path_from_the_loss_to_a_parameter() -> None:
     dot = Dot(to_dot(g["loss"], highlight=g["b"]))
     lit_nodes = {k for k, v in dot.nodes.items() if "penwidth=3" in v}
     titles = {re.search(r"<B>(.*?)</B>", dot.nodes[k]).group(1) for k in lit_nodes}
-    # b -> add -> t4 -> sigmoid -> t5 -> sub -> t7 -> pow -> t8 -> mean -> t9
-    assert titles == {"b", "add", "t4", "sigmoid", "t5", "sub", "t7", "pow", "t8", "mean", "t9"}
+    # unnamed tensors are numbered in creation order: x, y, w, b, then t4 = x @ w, t5, ...
+    # b -> add -> t5 -> sigmoid -> t6 -> sub -> t7 -> pow -> t8 -> mean -> t9
+    assert titles == {"b", "add", "t5", "sigmoid", "t6", "sub", "t7", "pow", "t8", "mean", "t9"}
     lit_edges = [(t, h) for t, h, attrs in dot.edges if "penwidth" in attrs]
     assert len(lit_edges) == 10
     assert all(t in lit_nodes and h in lit_nodes for t, h in lit_edges)
@@ -401,7 +402,7 @@ def test_stepthrough_page_is_offline_and_its_gradients_are_the_engines(
     assert all("src" not in tag for tag in re.findall(r"<script[^>]*>", text))
     needing = _requiring_grad(loss)
     assert len(steps) == len(needing) == 8
-    assert [s["name"] for s in steps] == ["loss", "t8", "t7", "t5", "t4", "b", "t2", "w"]  # reversed _toposort
+    assert [s["name"] for s in steps] == ["loss", "t8", "t7", "t6", "t5", "t4", "b", "w"]  # reversed creation order
     assert "<B>loss</B>" in text or ">loss</text>" in text  # the drawing labels the root the same way
     order = list(reversed(_toposort([loss])))
     assert [s["shape"] for s in steps] == [list(t.shape) for t in order]

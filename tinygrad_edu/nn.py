@@ -178,7 +178,7 @@ class Module:
             raise ValueError(f"load_state_dict: {'; '.join(problems)}. Nothing was loaded.")
         for name, p in params:
             if name in state:
-                # NOTE: assigning through the setter bumps the version counter, so a graph built from the old
+                # NOTE: assigning through the setter stamps the change, so a graph built from the old
                 # values refuses to backpropagate instead of silently mixing old and new numbers.
                 p.data = np.array(state[name], copy=True)
         return LoadResult(missing, unexpected)

@@ -2,7 +2,7 @@
 
 An optimizer holds the parameters (leaf tensors) it updates. ``step()`` moves each parameter that has a
 gradient, in place with numpy on ``.data`` (nothing is recorded in the graph), and assigns it back through the
-``data`` setter so the engine's version counter sees the change. ``zero_grad()`` sets every ``.grad`` to None.
+``data`` setter so the engine stamps the change. ``zero_grad()`` sets every ``.grad`` to None.
 
 >>> import numpy as np
 >>> from tinygrad_edu import Tensor
@@ -124,7 +124,7 @@ class Optimizer:
 
     @staticmethod
     def _apply(p: Tensor, update: np.ndarray) -> None:
-        """``p.data -= update`` in place, then through the setter so the version counter moves."""
+        """``p.data -= update`` in place, then through the setter so the change is stamped."""
         data = p.data
         if data.flags.writeable:
             data -= update

@@ -15,6 +15,7 @@ array([2., 4., 6.])
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import operator
 import os
@@ -140,8 +141,8 @@ class Tensor:
     Tensor([[2., 4.]], op=mul, requires_grad=True)
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_version",
-                 "_saved_versions", "_site", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_seq",
+                 "_changed", "_site", "__weakref__")
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ instead of looping over elements
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
@@ -166,10 +167,10 @@ class Tensor:
 
     @data.setter
     def data(self, array: np.ndarray) -> None:
-        # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the version counter sees every such
-        # update and backward() can refuse a graph that saved the old values.
+        # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the change is stamped and backward()
+        # can refuse a graph that saved the old values.
         self._data = np.asarray(array)
-        self._version += 1
+        self._changed = next(_CLOCK)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -454,7 +455,7 @@ class Tensor:
                 f"recorded in the graph. Build a new tensor instead (e.g. where(mask, new, x)), or change "
                 f"the values outside training under no_grad().")
         self._data[_index(index)] = _raw(new)
-        self._version += 1
+        self._changed = next(_CLOCK)
 
 
 # -- free functions for ops with several tensor inputs ------------------------------------------------------
@@ -483,6 +484,15 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 
 # -- the recording side -------------------------------------------------------------------------------------
 
+# NOTE: one clock numbers both events: a tensor's creation (`_seq`; a tensor is always made after its parents)
+# and the last in-place change of its data (`_changed`). A node whose parent changed after the node was made
+# saved the old values, so its rule would compute the gradient of values that are gone.
+_CLOCK = itertools.count()
+_DATA = operator.attrgetter("_data")
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_SEQ = operator.attrgetter("_seq")
+
+
 def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._data = array
     t.grad = None
@@ -491,8 +501,8 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._op = None
     t._parents = ()
     t._kwargs = None
-    t._version = 0
-    t._saved_versions = None
+    t._seq = next(_CLOCK)
+    t._changed = -1
     t._site = None
 
 
@@ -555,7 +565,15 @@ def _index(index: Any) -> Any:
 def _apply(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
     """Run ``op`` forward and, if any parent needs a gradient, record the node."""
     try:
-        out = _new(op.forward(*[p._data for p in parents], **kwargs), False)
+        # NOTE: CPython's f(*args, **kwargs) costs about as much as a small op's numpy, so the common
+        # shapes of call (one or two inputs, no keyword) are spelled out; the results are the same.
+        if kwargs or len(parents) > 2:
+            array = op.forward(*map(_DATA, parents), **kwargs)
+        elif len(parents) == 2:
+            array = op.forward(parents[0]._data, parents[1]._data)
+        else:
+            array = op.forward(parents[0]._data)
+        out = _new(array, False)
     except ValueError as error:
         raise ValueError(_shape_message(op, parents, kwargs, error)) from error
     out._op = op  # always known, so an error can say what made a tensor; the graph edges are only recorded below
@@ -565,7 +583,6 @@ def _apply(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
                 out.requires_grad = True
                 out._parents = parents
                 out._kwargs = kwargs
-                out._saved_versions = tuple([q._version for q in parents])
                 break
     if _state.anomaly:
         out._site = _user_site()
@@ -609,22 +626,16 @@ def _toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor
 
     ``all_parents=True`` also follows parents that need no gradient (inputs, constants): what a drawing shows.
     """
-    order: list[Tensor] = []
-    seen: set[Tensor] = set()  # Tensor hashes by identity
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(list(roots))]
+    # NOTE: a tensor is made after its parents, so creation order is already a topological order: collect
+    # the graph with a stack, then sort it by creation number (deterministic, and cheaper than a DFS order).
+    seen: set[Tensor] = set(roots)  # Tensor hashes by identity
+    stack = list(seen)
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for p in reversed(node._parents):
+        for p in stack.pop()._parents:
             if (all_parents or p.requires_grad) and p not in seen:
-                stack.append((p, False))
-    return order
+                seen.add(p)
+                stack.append(p)
+    return sorted(seen, key=_SEQ)
 
 
 def _fit(grad: Any, shape: tuple[int, ...]) -> Any:
@@ -669,7 +680,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     """Walk the graph from ``roots`` backwards.
 
     With ``targets=None`` (``backward()``) gradients land in ``.grad``; otherwise (``grad()``) no ``.grad``
-    is touched and the gradients of ``targets`` come back in a dict keyed by ``id``.
+    is touched and the gradients of ``targets`` come back in a dict keyed by tensor.
     """
     grads: dict[Tensor, Any] = {}  # keyed by the tensor itself: Tensor hashes by identity
     for root, seed in zip(roots, seeds):
@@ -685,11 +696,11 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
             g = grads.pop(node, None)
             if g is None:
                 continue
-            op = node._op
+            parents = node._parents
             if wanted is not None:
                 if node in wanted:
                     found[node] = g
-            elif not node._parents:
+            elif not parents:
                 if type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed:
                     g = np.array(g)  # a numpy scalar, a view, or an array another .grad already holds
                 node.grad = g if node.grad is None else node.grad + g  # leaves accumulate
@@ -699,37 +710,49 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     g = np.asarray(g)
                 node.grad = g  # intermediates: this pass
                 handed.add(id(g))
-            parents = node._parents
             if not parents:
                 continue
-            for parent, saved in zip(parents, node._saved_versions):
-                if parent._version != saved:
-                    _modified_in_place(node, parent, saved)
-            kwargs = node._kwargs
-            if op.selective:
-                kwargs = {**kwargs, "needs": tuple([p.requires_grad for p in parents])}
-            if create_graph:
-                parent_grads = op.backward(g, node, *parents, **kwargs)
-            else:
-                parent_grads = op.backward(g, node._data, *[p._data for p in parents], **kwargs)
-            for parent, pg in zip(parents, parent_grads):
+            _check_unchanged(node)
+            for parent, pg in zip(parents, _rule(node, g, create_graph)):
                 if pg is None or not parent.requires_grad:
                     continue
-                shape = parent._data.shape
-                if pg.shape != shape:
-                    pg = _fit(pg, shape)
+                if pg.shape != parent._data.shape:
+                    pg = _fit(pg, parent._data.shape)
                 if anomaly:
                     _check_finite_grad(node, parent, pg)
                 grads[parent] = grads[parent] + pg if parent in grads else pg
     return found
 
 
-def _modified_in_place(node: Tensor, parent: Tensor, saved: int) -> None:
-    raise RuntimeError(
-        f"backward(): {_describe(parent)} was modified in place after {node._op.name} saved it for the "
-        f"backward pass (version {saved} then, {parent._version} now), so its gradient would be computed "
-        f"from the wrong values. Run the forward pass again after changing it, or change it only between "
-        f"steps (after backward, before the next forward).")
+def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
+    """Run the backward rule of the op that made ``node`` for upstream gradient ``g``: one gradient per parent.
+
+    Plain arrays in and out, or, with ``create_graph``, Tensors, so that the rule itself is recorded.
+    """
+    op, parents, kwargs = node._op, node._parents, node._kwargs
+    if create_graph or kwargs or len(parents) > 2:
+        if op.selective:
+            kwargs = {**kwargs, "needs": tuple(map(_REQUIRES_GRAD, parents))}
+        if create_graph:
+            return op.backward(g, node, *parents, **kwargs)
+        return op.backward(g, node._data, *map(_DATA, parents), **kwargs)
+    if len(parents) == 1:  # spelled out, as in _apply
+        return op.backward(g, node._data, parents[0]._data)
+    a, b = parents
+    if op.selective:
+        return op.backward(g, node._data, a._data, b._data, needs=(a.requires_grad, b.requires_grad))
+    return op.backward(g, node._data, a._data, b._data)
+
+
+def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
+    """Refuse to run a node's rule if one of its parents changed in place after the node was computed."""
+    for parent in node._parents:
+        if parent._changed > node._seq:
+            raise RuntimeError(
+                f"{caller}: {_describe(parent)} was modified in place after {node._op.name} saved it for the "
+                f"backward pass, so its gradient would be computed from the wrong values. Run the forward "
+                f"pass again after changing it, or change it only between steps (after backward, before the "
+                f"next forward).")
 
 
 def _check_finite_grad(node: Tensor, parent: Tensor, pg: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.tensor import Tensor, _fit, _toposort
+from tinygrad_edu.tensor import Tensor, _check_unchanged, _fit, _rule, _toposort
 
 from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
@@ -112,15 +112,8 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
                                 f"several backward() calls (gradients accumulate in leaves).")
             steps.append(step)
             continue
-        for parent, saved in zip(node.parents, node._saved_versions):
-            if parent._version != saved:
-                raise RuntimeError(
-                    f"backprop_steps: {name(parent)} was modified in place after {op.name} used it, so the "
-                    f"backward pass would use the wrong values. Recompute the loss, then call this again.")
-        kwargs = dict(node._kwargs or {})
-        if op.selective:
-            kwargs["needs"] = tuple(p.requires_grad for p in node.parents)
-        raw = op.backward(g, node.data, *[p.data for p in node.parents], **kwargs)
+        _check_unchanged(node, "backprop_steps")
+        raw = _rule(node, g, create_graph=False)
         for k, (parent, pg) in enumerate(zip(node.parents, raw)):
             entry: dict[str, Any] = {"index": k, "id": f"t{number[id(parent)]}", "name": name(parent),
                                      "role": role(parent), "value": _array(parent.data), "grad": None,
