@@ -15,6 +15,7 @@ array([2., 4., 6.])
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import math
 import operator
@@ -685,6 +686,11 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     grads: dict[Tensor, Any] = {}  # keyed by the tensor itself: Tensor hashes by identity
     for root, seed in zip(roots, seeds):
         grads[root] = grads[root] + seed if root in grads else seed
+    # NOTE: a tensor is made after its parents, so taking the newest tensor that has a pending gradient
+    # (a heap by creation number) means every tensor it feeds has already passed its share back: its
+    # gradient is complete. This is the reversed topological order, found without a separate pass.
+    queue = [(-t._seq, t) for t in grads]
+    heapq.heapify(queue)
     # NOTE: rules like add pass the same array on to several inputs; `handed` remembers which arrays already
     # sit in some .grad (or are the caller's seed), so a leaf gets its own copy only when it would share one.
     handed = {id(seed) for seed in seeds}
@@ -692,10 +698,9 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     found: dict[Tensor, Any] = {}
     anomaly = _state.anomaly
     with (enable_grad() if create_graph else no_grad()):
-        for node in reversed(_toposort(roots)):
-            g = grads.pop(node, None)
-            if g is None:
-                continue
+        while queue:
+            node = heapq.heappop(queue)[1]
+            g = grads.pop(node)
             parents = node._parents
             if wanted is not None:
                 if node in wanted:
@@ -720,7 +725,11 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     pg = _fit(pg, parent._data.shape)
                 if anomaly:
                     _check_finite_grad(node, parent, pg)
-                grads[parent] = grads[parent] + pg if parent in grads else pg
+                if parent in grads:
+                    grads[parent] = grads[parent] + pg
+                else:
+                    grads[parent] = pg
+                    heapq.heappush(queue, (-parent._seq, parent))
     return found
 
 
