@@ -57,7 +57,8 @@ def test_chain_engines_agree_with_the_hand_derived_chain_rule() -> None:
     x, upstream = batch
     e = np.zeros_like(x)
     e[2, 3] = 1e-6
-    numeric = (np.sum(bench._chain_numpy(x + e)[-1] * upstream) - np.sum(bench._chain_numpy(x - e)[-1] * upstream)) / 2e-6
+    numeric = (np.sum(bench._chain_numpy(x + e)[-1] * upstream)
+               - np.sum(bench._chain_numpy(x - e)[-1] * upstream)) / 2e-6
     analytic = bench._chain_backward_numpy(bench._chain_numpy(x), upstream)[2, 3]
     assert abs(numeric - analytic) < 1e-7
 

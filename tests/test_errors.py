@@ -6,11 +6,12 @@ from __future__ import annotations
 import gc
 import re
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor, detect_anomaly, gradcheck, grad, no_grad
+from tinygrad_edu import Tensor, concatenate, detect_anomaly, enable_grad, gradcheck, grad, no_grad, stack
 
 
 def test_matmul_shape_mismatch_names_both_shapes_and_the_fix() -> None:
@@ -39,6 +40,26 @@ def test_broadcast_mismatch_names_shapes_and_suggests_reshape() -> None:
 def test_broadcast_mismatch_names_the_first_clashing_axis_from_the_right() -> None:
     with pytest.raises(ValueError, match="axis -2 clashes: 2 vs 3"):
         _ = Tensor(np.ones((2, 1))) * Tensor(np.ones((3, 5)))
+
+
+def test_concatenate_and_stack_mismatches_explain_their_own_rule_not_broadcasting() -> None:
+    a, b = Tensor(np.ones((2, 3)), name="a"), Tensor(np.ones((2, 4)), name="b")
+    with pytest.raises(ValueError) as info:
+        concatenate([a, b], axis=0)
+    message = str(info.value)
+    assert message.startswith("concatenate:") and "a (2, 3)" in message and "b (2, 4)" in message
+    assert "every axis except axis 0" in message and "Broadcasting" not in message
+    assert concatenate([a, b], axis=1).shape == (2, 7)  # the axis where they differ is the one to join along
+    with pytest.raises(ValueError) as info:
+        stack([a, b])
+    message = str(info.value)
+    assert message.startswith("stack:") and "exactly the same shape" in message and "Broadcasting" not in message
+
+
+@pytest.mark.parametrize("switch", [no_grad, enable_grad, detect_anomaly])
+def test_grad_switches_refuse_an_argument_that_is_not_a_function(switch: Any) -> None:
+    with pytest.raises(TypeError, match=rf"{switch.__name__}\(\) takes no arguments.*with {switch.__name__}\(\)"):
+        switch(3)
 
 
 def test_backward_on_non_scalar_suggests_sum_or_gradient() -> None:

@@ -309,6 +309,12 @@ _SCALAR_MIXES: dict[str, Callable[[Tensor], Tensor]] = {
     "where(x>1,x,0.0)": lambda x: where(x > 1, x, 0.0), "clip(0,1)": lambda x: x.clip(0, 1),
     "leaky_relu(0.3)": lambda x: x.leaky_relu(0.3), "var(ddof=1)": lambda x: x.var(ddof=1),
     "mean": lambda x: x.mean(), "x*True": lambda x: x * True,
+    # numpy scalars and arrays as the other operand take the tensor's dtype too
+    "x**np.float64(2)": lambda x: x ** np.float64(2), "x**np.int64(3)": lambda x: x ** np.int64(3),
+    "clip(np.float64)": lambda x: x.clip(np.float64(0.8), np.float64(1.5)),
+    "leaky_relu(np.float64)": lambda x: x.leaky_relu(np.float64(0.3)),
+    "concatenate([x, float64 array])": lambda x: concatenate([x, np.zeros(2)]),
+    "stack([float64 array, x])": lambda x: stack([np.zeros(3), x], axis=1),
 }
 
 

@@ -38,7 +38,8 @@ from . import datasets, losses, nn, optim
 from .manual import nielsen
 from .tensor import Tensor
 
-__all__ = ["main", "add_arguments", "run", "BenchmarkError", "Engine", "check_gradients", "nielsen_engines", "chain_engines"]
+__all__ = ["main", "add_arguments", "run", "BenchmarkError", "Engine", "check_gradients", "nielsen_engines",
+           "chain_engines"]
 
 W1_SIZES, W1_BATCH, W1_EPOCH = [784, 30, 10], 10, 50_000
 W2_SIZES, W2_BATCH, W2_STEPS = [784, 1024, 1024, 10], 256, 50

@@ -20,7 +20,8 @@ def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers like 784,30,10; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"sizes must be comma-separated integers like 784,30,10; got {text!r}") from None
     if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
             f"sizes for MNIST start with 784 (28x28 pixels) and end with 10 (digits), e.g. 784,30,10; got {text!r}")
@@ -32,7 +33,7 @@ def _positive(kind: type) -> object:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
         return value

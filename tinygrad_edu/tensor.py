@@ -63,6 +63,9 @@ class _Switch(contextlib.ContextDecorator):
         switch = super().__new__(cls)
         if func is None:
             return switch
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}() takes no arguments (got {func!r}); use `with {cls.__name__}():` "
+                            f"or decorate a function with @{cls.__name__}.")
         switch.__init__()
         return switch(func)  # `@no_grad` without parentheses decorates the function directly
 
@@ -312,6 +315,7 @@ class Tensor:
         return _apply(ops.Neg, self)
 
     def __pow__(self, exponent: Any) -> Tensor:
+        exponent = _number(exponent)
         if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
             return _apply(ops.Pow, self, exponent=exponent)
         return _apply(ops.PowTensor, self, _lift(exponent, self))
@@ -366,7 +370,7 @@ class Tensor:
         return _apply(ops.Minimum, self, _lift(other, self))
 
     def clip(self, low: Scalar | None = None, high: Scalar | None = None) -> Tensor:
-        return _apply(ops.Clip, self, low=low, high=high)
+        return _apply(ops.Clip, self, low=_number(low), high=_number(high))
 
     def sigmoid(self) -> Tensor:
         return _apply(ops.Sigmoid, self)
@@ -382,7 +386,7 @@ class Tensor:
         return _apply(ops.Relu, self)
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
-        return _apply(ops.LeakyRelu, self, slope=slope)
+        return _apply(ops.LeakyRelu, self, slope=_number(slope))
 
     def softmax(self, axis: int = -1) -> Tensor:
         return _apply(ops.Softmax, self, axis=_axis(axis))
@@ -476,11 +480,13 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    return _apply(ops.Concatenate, *[_lift(t, None) for t in tensors], axis=_axis(axis))
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return _apply(ops.Concatenate, *[_lift(t, like) for t in tensors], axis=_axis(axis))
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    return _apply(ops.Stack, *[_lift(t, None) for t in tensors], axis=_axis(axis))
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return _apply(ops.Stack, *[_lift(t, like) for t in tensors], axis=_axis(axis))
 
 
 # -- the recording side -------------------------------------------------------------------------------------
@@ -518,6 +524,12 @@ def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
+def _number(x: Any) -> Any:
+    """A numpy scalar as the Python number it holds: numpy lets a Python number take the array's dtype, so
+    float32 math stays float32 (an np.float64 operand would turn the result into float64)."""
+    return x.item() if isinstance(x, (np.integer, np.floating)) else x
+
+
 _CONSTANTS: dict[tuple[Any, ...], Tensor] = {}
 
 
@@ -526,7 +538,7 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if like is not None and like._data.dtype.kind == "f":
-        if type(x) is float or type(x) is int:
+        if (type(x) is float or type(x) is int) and x == x:  # NaN != NaN would never be found again
             # NOTE: `x * 2` and `1 - x` run every step with the same few numbers: wrap each one once
             # (read-only, so sharing it between graphs is safe).
             # 1 == 1.0 give the same constant; 0.0 == -0.0 must not (1 / x tells them apart)
@@ -602,6 +614,11 @@ def _shape_message(op: type[Op], parents: Sequence[Tensor], kwargs: dict[str, An
         k_b = b[-2] if len(b) > 1 else b[0]
         hint = (f"For a @ b the last axis of a ({a[-1]}) must equal the "
                 f"{'second-to-last' if len(b) > 1 else 'only'} axis of b ({k_b}); did you mean a @ b.T?")
+    elif op is ops.Concatenate:
+        hint = (f"concatenate needs inputs with the same number of axes and the same sizes on every axis except "
+                f"axis {kwargs['axis']}; reshape the odd one out.")
+    elif op is ops.Stack:
+        hint = "stack needs inputs of exactly the same shape (it adds a new axis); reshape the odd one out."
     elif len(parents) > 1:
         hint = ("Broadcasting compares shapes from the right: each pair of axes must be equal or one of them "
                 f"1{_clash(parents)}. Reshape one input (e.g. x.reshape(-1, 1)) so the axes line up.")
