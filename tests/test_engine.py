@@ -301,6 +301,17 @@ def test_leaves_accumulate_and_intermediates_are_overwritten() -> None:
     np.testing.assert_array_equal(h.grad, [5.0, 5.0])
 
 
+def test_leaf_gradients_accumulate_in_place_and_keep_the_leafs_dtype() -> None:
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    w = Tensor(np.array([0.5, 3.0]))  # float64: x * w is float64, by numpy's promotion of two tensors
+    (x * w).sum().backward()
+    assert x.grad.dtype == np.float32  # the gradient of a leaf has the leaf's dtype, as in PyTorch
+    first = x.grad
+    (x * w).sum().backward()
+    assert x.grad is first  # the second pass was added into the same array
+    np.testing.assert_array_equal(first, np.array([1.0, 6.0], dtype=np.float32))
+
+
 def test_leaf_gradients_do_not_alias_each_other_or_the_seed() -> None:
     a = Tensor(np.ones(3), requires_grad=True)
     b = Tensor(np.ones(3), requires_grad=True)

@@ -2,8 +2,9 @@
 
 A ``Tensor`` holds ``data`` (a numpy array) and, after ``backward()``, ``grad`` (an array of the same shape).
 Every op on Tensors that need a gradient records the op and its parents (an ordered tuple: ``a + a`` has two
-edges). ``backward()`` orders the recorded graph topologically (iteratively: no recursion limit) and applies
-each op's rule from ``ops`` in reverse, undoing broadcasting in one place, ``_fit``.
+edges). ``backward()`` walks the recorded graph from the output back, always taking the newest tensor that
+has a pending gradient (creation order is a topological order; iterative, so no recursion limit), applies each
+op's rule from ``ops``, and undoes broadcasting in one place, ``_fit``.
 
 >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True, name="x")
 >>> y = (x * x).sum()
@@ -722,15 +723,20 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
             if wanted is not None:
                 if node in wanted:
                     found[node] = g
-            elif not parents:
-                if type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed:
-                    g = np.array(g)  # a numpy scalar, a view, or an array another .grad already holds
-                node.grad = g if node.grad is None else node.grad + g  # leaves accumulate
-                handed.add(id(node.grad))
-            else:
+            elif parents:
                 if type(g) is not np.ndarray:
                     g = np.asarray(g)
                 node.grad = g  # intermediates: this pass
+                handed.add(id(g))
+            elif node.grad is not None:
+                node.grad += g  # leaves accumulate, in place (as in PyTorch: the array stays the leaf's own)
+            else:
+                if (type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed
+                        or g.dtype != node._data.dtype):
+                    # a numpy scalar, a view, an array another .grad already holds, or another dtype (a float32
+                    # leaf used with float64 tensors): the leaf gets its own array, in its own dtype
+                    g = np.array(g, dtype=node._data.dtype)
+                node.grad = g
                 handed.add(id(g))
             if not parents:
                 continue

@@ -1,8 +1,8 @@
 """A self-contained web page that walks the backward pass one node at a time, in the engine's own order.
 
-``backprop_steps`` replays ``backward()`` in Python, exactly as the engine runs it (reversed
-``tensor._toposort``, each op's ``backward`` rule, ``tensor._fit`` to undo broadcasting), without touching
-any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one HTML file: no
+``backprop_steps`` replays ``backward()`` in Python, exactly as the engine runs it (newest tensor first:
+reversed ``tensor._toposort``; each op's rule via ``tensor._rule``; ``tensor._fit`` to undo broadcasting),
+without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one HTML file: no
 network, no CDN, open it from disk in any browser.
 """
 
