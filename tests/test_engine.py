@@ -323,6 +323,16 @@ def test_leaf_gradients_do_not_alias_each_other_or_the_seed() -> None:
     (x + 1.0).backward(gradient=seed)
     x.grad *= 4
     np.testing.assert_array_equal(seed, [1.0, 1.0, 1.0])
+    # add hands its upstream array on as it is: the leaf must not share it with the intermediates' .grad
+    w = Tensor(np.ones(3), requires_grad=True)
+    h = x * 2
+    y = h + w
+    z = y * 3
+    z.sum().backward()
+    assert w.grad is not y.grad and w.grad is not h.grad
+    w.grad *= 0  # e.g. clipping in place
+    np.testing.assert_array_equal(y.grad, [3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(h.grad, [3.0, 3.0, 3.0])
 
 
 def test_every_dot_grad_is_an_ndarray() -> None:

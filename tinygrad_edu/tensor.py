@@ -709,8 +709,9 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     # gradient is complete. This is the reversed topological order, found without a separate pass.
     queue = [(-t._seq, t) for t in grads]
     heapq.heapify(queue)
-    # NOTE: rules like add pass the same array on to several inputs; `handed` remembers which arrays already
-    # sit in some .grad (or are the caller's seed), so a leaf gets its own copy only when it would share one.
+    # NOTE: each leaf's .grad must be its own array. `handed` holds the arrays that a leaf must not take as they
+    # are: the caller's seeds and the arrays already in some leaf's .grad. (A rule like add that hands its
+    # upstream array on as it is gets copied below, when the input is a leaf: node.grad holds that array.)
     handed = {id(seed) for seed in seeds}
     wanted = None if targets is None else set(targets)
     found: dict[Tensor, Any] = {}
@@ -727,7 +728,6 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                 if type(g) is not np.ndarray:
                     g = np.asarray(g)
                 node.grad = g  # intermediates: this pass
-                handed.add(id(g))
             elif node.grad is not None:
                 node.grad += g  # leaves accumulate, in place (as in PyTorch: the array stays the leaf's own)
             else:
@@ -746,6 +746,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     continue
                 if pg.shape != parent._data.shape:
                     pg = _fit(pg, parent._data.shape)
+                elif pg is g and not parent._parents and wanted is None:
+                    pg = pg.copy()  # see `handed` above
                 if anomaly:
                     _check_finite_grad(node, parent, pg)
                 if parent in grads:
