@@ -39,13 +39,15 @@ Scalar = int | float | bool
 
 
 class _State:
-    """Switches read on every op: whether to record graph, whether to hunt for NaN/Inf."""
+    """Switches read on every op (whether to record graph, whether to hunt for NaN/Inf), and the clock time of
+    the latest in-place change to any tensor (nodes made after it need no in-place check)."""
 
-    __slots__ = ("grad_enabled", "anomaly")
+    __slots__ = ("grad_enabled", "anomaly", "last_change")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False
+        self.last_change = -1
 
 
 _state = _State()
@@ -175,7 +177,7 @@ class Tensor:
         # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the change is stamped and backward()
         # can refuse a graph that saved the old values.
         self._data = np.asarray(array)
-        self._changed = next(_CLOCK)
+        self._changed = _state.last_change = next(_CLOCK)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -461,7 +463,7 @@ class Tensor:
                 f"recorded in the graph. Build a new tensor instead (e.g. where(mask, new, x)), or change "
                 f"the values outside training under no_grad().")
         self._data[_index(index)] = _raw(new)
-        self._changed = next(_CLOCK)
+        self._changed = _state.last_change = next(_CLOCK)
 
 
 # -- free functions for ops with several tensor inputs ------------------------------------------------------
@@ -715,7 +717,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     handed = {id(seed) for seed in seeds}
     wanted = None if targets is None else set(targets)
     found: dict[Tensor, Any] = {}
-    anomaly = _state.anomaly
+    anomaly, last_change = _state.anomaly, _state.last_change
     with (enable_grad() if create_graph else no_grad()):
         while queue:
             node = heapq.heappop(queue)[1]
@@ -740,7 +742,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                 handed.add(id(g))
             if not parents:
                 continue
-            _check_unchanged(node)
+            if node._seq < last_change:  # something changed in place after this node was made: was it a parent?
+                _check_unchanged(node)
             for parent, pg in zip(parents, _rule(node, g, create_graph)):
                 if pg is None or not parent.requires_grad:
                     continue
