@@ -744,7 +744,19 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                 continue
             if node._seq < last_change:  # something changed in place after this node was made: was it a parent?
                 _check_unchanged(node)
-            for parent, pg in zip(parents, _rule(node, g, create_graph)):
+            op = node._op
+            if create_graph or node._kwargs or len(parents) > 2:
+                parent_grads = _rule(node, g, create_graph)
+            elif len(parents) == 1:  # the common shapes of call spelled out, as in _apply
+                parent_grads = op.backward(g, node._data, parents[0]._data)
+            else:
+                a, b = parents
+                if op.selective:
+                    parent_grads = op.backward(g, node._data, a._data, b._data,
+                                               needs=(a.requires_grad, b.requires_grad))
+                else:
+                    parent_grads = op.backward(g, node._data, a._data, b._data)
+            for parent, pg in zip(parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.shape != parent._data.shape:
@@ -764,21 +776,15 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
 def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
     """Run the backward rule of the op that made ``node`` for upstream gradient ``g``: one gradient per parent.
 
-    Plain arrays in and out, or, with ``create_graph``, Tensors, so that the rule itself is recorded.
+    Plain arrays in and out, or, with ``create_graph``, Tensors, so that the rule itself is recorded. (The
+    general call; ``_backprop`` spells out the common shapes of call itself.)
     """
     op, parents, kwargs = node._op, node._parents, node._kwargs
-    if create_graph or kwargs or len(parents) > 2:
-        if op.selective:
-            kwargs = {**kwargs, "needs": tuple(map(_REQUIRES_GRAD, parents))}
-        if create_graph:
-            return op.backward(g, node, *parents, **kwargs)
-        return op.backward(g, node._data, *map(_DATA, parents), **kwargs)
-    if len(parents) == 1:  # spelled out, as in _apply
-        return op.backward(g, node._data, parents[0]._data)
-    a, b = parents
     if op.selective:
-        return op.backward(g, node._data, a._data, b._data, needs=(a.requires_grad, b.requires_grad))
-    return op.backward(g, node._data, a._data, b._data)
+        kwargs = {**kwargs, "needs": tuple(map(_REQUIRES_GRAD, parents))}
+    if create_graph:
+        return op.backward(g, node, *parents, **kwargs)
+    return op.backward(g, node._data, *map(_DATA, parents), **kwargs)
 
 
 def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
