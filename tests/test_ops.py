@@ -470,6 +470,15 @@ def test_tensor_exponent_at_zero_base_has_zero_exponent_gradient() -> None:
     np.testing.assert_allclose(p.grad, [0.0, 2.0 ** 1.5 * np.log(2.0)], rtol=1e-15)
 
 
+def test_tensor_exponent_at_zero_base_with_a_negative_exponent_is_minus_infinity() -> None:
+    """0^b = inf for b < 0, and d/db a^b = a^b ln(a) = inf * -inf there (PyTorch gives the same -inf)."""
+    x = Tensor(np.array([0.0, 0.0, 0.0]), requires_grad=True)
+    p = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (x ** p).backward(gradient=np.ones(3))
+    np.testing.assert_array_equal(p.grad, [-np.inf, 0.0, 0.0])
+
+
 def test_tensor_exponent_second_derivatives_at_zero_base() -> None:
     """Hessian of a^b against its closed form, at a = 0 (the limits) and at a = 2.
 

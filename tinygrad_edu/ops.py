@@ -200,8 +200,9 @@ class PowTensor(Op):
         grad_a = g * b * a ** (b - 1 + mask(value(b) == 0, g)) if needs[0] else None
         if not needs[1]:
             return grad_a, None
-        # NOTE: a^b ln(a) -> 0 as a -> 0 (b > 0); add 1 where a == 0 so ln gives 0 there instead of -inf.
-        return grad_a, g * out * log(a + mask(value(a) == 0, g))
+        # NOTE: a^b ln(a) -> 0 as a -> 0 for b > 0 (and 0^b is the constant 1 at b = 0): add 1 where a == 0
+        # so ln gives 0 there instead of -inf. For b < 0, 0^b = inf and inf * ln(0) = -inf stays, as in PyTorch.
+        return grad_a, g * out * log(a + mask((value(a) == 0) & (value(b) >= 0), g))
 
 
 class Exp(Op):
