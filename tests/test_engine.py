@@ -301,6 +301,24 @@ def test_leaves_accumulate_and_intermediates_are_overwritten() -> None:
     np.testing.assert_array_equal(h.grad, [5.0, 5.0])
 
 
+def test_copied_and_unpickled_tensors_work_with_their_originals() -> None:
+    import copy
+    import pickle
+
+    w = Tensor(np.ones(3), requires_grad=True)
+    for twin in (copy.deepcopy(w), copy.copy(w), pickle.loads(pickle.dumps(w))):
+        assert twin._seq > w._seq and twin._changed == -1
+        w.zero_grad()
+        twin.zero_grad()
+        ((w * twin) * 2).sum().backward()  # two leaves with the same creation number used to crash the heap
+        np.testing.assert_array_equal(w.grad, [2.0, 2.0, 2.0])
+        np.testing.assert_array_equal(twin.grad, [2.0, 2.0, 2.0])
+    y = (w * 2 + w * 3).sum()
+    graph_copy = copy.deepcopy(y)
+    (g,) = grad(graph_copy, graph_copy.parents[0].parents[0].parents[0])
+    np.testing.assert_array_equal(g, [5.0, 5.0, 5.0])
+
+
 def test_leaf_gradients_accumulate_in_place_and_keep_the_leafs_dtype() -> None:
     x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
     w = Tensor(np.array([0.5, 3.0]))  # float64: x * w is float64, by numpy's promotion of two tensors

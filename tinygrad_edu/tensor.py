@@ -227,6 +227,15 @@ class Tensor:
 
     __hash__ = object.__hash__  # `==` is elementwise, so hashing stays by identity
 
+    def __setstate__(self, state: Any) -> None:
+        # NOTE: a copy (copy.copy, deepcopy, pickle) gets a fresh creation number and no change stamp: numbers
+        # from the original (or from another process) would break "parents are older than children". Copying
+        # a graph restores parents before children, so the order holds.
+        for key, value in (state[1] if isinstance(state, tuple) else state or {}).items():
+            setattr(self, key, value)
+        self._seq = next(_CLOCK)
+        self._changed = -1
+
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", threshold=20, edgeitems=3, prefix="Tensor(")
         extras = [f"dtype={self.dtype}"] if self.dtype not in (np.float64, np.bool_) else []
@@ -709,7 +718,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     # NOTE: a tensor is made after its parents, so taking the newest tensor that has a pending gradient
     # (a heap by creation number) means every tensor it feeds has already passed its share back: its
     # gradient is complete. This is the reversed topological order, found without a separate pass.
-    queue = [(-t._seq, t) for t in grads]
+    tiebreak = itertools.count()  # never compare two tensors (== is elementwise), even on equal numbers
+    queue = [(-t._seq, next(tiebreak), t) for t in grads]
     heapq.heapify(queue)
     # NOTE: each leaf's .grad must be its own array. `handed` holds the arrays that a leaf must not take as they
     # are: the caller's seeds and the arrays already in some leaf's .grad. (A rule like add that hands its
@@ -720,7 +730,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     anomaly, last_change = _state.anomaly, _state.last_change
     with (enable_grad() if create_graph else no_grad()):
         while queue:
-            node = heapq.heappop(queue)[1]
+            node = heapq.heappop(queue)[2]
             g = grads.pop(node)
             parents = node._parents
             if wanted is not None:
@@ -769,7 +779,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     grads[parent] = grads[parent] + pg
                 else:
                     grads[parent] = pg
-                    heapq.heappush(queue, (-parent._seq, parent))
+                    heapq.heappush(queue, (-parent._seq, next(tiebreak), parent))
     return found
 
 
