@@ -330,6 +330,22 @@ def test_leaf_gradients_accumulate_in_place_and_keep_the_leafs_dtype() -> None:
     np.testing.assert_array_equal(first, np.array([1.0, 6.0], dtype=np.float32))
 
 
+def test_a_grad_set_by_hand_is_added_to_or_refused_with_a_clear_error() -> None:
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    read_only = np.array([1.0, -1.0], dtype=np.float32)
+    read_only.flags.writeable = False
+    for start in (read_only, np.array([1, -1]), Tensor([1.0, -1.0]), [1.0, -1.0]):
+        x.grad = start
+        (x * np.array([3.0, 5.0])).sum().backward()
+        np.testing.assert_array_equal(x.grad, np.array([4.0, 4.0], dtype=np.float32))
+        assert type(x.grad) is np.ndarray and x.grad.dtype == np.float32
+    np.testing.assert_array_equal(read_only, [1.0, -1.0])  # a new array, the read-only one is untouched
+    for wrong in (np.ones((2, 2)), 1.0):
+        x.grad = wrong
+        with pytest.raises(RuntimeError, match=r"\.grad of shape .*zero_grad\(\)"):
+            (x * 3).sum().backward()
+
+
 def test_leaf_gradients_do_not_alias_each_other_or_the_seed() -> None:
     a = Tensor(np.ones(3), requires_grad=True)
     b = Tensor(np.ones(3), requires_grad=True)

@@ -147,6 +147,16 @@ def test_setitem_after_saving_is_caught() -> None:
         loss.backward()
 
 
+def test_changing_a_nodes_own_output_is_caught() -> None:
+    x = Tensor(np.array([0.5, -1.0]), requires_grad=True, name="x")
+    y = x.tanh()
+    with no_grad():
+        y[0] = 0.0  # tanh's rule reads its output: 1 - y^2 would use the changed value
+    with pytest.raises(RuntimeError, match="made by tanh.*modified in place after tanh computed it"):
+        y.backward(gradient=np.ones(2))  # (below the root, the child's check of its parents catches it)
+    assert x.grad is None
+
+
 def test_setitem_on_a_tensor_that_requires_grad_is_refused() -> None:
     w = Tensor(np.ones(3), requires_grad=True, name="w")
     with pytest.raises(RuntimeError, match="'w' .*would not be recorded"):

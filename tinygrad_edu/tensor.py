@@ -177,7 +177,7 @@ class Tensor:
         # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the change is stamped and backward()
         # can refuse a graph that saved the old values.
         self._data = np.asarray(array)
-        self._changed = _state.last_change = next(_CLOCK)
+        _mark_changed(self)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -472,7 +472,7 @@ class Tensor:
                 f"recorded in the graph. Build a new tensor instead (e.g. where(mask, new, x)), or change "
                 f"the values outside training under no_grad().")
         self._data[_index(index)] = _raw(new)
-        self._changed = _state.last_change = next(_CLOCK)
+        _mark_changed(self)
 
 
 # -- free functions for ops with several tensor inputs ------------------------------------------------------
@@ -523,6 +523,11 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._seq = next(_CLOCK)
     t._changed = -1
     t._site = None
+
+
+def _mark_changed(t: Tensor) -> None:
+    """Stamp an in-place change of ``t``'s data (see ``_check_unchanged``)."""
+    t._changed = _state.last_change = next(_CLOCK)
 
 
 def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
@@ -741,7 +746,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     g = np.asarray(g)
                 node.grad = g  # intermediates: this pass
             elif node.grad is not None:
-                node.grad += g  # leaves accumulate, in place (as in PyTorch: the array stays the leaf's own)
+                _accumulate(node, g)
             else:
                 if (type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed
                         or g.dtype != node._data.dtype):
@@ -783,6 +788,23 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
     return found
 
 
+def _accumulate(leaf: Tensor, g: Any) -> None:
+    """Add this pass's gradient to a leaf's ``.grad``: in place (as in PyTorch, the array stays the leaf's own)
+    unless ``.grad`` was set to something that cannot take it (read-only, another dtype): then a new array."""
+    total = leaf.grad
+    if (type(total) is np.ndarray and total.shape == leaf._data.shape and total.dtype == leaf._data.dtype
+            and total.flags.writeable and np.can_cast(g.dtype, total.dtype, "same_kind")):
+        total += g
+        return
+    total = _raw(total)
+    if np.shape(total) != leaf._data.shape:
+        raise RuntimeError(
+            f"backward(): {_describe(leaf)} has a .grad of shape {np.shape(total)}, so this pass's gradient "
+            f"(shape {leaf.shape}) cannot be added to it. Clear it with zero_grad() (or set it to an array of "
+            f"shape {leaf.shape}) before calling backward().")
+    leaf.grad = np.asarray(np.add(total, g)).astype(leaf._data.dtype, copy=False)
+
+
 def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
     """Run the backward rule of the op that made ``node`` for upstream gradient ``g``: one gradient per parent.
 
@@ -798,7 +820,12 @@ def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
 
 
 def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
-    """Refuse to run a node's rule if one of its parents changed in place after the node was computed."""
+    """Refuse to run a node's rule if the node or one of its parents changed in place after it was computed."""
+    if node._changed > node._seq:  # rules read the output too; below a root, the child's check catches it
+        raise RuntimeError(
+            f"{caller}: {_describe(node)} was modified in place after {node._op.name} computed it, and its rule "
+            f"reads that output, so the gradient would be computed from the wrong values. Change a copy "
+            f"instead (e.g. y = y * mask), or run the forward pass again.")
     for parent in node._parents:
         if parent._changed > node._seq:
             raise RuntimeError(
