@@ -2,8 +2,8 @@
 
 ``backprop_steps`` replays ``backward()`` in Python, exactly as the engine runs it (newest tensor first:
 reversed ``tensor._toposort``; each op's rule via ``tensor._rule``; ``tensor._fit`` to undo broadcasting),
-without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one HTML file: no
-network, no CDN, open it from disk in any browser.
+without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one
+HTML file: no network, no CDN, open it from disk in any browser.
 """
 
 from __future__ import annotations
