@@ -70,16 +70,24 @@ _ROW = re.compile(r"^  (?P<name>\S.*?)\s+(?P<median>[0-9.e+-]+)\s+(?P<low>[0-9.e
                   r"\s+(?P<ratio>[0-9.]+)x$")
 
 
-def test_bench_prints_each_table_with_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("torch_shown", [False, True], ids=["without torch", "with torch if installed"])
+def test_bench_prints_each_table_with_ratios(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                             torch_shown: bool) -> None:
+    if not torch_shown:
+        monkeypatch.setattr(bench, "_torch", lambda: None)  # the rows a user without torch sees
     assert bench.main(["--only", "W1,W3,memory", "--quick", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
+    assert all(line == line.rstrip() for line in out.splitlines())  # a trailing space once hid the last row
     tables = out.split("\n\n")
     timed = [t for t in tables if t.startswith(("W1, overhead-bound", "W3, per-op overhead"))]
     assert len(timed) == 2
     for table in timed:
         assert "gradients agree" in table
-        rows = [m.groupdict() for m in map(_ROW.match, table.splitlines()) if m]
-        assert len(rows) >= 3 and "baseline" in rows[0]["name"] and rows[0]["ratio"] == "1.00"
+        lines = [line for line in table.splitlines()[1:] if "gradients agree" not in line]
+        assert lines[0].split()[:2] == ["engine", "median"]
+        rows = [m.groupdict() for m in map(_ROW.match, lines[1:]) if m]
+        assert len(rows) == len(lines) - 1 >= 3  # every row under the header parses
+        assert "baseline" in rows[0]["name"] and rows[0]["ratio"] == "1.00"
         assert any(r["name"].startswith("tinygrad_edu") for r in rows)
         base = float(rows[0]["median"])
         for r in rows:  # each ratio is the row's median over the baseline's, and the median lies in its range
@@ -88,6 +96,7 @@ def test_bench_prints_each_table_with_ratios(capsys: pytest.CaptureFixture[str])
             assert float(r["ratio"]) == pytest.approx(median / base, rel=1e-2, abs=6e-3)
     if os.path.exists("/proc/self/status"):
         assert "Memory: W1 for 1000 steps" in out and "resident MiB" in out
+        assert re.search(r"after 100 +after 1000 ", out)  # two different checkpoints
     else:
         assert "Memory: skipped" in out
 
