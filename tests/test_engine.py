@@ -330,20 +330,30 @@ def test_leaf_gradients_accumulate_in_place_and_keep_the_leafs_dtype() -> None:
     np.testing.assert_array_equal(first, np.array([1.0, 6.0], dtype=np.float32))
 
 
-def test_a_grad_set_by_hand_is_added_to_or_refused_with_a_clear_error() -> None:
-    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+def test_a_grad_set_by_hand_is_added_to_and_a_wrong_one_is_refused_where_it_is_set() -> None:
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True, name="x")
     read_only = np.array([1.0, -1.0], dtype=np.float32)
     read_only.flags.writeable = False
-    for start in (read_only, np.array([1, -1]), Tensor([1.0, -1.0]), [1.0, -1.0]):
+    for start in (read_only, np.array([1.0, -1.0]), Tensor([1.0, -1.0]), [1.0, -1.0]):
         x.grad = start
         (x * np.array([3.0, 5.0])).sum().backward()
         np.testing.assert_array_equal(x.grad, np.array([4.0, 4.0], dtype=np.float32))
         assert type(x.grad) is np.ndarray and x.grad.dtype == np.float32
     np.testing.assert_array_equal(read_only, [1.0, -1.0])  # a new array, the read-only one is untouched
-    for wrong in (np.ones((2, 2)), 1.0):
-        x.grad = wrong
-        with pytest.raises(RuntimeError, match=r"\.grad of shape .*zero_grad\(\)"):
-            (x * 3).sum().backward()
+    own = np.zeros(2, dtype=np.float32)
+    x.grad = own
+    (x * 3).sum().backward()
+    assert x.grad is own  # kept and added into, as in PyTorch
+    for wrong in (np.ones((2, 2)), 1.0, np.array([1, 2]), np.array([1j, 2j]), np.array(["a", "b"])):
+        with pytest.raises(ValueError, match=r"'x' .*same shape, \(2,\), with real floating-point"):
+            x.grad = wrong
+    assert x.grad is own
+    x.grad = None
+    assert x.grad is None
+    x.grad = np.zeros(2, dtype=np.float32)
+    x.data = np.ones(3, dtype=np.float32)  # the leaf changed shape after its .grad was set
+    with pytest.raises(RuntimeError, match=r"'x' .*\.grad of shape \(2,\) from before its data changed shape"):
+        (x * 3).sum().backward()
 
 
 def test_leaf_gradients_do_not_alias_each_other_or_the_seed() -> None:

@@ -147,14 +147,31 @@ def test_setitem_after_saving_is_caught() -> None:
         loss.backward()
 
 
-def test_changing_a_nodes_own_output_is_caught() -> None:
+def test_changing_an_output_is_caught_only_where_the_rule_reads_it() -> None:
     x = Tensor(np.array([0.5, -1.0]), requires_grad=True, name="x")
     y = x.tanh()
     with no_grad():
         y[0] = 0.0  # tanh's rule reads its output: 1 - y^2 would use the changed value
     with pytest.raises(RuntimeError, match="made by tanh.*modified in place after tanh computed it"):
-        y.backward(gradient=np.ones(2))  # (below the root, the child's check of its parents catches it)
+        y.backward(gradient=np.ones(2))
+    with pytest.raises(RuntimeError, match=r"^grad\(\): .*made by tanh"):
+        grad(y, x, grad_outputs=np.ones(2))
     assert x.grad is None
+    # matmul's rule does not read its output: masking logits in place is fine, as in PyTorch
+    w = Tensor(np.arange(9.0).reshape(3, 3) / 9, requires_grad=True)
+    inputs = np.array([[1.0, 2.0, -3.0]])
+    logits = Tensor(inputs) @ w
+    with no_grad():
+        logits[:, 0] = -1e9  # class 0 masked out
+    logits.log_softmax(axis=1)[:, 1].sum().backward()
+    kept = (inputs @ w.data)[0, 1:]
+    p = np.exp(kept - kept.max()) / np.exp(kept - kept.max()).sum()
+    np.testing.assert_allclose(w.grad, np.outer(inputs, [0.0, 1 - p[0], -p[1]]), atol=1e-12)
+    y = x * 2
+    with no_grad():
+        y[1] = 7.0
+    y.backward(gradient=np.array([1.0, 3.0]))
+    np.testing.assert_array_equal(x.grad, [2.0, 6.0])
 
 
 def test_setitem_on_a_tensor_that_requires_grad_is_refused() -> None:

@@ -264,6 +264,16 @@ def _leaves(case: Case, dtype: Any = np.float64) -> list[Tensor]:
 
 # -- the checks ------------------------------------------------------------------------------------------
 
+def test_reads_out_says_exactly_which_rules_read_their_output() -> None:
+    # the in-place check trusts this flag: a rule that reads `out` without it would miss a changed output
+    import dis
+
+    for name, op in OPS.items():
+        reads = any(i.opname.startswith("LOAD_FAST") and i.argval == "out"
+                    for i in dis.get_instructions(op.backward))
+        assert op.reads_out == reads, f"{name}.reads_out is {op.reads_out}, but its backward reads out: {reads}"
+
+
 def test_every_op_has_gradcheck_cases() -> None:
     missing = sorted(set(OPS) - set(CASES))
     assert not missing, f"ops without gradcheck cases in tests/test_ops.py CASES: {missing}"

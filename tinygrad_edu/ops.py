@@ -37,6 +37,8 @@ class Op:
     name: str = ""
     selective: bool = False
     """If True, ``backward`` also gets ``needs``: which inputs want a gradient, so it can skip the others."""
+    reads_out: bool = False
+    """If True, ``backward`` reads ``out``, so the output must not change in place before backward()."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,6 +149,7 @@ class TrueDiv(Op):
     name = "truediv"
 
     selective = True  # `loss / n`: a constant divisor needs no gradient
+    reads_out = True
 
     @staticmethod
     def forward(a, b):
@@ -189,6 +192,7 @@ class PowTensor(Op):
     name = "pow"
 
     selective = True  # `x ** Tensor(2.0)`: ln(x) is only needed when the exponent wants a gradient
+    reads_out = True
 
     @staticmethod
     def forward(a, b):
@@ -207,6 +211,8 @@ class PowTensor(Op):
 
 class Exp(Op):
     """d exp(a) = exp(a) da"""
+
+    reads_out = True
 
     @staticmethod
     def forward(a):
@@ -231,6 +237,8 @@ class Log(Op):
 
 class Sqrt(Op):
     """d sqrt(a) = da / (2 sqrt(a))"""
+
+    reads_out = True
 
     @staticmethod
     def forward(a):
@@ -317,6 +325,8 @@ class Clip(Op):
 class Sigmoid(Op):
     """d sigmoid(a) = s (1 - s) da,  s = 1 / (1 + exp(-a))"""
 
+    reads_out = True
+
     @staticmethod
     def forward(a):
         # NOTE: exp(-a) overflows (with a warning) once -a passes log(largest float): about 709 in float64,
@@ -340,6 +350,7 @@ class LogSigmoid(Op):
     """d log(sigmoid(a)) = (1 - sigmoid(a)) da = sigmoid(-a) da"""
 
     name = "log_sigmoid"
+    reads_out = True
 
     @staticmethod
     def forward(a):
@@ -355,6 +366,8 @@ class LogSigmoid(Op):
 
 class Tanh(Op):
     """d tanh(a) = (1 - tanh(a)^2) da"""
+
+    reads_out = True
 
     @staticmethod
     def forward(a):
@@ -394,6 +407,8 @@ class LeakyRelu(Op):
 class Softmax(Op):
     """d softmax(a) = s * (da - sum(s * da)),  s = softmax(a) along axis"""
 
+    reads_out = True
+
     @staticmethod
     def forward(a, *, axis):
         # NOTE: subtracting the max changes nothing mathematically and keeps exp() from overflowing.
@@ -409,6 +424,7 @@ class LogSoftmax(Op):
     """d log_softmax(a) = da - softmax(a) sum(da)   along axis"""
 
     name = "log_softmax"
+    reads_out = True
 
     @staticmethod
     def forward(a, *, axis):
@@ -422,6 +438,8 @@ class LogSoftmax(Op):
 
 class LogSumExp(Op):
     """d logsumexp(a) = softmax(a) da   along axis"""
+
+    reads_out = True
 
     @staticmethod
     def forward(a, *, axis, keepdims):
@@ -467,6 +485,8 @@ class Mean(Op):
 class Max(Op):
     """d max(a) = [a == max] da / (number of ties)"""
 
+    reads_out = True
+
     @staticmethod
     def forward(a, *, axis, keepdims):
         return a.max(axis=axis, keepdims=keepdims)
@@ -479,6 +499,8 @@ class Max(Op):
 
 class Min(Op):
     """d min(a) = [a == min] da / (number of ties)"""
+
+    reads_out = True
 
     @staticmethod
     def forward(a, *, axis, keepdims):

@@ -148,7 +148,7 @@ class Tensor:
     Tensor([[2., 4.]], op=mul, requires_grad=True)
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_seq",
+    __slots__ = ("_data", "_grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_seq",
                  "_changed", "_site", "__weakref__")
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ instead of looping over elements
 
@@ -178,6 +178,27 @@ class Tensor:
         # can refuse a graph that saved the old values.
         self._data = np.asarray(array)
         _mark_changed(self)
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """The gradient from ``backward()`` (None before): an array of this tensor's shape."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        # NOTE: checked here, where the mistake is made, and not in the middle of a later backward() (which
+        # would have added this pass to some leaves already). The array is kept as it is, not copied: the
+        # next backward() adds into it, as PyTorch does.
+        if value is not None:
+            value = np.asarray(_raw(value))
+            if value.shape != self._data.shape or value.dtype.kind not in "fc" or (
+                    value.dtype.kind == "c" and self._data.dtype.kind != "c"):
+                raise ValueError(
+                    f"t.grad = ...: {_describe(self)} needs a gradient of the same shape, {self.shape}, with "
+                    f"{'complex' if self._data.dtype.kind == 'c' else 'real'} floating-point values; got shape "
+                    f"{value.shape} and dtype {value.dtype}. Set t.grad = None (or call zero_grad()) to start "
+                    f"over.")
+        self._grad = value
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -269,7 +290,7 @@ class Tensor:
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``grad`` becomes None, as PyTorch's set_to_none)."""
-        self.grad = None
+        self._grad = None
 
     # -- the engine -------------------------------------------------------------------------------------------
     def backward(self, gradient: Any = None) -> None:
@@ -514,7 +535,7 @@ _SEQ = operator.attrgetter("_seq")
 
 def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._data = array
-    t.grad = None
+    t._grad = None
     t.requires_grad = requires_grad
     t.name = None
     t._op = None
@@ -744,8 +765,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
             elif parents:
                 if type(g) is not np.ndarray:
                     g = np.asarray(g)
-                node.grad = g  # intermediates: this pass
-            elif node.grad is not None:
+                node._grad = g  # intermediates: this pass
+            elif node._grad is not None:
                 _accumulate(node, g)
             else:
                 if (type(g) is not np.ndarray or not g.flags.writeable or g.base is not None or id(g) in handed
@@ -753,12 +774,12 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                     # a numpy scalar, a view, an array another .grad already holds, or another dtype (a float32
                     # leaf used with float64 tensors): the leaf gets its own array, in its own dtype
                     g = np.array(g, dtype=node._data.dtype)
-                node.grad = g
+                node._grad = g
                 handed.add(id(g))
             if not parents:
                 continue
             if node._seq < last_change:  # something changed in place after this node was made: was it a parent?
-                _check_unchanged(node)
+                _check_unchanged(node, "backward()" if wanted is None else "grad()")
             op = node._op
             if create_graph or node._kwargs or len(parents) > 2:
                 parent_grads = _rule(node, g, create_graph)
@@ -790,19 +811,17 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
 
 def _accumulate(leaf: Tensor, g: Any) -> None:
     """Add this pass's gradient to a leaf's ``.grad``: in place (as in PyTorch, the array stays the leaf's own)
-    unless ``.grad`` was set to something that cannot take it (read-only, another dtype): then a new array."""
-    total = leaf.grad
-    if (type(total) is np.ndarray and total.shape == leaf._data.shape and total.dtype == leaf._data.dtype
-            and total.flags.writeable and np.can_cast(g.dtype, total.dtype, "same_kind")):
-        total += g
-        return
-    total = _raw(total)
-    if np.shape(total) != leaf._data.shape:
+    unless ``.grad`` was set to an array that cannot take it (read-only, another dtype): then a new array."""
+    total = leaf._grad
+    if total.shape != leaf._data.shape:  # `w.data = ...` gave the leaf another shape since its .grad was set
         raise RuntimeError(
-            f"backward(): {_describe(leaf)} has a .grad of shape {np.shape(total)}, so this pass's gradient "
-            f"(shape {leaf.shape}) cannot be added to it. Clear it with zero_grad() (or set it to an array of "
-            f"shape {leaf.shape}) before calling backward().")
-    leaf.grad = np.asarray(np.add(total, g)).astype(leaf._data.dtype, copy=False)
+            f"backward(): {_describe(leaf)} has a .grad of shape {total.shape} from before its data changed "
+            f"shape, so this pass's gradient cannot be added to it. Call zero_grad() after changing the "
+            f"shape of a parameter.")
+    if total.dtype == leaf._data.dtype and total.flags.writeable and np.can_cast(g.dtype, total.dtype, "same_kind"):
+        total += g
+    else:
+        leaf._grad = (total + g).astype(leaf._data.dtype, copy=False)
 
 
 def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
@@ -820,12 +839,13 @@ def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
 
 
 def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
-    """Refuse to run a node's rule if the node or one of its parents changed in place after it was computed."""
-    if node._changed > node._seq:  # rules read the output too; below a root, the child's check catches it
+    """Refuse to run a node's rule if one of its parents, or the output its rule reads, changed in place after
+    the node was computed."""
+    if node._changed > node._seq and node._op.reads_out:
         raise RuntimeError(
-            f"{caller}: {_describe(node)} was modified in place after {node._op.name} computed it, and its rule "
-            f"reads that output, so the gradient would be computed from the wrong values. Change a copy "
-            f"instead (e.g. y = y * mask), or run the forward pass again.")
+            f"{caller}: {_describe(node)} was modified in place after {node._op.name} computed it, and the rule "
+            f"of {node._op.name} reads its output, so the gradient would be computed from the wrong values. "
+            f"Change a copy instead (e.g. y = y * mask), or run the forward pass again.")
     for parent in node._parents:
         if parent._changed > node._seq:
             raise RuntimeError(
