@@ -1,12 +1,16 @@
-"""README.md is the first tutorial: its op cheat sheet matches the op table, and its Python examples run."""
+"""README.md is the first tutorial: its op cheat sheet matches the op table, its Python examples run, and its
+error catalogue quotes the engine's real messages."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from tinygrad_edu import Tensor, no_grad
 from tinygrad_edu.ops import OPS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -32,3 +36,47 @@ def python_blocks() -> list[str]:
 def test_readme_python_examples_run(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # examples may write pictures
     exec(compile(python_blocks()[index], f"README.md python block {index}", "exec"), {"__name__": "readme"})
+
+
+def _message(make: Any) -> str:
+    with pytest.raises(Exception) as info:
+        make()
+    return str(info.value).split(" (numpy said")[0]  # numpy's own words change between its versions
+
+
+def _changed_input() -> None:
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True, name="w")
+    loss = (w * w).sum()
+    w.data -= 0.1
+    loss.backward()
+
+
+def _changed_output() -> None:
+    y = Tensor(np.array([0.5, -1.0]), requires_grad=True).tanh()
+    with no_grad():
+        y[0] = 0.0
+    y.backward(gradient=np.ones(2))
+
+
+def _grad_of_wrong_shape() -> None:
+    w = Tensor(np.ones((2, 3)), requires_grad=True, name="w")
+    w.grad = np.ones(3)
+
+
+ENGINE_ERRORS = {
+    "matmul": lambda: Tensor(np.ones((3, 4)), name="x") @ Tensor(np.ones((3, 2)), name="w"),
+    "broadcast": lambda: Tensor(np.ones((3, 4)), name="a") + Tensor(np.ones(3), name="b"),
+    "non-scalar": lambda: (Tensor(np.ones((2, 3)), requires_grad=True) * 2).backward(),
+    "no grad": lambda: Tensor(np.ones(3)).sum().backward(),
+    "integers": lambda: Tensor(np.array([1, 2, 3]), name="labels").requires_grad_(),
+    "gradient shape": lambda: (Tensor(np.ones((2, 3)), requires_grad=True) * 2).backward(gradient=np.ones((3, 2))),
+    "changed input": _changed_input,
+    "changed output": _changed_output,
+    ".grad shape": _grad_of_wrong_shape,
+}
+
+
+@pytest.mark.parametrize("case", list(ENGINE_ERRORS))
+def test_the_error_catalogue_quotes_the_real_messages(case: str) -> None:
+    message = _message(ENGINE_ERRORS[case])
+    assert message in README.read_text(), f"README's error catalogue is out of date for {case!r}:\n{message}"
