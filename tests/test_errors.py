@@ -174,6 +174,41 @@ def test_changing_an_output_is_caught_only_where_the_rule_reads_it() -> None:
     np.testing.assert_array_equal(x.grad, [2.0, 6.0])
 
 
+def test_a_write_through_a_tensor_that_shares_the_memory_is_caught() -> None:
+    def writes() -> list:
+        def through_detach(x: Tensor) -> None:
+            x.detach()[0] = 5.0
+
+        def through_a_view(x: Tensor) -> None:
+            with no_grad():
+                view = x[:]
+            view.data -= 1.0
+
+        def through_a_second_tensor(x: Tensor) -> None:
+            Tensor(x.data)[1] = 0.0
+
+        return [through_detach, through_a_view, through_a_second_tensor]
+
+    for write in writes():
+        x = Tensor(np.array([1.0, 2.0]), requires_grad=True, name="x")
+        loss = (x * x).sum()
+        write(x)
+        with pytest.raises(RuntimeError, match="'x'.*modified in place after mul"):
+            loss.backward()
+        (x * x).sum().backward()  # a forward pass after the write is fine
+        np.testing.assert_array_equal(x.grad, 2 * x.data)
+
+
+def test_rebinding_data_to_another_tensors_array_does_not_change_that_tensor() -> None:
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    loss = (a * a).sum()
+    with no_grad():
+        b.data = a.data  # b now shares a's memory, but a's values did not change
+    loss.backward()
+    np.testing.assert_array_equal(a.grad, [2.0, 4.0])
+
+
 def test_setitem_on_a_tensor_that_requires_grad_is_refused() -> None:
     w = Tensor(np.ones(3), requires_grad=True, name="w")
     with pytest.raises(RuntimeError, match="'w' .*would not be recorded"):

@@ -22,6 +22,7 @@ import math
 import operator
 import os
 import traceback
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -175,9 +176,12 @@ class Tensor:
     @data.setter
     def data(self, array: np.ndarray) -> None:
         # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the change is stamped and backward()
-        # can refuse a graph that saved the old values.
-        self._data = np.asarray(array)
-        _mark_changed(self)
+        # can refuse a graph that saved the old values. Getting the same array back means it was changed in
+        # place (`-=`), so every tensor that shares its memory changed too.
+        array = np.asarray(array)
+        in_place = array is self._data
+        self._data = array
+        _mark_changed(self, in_place)
 
     @property
     def grad(self) -> np.ndarray | None:
@@ -493,7 +497,7 @@ class Tensor:
                 f"recorded in the graph. Build a new tensor instead (e.g. where(mask, new, x)), or change "
                 f"the values outside training under no_grad().")
         self._data[_index(index)] = _raw(new)
-        _mark_changed(self)
+        _mark_changed(self, True)
 
 
 # -- free functions for ops with several tensor inputs ------------------------------------------------------
@@ -546,9 +550,34 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._site = None
 
 
-def _mark_changed(t: Tensor) -> None:
-    """Stamp an in-place change of ``t``'s data (see ``_check_unchanged``)."""
-    t._changed = _state.last_change = next(_CLOCK)
+# The last in-place change of each array written through a tensor, by the array that owns the memory: a view,
+# a detach() or a Tensor(t) shares memory with the tensor it came from, so a write through one changes both.
+_CHANGED_MEMORY: dict[int, tuple[int, weakref.ref[np.ndarray]]] = {}
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory (itself, unless it is a view)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _mark_changed(t: Tensor, in_place: bool) -> None:
+    """Stamp a change of ``t``'s data (see ``_check_unchanged``); ``in_place``: its memory was written."""
+    t._changed = _state.last_change = now = next(_CLOCK)
+    if in_place:
+        if len(_CHANGED_MEMORY) >= 1024:  # forget the arrays that are gone
+            for key in [k for k, (_, ref) in _CHANGED_MEMORY.items() if ref() is None]:
+                del _CHANGED_MEMORY[key]
+        owner = _owner(t._data)
+        _CHANGED_MEMORY[id(owner)] = (now, weakref.ref(owner))
+
+
+def _memory_changed(array: np.ndarray) -> int:
+    """The clock time of the last in-place write into ``array``'s memory through any tensor (-1 if none)."""
+    owner = _owner(array)
+    entry = _CHANGED_MEMORY.get(id(owner))
+    return entry[0] if entry is not None and entry[1]() is owner else -1
 
 
 def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
@@ -841,13 +870,13 @@ def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
 def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
     """Refuse to run a node's rule if one of its parents, or the output its rule reads, changed in place after
     the node was computed."""
-    if node._changed > node._seq and node._op.reads_out:
+    if node._op.reads_out and max(node._changed, _memory_changed(node._data)) > node._seq:
         raise RuntimeError(
             f"{caller}: {_describe(node)} was modified in place after {node._op.name} computed it, and the rule "
             f"of {node._op.name} reads its output, so the gradient would be computed from the wrong values. "
             f"Change a copy instead (e.g. y = y * mask), or run the forward pass again.")
     for parent in node._parents:
-        if parent._changed > node._seq:
+        if max(parent._changed, _memory_changed(parent._data)) > node._seq:
             raise RuntimeError(
                 f"{caller}: {_describe(parent)} was modified in place after {node._op.name} saved it for the "
                 f"backward pass, so its gradient would be computed from the wrong values. Run the forward "
