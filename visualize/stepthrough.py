@@ -108,8 +108,9 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
         }
         if op is None:
             if node.grad is not None and (np.shape(node.grad) != g.shape or not np.allclose(node.grad, g)):
-                step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds the sum of "
-                                f"several backward() calls (gradients accumulate in leaves).")
+                step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds what was there "
+                                f"before (earlier backward() calls, or a value set by hand); gradients "
+                                f"accumulate in leaves.")
             steps.append(step)
             continue
         _check_unchanged(node, "backprop_steps")
