@@ -752,7 +752,7 @@ def _fit(grad: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _check_gradient(root: Tensor, gradient: Any) -> np.ndarray:
-    array = np.asarray(_raw(gradient), dtype=root.dtype)
+    array = np.array(_raw(gradient), dtype=root.dtype)  # a copy: the root's .grad must not be the caller's buffer
     if array.shape != root.shape:
         raise ValueError(
             f"backward(gradient=...): the gradient has shape {array.shape}, but the output is a "
