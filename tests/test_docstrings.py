@@ -1,0 +1,29 @@
+"""Every example in the package's docstrings runs and prints what it says (visualize's are in test_visualize)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["datasets", "gradcheck", "losses", "manual", "nn", "optim", "seeds", "tensor", "train"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_docstring_examples_run(module: str) -> None:
+    mod = importlib.import_module(f"tinygrad_edu.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_every_module_with_examples_is_listed() -> None:
+    import pkgutil
+
+    import tinygrad_edu
+
+    finder = doctest.DocTestFinder()
+    with_examples = {m.name for m in pkgutil.iter_modules(tinygrad_edu.__path__)
+                     if m.name not in ("__main__", "visualize")
+                     and any(t.examples for t in finder.find(importlib.import_module(f"tinygrad_edu.{m.name}")))}
+    assert with_examples == set(MODULES)
