@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    print(compare("mnist3"), "\n")
+    print(compare("mnist3"), end="\n\n")
     mnist = datasets.load_mnist()
     # np.random.randn weights, no biases, sigmoid after every layer: the seed's network
     model = nn.MLP([784, 64, 64, 10], activation="sigmoid", bias=False, rng=args.seed)

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    print(compare("nielsen"), "\n")
+    print(compare("nielsen"), end="\n\n")
     mnist = datasets.load_mnist()
     model = nn.MLP([784, args.hidden, 10], activation="sigmoid", rng=args.seed)  # N(0, 1) init, as the seed
     cost = losses.quadratic_cost if args.cost == "quadratic" else losses.sigmoid_cross_entropy

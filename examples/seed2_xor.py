@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    print(compare("xor"), "\n")
+    print(compare("xor"), end="\n\n")
     x, y = datasets.xor()
     start = xor.init_params(args.seed)  # uniform [0, 1) weights, like the seed's np.random.rand
     model = nn.MLP([3, 4, 1], activation="sigmoid", bias=False)

@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     dims = [int(d) for d in args.dims.split(",")]
 
-    print(compare("lnet"), "\n")
+    print(compare("lnet"), end="\n\n")
     cats = datasets.load_catvnoncat()
     y = cats.train_y.reshape(-1, 1).astype(np.float64)
     params = lnet.init_params(dims, args.seed)

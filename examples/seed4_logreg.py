@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.005)
     args = parser.parse_args()
 
-    print(compare("logreg"), "\n")
+    print(compare("logreg"), end="\n\n")
     cats = datasets.load_catvnoncat()
     y_train = cats.train_y.reshape(-1, 1).astype(np.float64)
     model = nn.MLP([12288, 1], activation="sigmoid", init="zeros")  # w = 0, b = 0, as the seed

@@ -71,7 +71,7 @@ def _demo(args: argparse.Namespace) -> int:
     print("tinygrad_edu demo: Nielsen's network [784, 30, 10] on the bundled MNIST\n")
     print("1. The engine's gradients against the hand-derived backprop of every seed (float64):\n")
     result = seeds.compare("nielsen", steps=3)
-    print(result, "\n")
+    print(result, end="\n\n")
     for key in seeds.SEEDS:
         if key != "nielsen":
             other = seeds.compare(key, steps=3)
@@ -136,7 +136,7 @@ def _compare(args: argparse.Namespace) -> int:
     ok = True
     for key in keys:
         result = seeds.compare(key, steps=args.steps)
-        print(result, "\n")
+        print(result, end="\n\n")
         ok = ok and result.ok
     return 0 if ok else 1
 
