@@ -340,14 +340,22 @@ def test_a_grad_set_by_hand_is_added_to_and_a_wrong_one_is_refused_where_it_is_s
         np.testing.assert_array_equal(x.grad, np.array([4.0, 4.0], dtype=np.float32))
         assert type(x.grad) is np.ndarray and x.grad.dtype == np.float32
     np.testing.assert_array_equal(read_only, [1.0, -1.0])  # a new array, the read-only one is untouched
-    own = np.zeros(2, dtype=np.float32)
-    x.grad = own
+    b = Tensor(np.array([1.0, 1.0]), requires_grad=True)
+    x.grad = b.data  # copied: accumulating into it must not change b
+    (x * b).sum().backward()
+    np.testing.assert_array_equal(b.data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    x.grad = x
     (x * 3).sum().backward()
-    assert x.grad is own  # kept and added into, as in PyTorch
+    np.testing.assert_array_equal(x.data, [1.0, 2.0])
+    np.testing.assert_array_equal(x.grad, [4.0, 5.0])
+    before = x.grad
     for wrong in (np.ones((2, 2)), 1.0, np.array([1, 2]), np.array([1j, 2j]), np.array(["a", "b"])):
-        with pytest.raises(ValueError, match=r"'x' .*same shape, \(2,\), with real floating-point"):
+        with pytest.raises(ValueError, match=r"'x' .*its own shape, \(2,\), with real floating-point"):
             x.grad = wrong
-    assert x.grad is own
+    assert x.grad is before
+    with pytest.raises(ValueError, match="only a floating-point tensor has one"):
+        Tensor(np.array([1, 2])).grad = np.zeros(2)
     x.grad = None
     assert x.grad is None
     x.grad = np.zeros(2, dtype=np.float32)

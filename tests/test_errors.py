@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor, concatenate, detect_anomaly, enable_grad, gradcheck, grad, no_grad, stack
+from tinygrad_edu import Tensor, concatenate, detect_anomaly, enable_grad, gradcheck, grad, no_grad, stack, where
 
 
 def test_matmul_shape_mismatch_names_both_shapes_and_the_fix() -> None:
@@ -197,6 +197,67 @@ def test_a_write_through_a_tensor_that_shares_the_memory_is_caught() -> None:
             loss.backward()
         (x * x).sum().backward()  # a forward pass after the write is fine
         np.testing.assert_array_equal(x.grad, 2 * x.data)
+
+
+def test_a_write_to_other_bytes_of_the_same_array_is_not_a_change() -> None:
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((100, 3))
+    w = Tensor(rng.standard_normal((3, 1)), requires_grad=True)
+    first = Tensor(data[0:10])
+    loss_first = ((first @ w) ** 2).mean()
+    second = Tensor(data[10:20])
+    second[...] = second.data * 0.5  # rows 10-19 only: the first batch's values are untouched
+    (loss_first + ((second @ w) ** 2).mean()).backward()
+    expected = 2 * data[0:10].T @ (data[0:10] @ w.data) / 10 + 2 * second.data.T @ (second.data @ w.data) / 10
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
+    # parameters cut from one flat vector: an update of one is not a change of the other
+    theta = rng.standard_normal(9)
+    w1 = Tensor(theta[:6].reshape(2, 3), requires_grad=True)
+    w2 = Tensor(theta[6:], requires_grad=True)
+    x = Tensor(rng.standard_normal((4, 2)))
+    loss_a = (x @ w1).sum()
+    product = (x @ w1).data  # a constant for the second loss, which reads w2 only
+    loss_b = (product @ w2).sum()
+    loss_a.backward()
+    w1.data -= 0.1 * w1.grad  # writes theta[:6]
+    loss_b.backward()
+    np.testing.assert_allclose(w2.grad, product.sum(axis=0), rtol=1e-12)
+
+
+def test_writes_through_strided_views_and_into_masks_or_indices_are_caught() -> None:
+    from numpy.lib.stride_tricks import as_strided
+
+    base = np.arange(6.0)
+    w = Tensor(np.ones(3), requires_grad=True, name="w")
+    loss = (w * Tensor(as_strided(base, (3,), (8,)))).sum()
+    Tensor(base)[...] = 0.0
+    with pytest.raises(RuntimeError, match="modified in place after mul"):
+        loss.backward()
+    x = Tensor(np.arange(4.0), requires_grad=True)
+    mask = Tensor(np.array([True, True, False, False]))
+    loss = where(mask, x, 0.0).sum()
+    mask[...] = False
+    with pytest.raises(RuntimeError, match="the condition array of where .*modified in place"):
+        loss.backward()
+    index = Tensor(np.array([0, 1]), dtype=np.int64)
+    loss = (x[index] * Tensor([1.0, 10.0])).sum()
+    index[...] = [2, 3]
+    with pytest.raises(RuntimeError, match="the index array of getitem .*modified in place"):
+        loss.backward()
+
+
+def test_the_record_of_writes_goes_with_the_arrays() -> None:
+    from tinygrad_edu import tensor
+
+    before = len(tensor._WRITES)
+    params = [Tensor(np.zeros(2), requires_grad=True) for _ in range(3000)]
+    with no_grad():
+        for p in params:
+            p.data -= 1.0  # in place: one record per array
+    assert len(tensor._WRITES) == before + 3000
+    del params, p
+    gc.collect()
+    assert len(tensor._WRITES) == before
 
 
 def test_rebinding_data_to_another_tensors_array_does_not_change_that_tensor() -> None:

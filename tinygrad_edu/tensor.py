@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from . import ops
 from .ops import Op
@@ -178,7 +179,7 @@ class Tensor:
         # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the change is stamped and backward()
         # can refuse a graph that saved the old values. Getting the same array back means it was changed in
         # place (`-=`), so every tensor that shares its memory changed too.
-        array = np.asarray(array)
+        array = np.asarray(_raw(array))
         in_place = array is self._data
         self._data = array
         _mark_changed(self, in_place)
@@ -191,17 +192,18 @@ class Tensor:
     @grad.setter
     def grad(self, value: Any) -> None:
         # NOTE: checked here, where the mistake is made, and not in the middle of a later backward() (which
-        # would have added this pass to some leaves already). The array is kept as it is, not copied: the
-        # next backward() adds into it, as PyTorch does.
+        # would have added this pass to some leaves already). The values are copied, in the tensor's dtype:
+        # backward() adds into .grad in place, which must not change a tensor's data (`w.grad = b.data`).
         if value is not None:
             value = np.asarray(_raw(value))
-            if value.shape != self._data.shape or value.dtype.kind not in "fc" or (
-                    value.dtype.kind == "c" and self._data.dtype.kind != "c"):
+            kinds = "fc" if self._data.dtype.kind == "c" else "f"
+            if value.shape != self._data.shape or value.dtype.kind not in kinds or self._data.dtype.kind not in "fc":
                 raise ValueError(
-                    f"t.grad = ...: {_describe(self)} needs a gradient of the same shape, {self.shape}, with "
-                    f"{'complex' if self._data.dtype.kind == 'c' else 'real'} floating-point values; got shape "
-                    f"{value.shape} and dtype {value.dtype}. Set t.grad = None (or call zero_grad()) to start "
-                    f"over.")
+                    f"t.grad = ...: {_describe(self)} can only hold a gradient of its own shape, {self.shape}, "
+                    f"with {'complex' if kinds == 'fc' else 'real'} floating-point values (and only a "
+                    f"floating-point tensor has one); got shape {value.shape} and dtype {value.dtype}. Give an "
+                    f"array like np.zeros({self.shape}), or None to clear it.")
+            value = value.astype(self._data.dtype)  # always a copy
         self._grad = value
 
     @property
@@ -550,34 +552,41 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._site = None
 
 
-# The last in-place change of each array written through a tensor, by the array that owns the memory: a view,
-# a detach() or a Tensor(t) shares memory with the tensor it came from, so a write through one changes both.
-_CHANGED_MEMORY: dict[int, tuple[int, weakref.ref[np.ndarray]]] = {}
+# The in-place writes made through tensors, by the array that owns the memory: {id(owner): {(low, high): time}}
+# with the byte range written. A view, a detach() or a Tensor(t.data) shares memory with the tensor it came
+# from, so a write through one changes the others where their bytes overlap. An entry goes with its owner.
+_WRITES: dict[int, dict[tuple[int, int], int]] = {}
 
 
 def _owner(array: np.ndarray) -> np.ndarray:
-    """The array that owns ``array``'s memory (itself, unless it is a view)."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
+    """The ndarray that owns ``array``'s memory (itself, unless it is a view)."""
+    owner, base = array, array.base
+    while base is not None:  # as_strided views have a non-ndarray link in the chain
+        if isinstance(base, np.ndarray):
+            owner = base
+        base = getattr(base, "base", None)
+    return owner
 
 
 def _mark_changed(t: Tensor, in_place: bool) -> None:
     """Stamp a change of ``t``'s data (see ``_check_unchanged``); ``in_place``: its memory was written."""
     t._changed = _state.last_change = now = next(_CLOCK)
     if in_place:
-        if len(_CHANGED_MEMORY) >= 1024:  # forget the arrays that are gone
-            for key in [k for k, (_, ref) in _CHANGED_MEMORY.items() if ref() is None]:
-                del _CHANGED_MEMORY[key]
         owner = _owner(t._data)
-        _CHANGED_MEMORY[id(owner)] = (now, weakref.ref(owner))
+        writes = _WRITES.get(id(owner))
+        if writes is None:
+            writes = _WRITES[id(owner)] = {}
+            weakref.finalize(owner, _WRITES.pop, id(owner), None).atexit = False
+        writes[byte_bounds(t._data)] = now
 
 
 def _memory_changed(array: np.ndarray) -> int:
-    """The clock time of the last in-place write into ``array``'s memory through any tensor (-1 if none)."""
-    owner = _owner(array)
-    entry = _CHANGED_MEMORY.get(id(owner))
-    return entry[0] if entry is not None and entry[1]() is owner else -1
+    """The clock time of the last write through any tensor into bytes of ``array`` (-1 if none)."""
+    writes = _WRITES.get(id(_owner(array)))
+    if not writes:
+        return -1
+    low, high = byte_bounds(array)
+    return max((time for (start, stop), time in writes.items() if start < high and low < stop), default=-1)
 
 
 def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
@@ -879,9 +888,17 @@ def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
         if max(parent._changed, _memory_changed(parent._data)) > node._seq:
             raise RuntimeError(
                 f"{caller}: {_describe(parent)} was modified in place after {node._op.name} saved it for the "
-                f"backward pass, so its gradient would be computed from the wrong values. Run the forward "
-                f"pass again after changing it, or change it only between steps (after backward, before the "
-                f"next forward).")
+                f"backward pass (through it, or through a tensor that shares its memory), so its gradient "
+                f"would be computed from the wrong values. Run the forward pass again after changing it, change "
+                f"it only between steps (after backward, before the next forward), or give tensors that will be "
+                f"changed their own copy of the data (Tensor(x.copy())).")
+    for key, value in (node._kwargs or {}).items():  # masks and indices: where's condition, getitem's index
+        arrays = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(a, np.ndarray) and _memory_changed(a) > node._seq for a in arrays):
+            raise RuntimeError(
+                f"{caller}: the {key} array of {node._op.name} (which made {_describe(node)}) was modified in "
+                f"place after {node._op.name} used it, so the gradient would go to the wrong elements. Run the "
+                f"forward pass again after changing it.")
 
 
 def _check_finite_grad(node: Tensor, parent: Tensor, pg: Any) -> None:
