@@ -260,6 +260,22 @@ def test_the_record_of_writes_goes_with_the_arrays() -> None:
     assert len(tensor._WRITES) == before
 
 
+def test_a_change_is_refused_only_where_a_rule_reads_the_changed_values() -> None:
+    x = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.zeros(3))
+    loss = (x + b).sum()  # add's rule needs no values: changing b before backward is harmless
+    with no_grad():
+        b[...] = 1.0
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 1.0])
+    w = Tensor(np.zeros((2, 3)), requires_grad=True)
+    e = w.exp()
+    loss = e.sum()
+    e.detach().reshape(6)[0] = 9.0  # sum does not care, but exp's rule reads its output
+    with pytest.raises(RuntimeError, match="made by exp.*modified in place after exp computed it"):
+        loss.backward()
+
+
 def test_rebinding_data_to_another_tensors_array_does_not_change_that_tensor() -> None:
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     b = Tensor(np.array([3.0, 4.0]), requires_grad=True)

@@ -274,6 +274,26 @@ def test_reads_out_says_exactly_which_rules_read_their_output() -> None:
         assert op.reads_out == reads, f"{name}.reads_out is {op.reads_out}, but its backward reads out: {reads}"
 
 
+@pytest.mark.parametrize("case", [p for p in _params(bugs="skip") if not OPS[p.values[0].op].reads_inputs])
+def test_reads_inputs_false_means_the_rule_never_reads_input_values(case: Case) -> None:
+    # the in-place check trusts this flag: with the inputs' values replaced by NaN, the gradient must not change
+    op = OPS[case.op]
+    out = case.fn(*_leaves(case))
+    rng = np.random.default_rng(1)
+    for node in _toposort([out]):
+        if node.op is op:
+            kwargs = dict(node._kwargs)
+            if op.selective:
+                kwargs["needs"] = tuple(p.requires_grad for p in node.parents)
+            g = rng.standard_normal(node.shape)
+            real = op.backward(g, node.data, *[p.data for p in node.parents], **kwargs)
+            blind = op.backward(g, node.data, *[np.full_like(p.data, np.nan) for p in node.parents], **kwargs)
+            for r, b in zip(real, blind):
+                assert (r is None) == (b is None)
+                if r is not None:
+                    np.testing.assert_array_equal(r, b)
+
+
 def test_every_op_has_gradcheck_cases() -> None:
     missing = sorted(set(OPS) - set(CASES))
     assert not missing, f"ops without gradcheck cases in tests/test_ops.py CASES: {missing}"

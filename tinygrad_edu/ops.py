@@ -39,6 +39,8 @@ class Op:
     """If True, ``backward`` also gets ``needs``: which inputs want a gradient, so it can skip the others."""
     reads_out: bool = False
     """If True, ``backward`` reads ``out``, so the output must not change in place before backward()."""
+    reads_inputs: bool = True
+    """If False, ``backward`` needs only the inputs' shapes, so their values may change before backward()."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -106,6 +108,8 @@ def _is_basic(index: Any) -> bool:
 class Add(Op):
     """d(a + b) = da + db"""
 
+    reads_inputs = False
+
     @staticmethod
     def forward(a, b):
         return a + b
@@ -119,6 +123,7 @@ class Sub(Op):
     """d(a - b) = da - db"""
 
     selective = True  # `y_hat - y`: the target needs no gradient
+    reads_inputs = False
 
     @staticmethod
     def forward(a, b):
@@ -162,6 +167,8 @@ class TrueDiv(Op):
 
 class Neg(Op):
     """d(-a) = -da"""
+
+    reads_inputs = False
 
     @staticmethod
     def forward(a):
@@ -291,6 +298,8 @@ class Minimum(Op):
 
 class Where(Op):
     """d where(c, a, b) = [c] da + [not c] db   (c a boolean constant)"""
+
+    reads_inputs = False
 
     @staticmethod
     def forward(a, b, *, condition):
@@ -461,6 +470,8 @@ class LogSumExp(Op):
 class Sum(Op):
     """d sum(a) = da summed: each element gets the upstream gradient"""
 
+    reads_inputs = False
+
     @staticmethod
     def forward(a, *, axis, keepdims):
         return a.sum(axis=axis, keepdims=keepdims)
@@ -472,6 +483,8 @@ class Sum(Op):
 
 class Mean(Op):
     """d mean(a) = da / n   (n elements per mean)"""
+
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, axis, keepdims):
@@ -558,6 +571,8 @@ class MatMul(Op):
 class Reshape(Op):
     """d reshape(a) = reshape(da) back to a's shape"""
 
+    reads_inputs = False
+
     @staticmethod
     def forward(a, *, shape):
         return a.reshape(shape)
@@ -569,6 +584,8 @@ class Reshape(Op):
 
 class Transpose(Op):
     """d transpose(a, axes) = transpose(da, inverse of axes)"""
+
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, axes):
@@ -582,6 +599,8 @@ class Transpose(Op):
 class Squeeze(Op):
     """d squeeze(a) = da with the size-1 axes put back"""
 
+    reads_inputs = False
+
     @staticmethod
     def forward(a, *, axis):
         return np.squeeze(a, axis=axis)
@@ -593,6 +612,8 @@ class Squeeze(Op):
 
 class Unsqueeze(Op):
     """d unsqueeze(a) = da with the new size-1 axis removed"""
+
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, axis):
@@ -607,6 +628,7 @@ class BroadcastTo(Op):
     """d broadcast_to(a) = da summed over the broadcast axes (done by the engine)"""
 
     name = "broadcast_to"
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, shape):
@@ -621,6 +643,7 @@ class GetItem(Op):
     """d a[index] = da scattered back into a zero array (repeated indices add up)"""
 
     name = "getitem"
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, index):
@@ -637,6 +660,7 @@ class ScatterAdd(Op):
     """d scatter_add(a, index) = da[index]   (the transpose of getitem)"""
 
     name = "scatter_add"
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, index, shape):
@@ -655,6 +679,8 @@ class ScatterAdd(Op):
 class Concatenate(Op):
     """d concatenate(a1, a2, ...) = the matching slice of da for each input"""
 
+    reads_inputs = False
+
     @staticmethod
     def forward(*arrays, axis):
         return np.concatenate(arrays, axis=axis)
@@ -669,6 +695,8 @@ class Concatenate(Op):
 
 class Stack(Op):
     """d stack(a1, a2, ...) = da[..., i, ...] for input i"""
+
+    reads_inputs = False
 
     @staticmethod
     def forward(*arrays, axis):

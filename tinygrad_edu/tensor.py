@@ -877,14 +877,14 @@ def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
 
 
 def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
-    """Refuse to run a node's rule if one of its parents, or the output its rule reads, changed in place after
-    the node was computed."""
+    """Refuse to run a node's rule if a value it reads (its inputs, its output, a mask or index it kept)
+    changed in place after the node was computed."""
     if node._op.reads_out and max(node._changed, _memory_changed(node._data)) > node._seq:
         raise RuntimeError(
             f"{caller}: {_describe(node)} was modified in place after {node._op.name} computed it, and the rule "
             f"of {node._op.name} reads its output, so the gradient would be computed from the wrong values. "
             f"Change a copy instead (e.g. y = y * mask), or run the forward pass again.")
-    for parent in node._parents:
+    for parent in node._parents if node._op.reads_inputs else ():
         if max(parent._changed, _memory_changed(parent._data)) > node._seq:
             raise RuntimeError(
                 f"{caller}: {_describe(parent)} was modified in place after {node._op.name} saved it for the "
