@@ -97,7 +97,8 @@ def count(in_shape: tuple[int, ...], axis: Any) -> int:
     return int(np.prod([in_shape[a] for a in axes]))
 
 
-def _is_basic(index: Any) -> bool:
+def is_basic(index: Any) -> bool:
+    """True for an index that numpy answers with a view (ints, slices, None, ...), not a copy."""
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
 
@@ -665,7 +666,7 @@ class ScatterAdd(Op):
     @staticmethod
     def forward(a, *, index, shape):
         out = np.zeros(shape, dtype=a.dtype)
-        if _is_basic(index):
+        if is_basic(index):
             out[index] = a  # basic indexing cannot repeat an element
         else:
             np.add.at(out, index, a)

@@ -176,13 +176,18 @@ class Tensor:
 
     @data.setter
     def data(self, array: np.ndarray) -> None:
-        # NOTE: `w.data -= lr * w.grad` rebinds through this setter, so the change is stamped and backward()
-        # can refuse a graph that saved the old values. Getting the same array back means it was changed in
-        # place (`-=`), so every tensor that shares its memory changed too.
+        # NOTE: `w.data -= lr * w.grad` comes through this setter too, with the same array changed in place;
+        # `w.data = new` brings another array (maybe of another shape). Both are stamped, so backward() can
+        # refuse a graph that saved the old values.
         array = np.asarray(_raw(array))
-        in_place = array is self._data
-        self._data = array
-        _mark_changed(self, in_place)
+        if self.requires_grad and array.dtype.kind not in "fc":
+            raise TypeError(f"t.data = ...: {_describe(self)} requires grad, so its data must be floating-point, "
+                            f"not {array.dtype}; convert it first, e.g. np.asarray(values, dtype=np.float64).")
+        if array is self._data:
+            _mark_written(array)
+        else:
+            self._data = array
+            self._changed = _state.last_change = next(_CLOCK)
 
     @property
     def grad(self) -> np.ndarray | None:
@@ -498,8 +503,10 @@ class Tensor:
                 f"x[...] = ...: {_describe(self)} requires grad, and writing into it in place would not be "
                 f"recorded in the graph. Build a new tensor instead (e.g. where(mask, new, x)), or change "
                 f"the values outside training under no_grad().")
-        self._data[_index(index)] = _raw(new)
-        _mark_changed(self, True)
+        index = _index(index)
+        self._data[index] = _raw(new)
+        written = self._data[index] if ops.is_basic(index) else self._data  # a view of what was written
+        _mark_written(written if isinstance(written, np.ndarray) else self._data)
 
 
 # -- free functions for ops with several tensor inputs ------------------------------------------------------
@@ -552,9 +559,12 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._site = None
 
 
-# The in-place writes made through tensors, by the array that owns the memory: {id(owner): {(low, high): time}}
-# with the byte range written. A view, a detach() or a Tensor(t.data) shares memory with the tensor it came
-# from, so a write through one changes the others where their bytes overlap. An entry goes with its owner.
+# NOTE: two kinds of change. A tensor given another array (`t.data = new`) keeps the time in `t._changed`.
+# A write into memory (`t[i] = v`, `t.data -= d`) is kept by the array that owns the memory, with the byte
+# range written, in _WRITES = {id(owner): {(low, high): time}}: a view, a detach() or a Tensor(t.data)
+# shares memory with the tensor it came from, so a write through one changes the others where their byte
+# ranges overlap (a conservative test: alternate rows or columns count as overlapping). An entry goes with
+# its owner array.
 _WRITES: dict[int, dict[tuple[int, int], int]] = {}
 
 
@@ -568,16 +578,14 @@ def _owner(array: np.ndarray) -> np.ndarray:
     return owner
 
 
-def _mark_changed(t: Tensor, in_place: bool) -> None:
-    """Stamp a change of ``t``'s data (see ``_check_unchanged``); ``in_place``: its memory was written."""
-    t._changed = _state.last_change = now = next(_CLOCK)
-    if in_place:
-        owner = _owner(t._data)
-        writes = _WRITES.get(id(owner))
-        if writes is None:
-            writes = _WRITES[id(owner)] = {}
-            weakref.finalize(owner, _WRITES.pop, id(owner), None).atexit = False
-        writes[byte_bounds(t._data)] = now
+def _mark_written(array: np.ndarray) -> None:
+    """Stamp a write into ``array``'s memory (see ``_check_unchanged``)."""
+    owner = _owner(array)
+    writes = _WRITES.get(id(owner))
+    if writes is None:
+        writes = _WRITES[id(owner)] = {}
+        weakref.finalize(owner, _WRITES.pop, id(owner), None).atexit = False
+    writes[byte_bounds(array)] = _state.last_change = next(_CLOCK)
 
 
 def _memory_changed(array: np.ndarray) -> int:
@@ -878,27 +886,33 @@ def _rule(node: Tensor, g: Any, create_graph: bool) -> tuple[Any, ...]:
 
 def _check_unchanged(node: Tensor, caller: str = "backward()") -> None:
     """Refuse to run a node's rule if a value it reads (its inputs, its output, a mask or index it kept)
-    changed in place after the node was computed."""
-    if node._op.reads_out and max(node._changed, _memory_changed(node._data)) > node._seq:
+    changed after the node was computed."""
+    op, made = node._op, node._seq
+    if op.reads_out and max(node._changed, _memory_changed(node._data)) > made:
         raise RuntimeError(
-            f"{caller}: {_describe(node)} was modified in place after {node._op.name} computed it, and the rule "
-            f"of {node._op.name} reads its output, so the gradient would be computed from the wrong values. "
-            f"Change a copy instead (e.g. y = y * mask), or run the forward pass again.")
-    for parent in node._parents if node._op.reads_inputs else ():
-        if max(parent._changed, _memory_changed(parent._data)) > node._seq:
-            raise RuntimeError(
-                f"{caller}: {_describe(parent)} was modified in place after {node._op.name} saved it for the "
-                f"backward pass (through it, or through a tensor that shares its memory), so its gradient "
-                f"would be computed from the wrong values. Run the forward pass again after changing it, change "
-                f"it only between steps (after backward, before the next forward), or give tensors that will be "
-                f"changed their own copy of the data (Tensor(x.copy())).")
+            f"{caller}: {_describe(node)} was changed after {op.name} computed it, and the rule of {op.name} "
+            f"reads its output, so the gradient would be computed from the wrong values. Change a copy "
+            f"instead (e.g. y = y * mask), or run the forward pass again.")
+    for parent in node._parents:
+        # another array may have another shape, which even a rule that reads only shapes would get wrong
+        if parent._changed > made:
+            how, via = "was given new data (t.data = ...)", ""
+        elif op.reads_inputs and _memory_changed(parent._data) > made:
+            how, via = "was modified in place", " (through it, or through a tensor that shares its memory)"
+        else:
+            continue
+        raise RuntimeError(
+            f"{caller}: {_describe(parent)} {how} after {op.name} saved it for the backward pass{via}, so its "
+            f"gradient would be computed from the wrong values. Run the forward pass again after changing "
+            f"it, change it only between steps (after backward, before the next forward), or give a tensor "
+            f"that will be changed its own copy of the data (Tensor(x.copy())).")
     for key, value in (node._kwargs or {}).items():  # masks and indices: where's condition, getitem's index
         arrays = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(a, np.ndarray) and _memory_changed(a) > node._seq for a in arrays):
+        if any(isinstance(a, np.ndarray) and _memory_changed(a) > made for a in arrays):
             raise RuntimeError(
-                f"{caller}: the {key} array of {node._op.name} (which made {_describe(node)}) was modified in "
-                f"place after {node._op.name} used it, so the gradient would go to the wrong elements. Run the "
-                f"forward pass again after changing it.")
+                f"{caller}: the {key} array that {op.name} kept was modified in place after {op.name} used "
+                f"it, so the gradient would go to the wrong elements. Run the forward pass again after "
+                f"changing it.")
 
 
 def _check_finite_grad(node: Tensor, parent: Tensor, pg: Any) -> None:
