@@ -179,15 +179,15 @@ class Tensor:
         # NOTE: `w.data -= lr * w.grad` comes through this setter too, with the same array changed in place;
         # `w.data = new` brings another array (maybe of another shape). Both are stamped, so backward() can
         # refuse a graph that saved the old values.
+        if array is self._data:
+            _mark_written(array)
+            return
         array = np.asarray(_raw(array))
         if self.requires_grad and array.dtype.kind not in "fc":
             raise TypeError(f"t.data = ...: {_describe(self)} requires grad, so its data must be floating-point, "
                             f"not {array.dtype}; convert it first, e.g. np.asarray(values, dtype=np.float64).")
-        if array is self._data:
-            _mark_written(array)
-        else:
-            self._data = array
-            self._changed = _state.last_change = next(_CLOCK)
+        self._data = array
+        self._changed = _state.last_change = next(_CLOCK)
 
     @property
     def grad(self) -> np.ndarray | None:
