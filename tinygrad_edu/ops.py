@@ -98,7 +98,7 @@ def count(in_shape: tuple[int, ...], axis: Any) -> int:
 
 
 def is_basic(index: Any) -> bool:
-    """True for an index that numpy answers with a view (ints, slices, None, ...), not a copy."""
+    """True for a basic index (ints, slices, None, ...), which numpy answers with a view or one element."""
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
 

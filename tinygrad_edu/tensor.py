@@ -565,7 +565,7 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
 # Tensor(t.data) shares memory with the tensor it came from, so a write through one changes the others where
 # their byte ranges overlap (a conservative test: alternate rows or columns count as overlapping). An entry
 # goes with its owner array.
-_WRITES: dict[int, dict[tuple[int, int], int]] = {}
+_WRITES: dict[int, dict[tuple[int, int] | None, int]] = {}
 
 
 def _owner(array: np.ndarray) -> np.ndarray:
@@ -826,7 +826,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
                 handed.add(id(g))
             if not parents:
                 continue
-            if node._seq < last_change:  # something changed in place after this node was made: was it a parent?
+            if node._seq < last_change:  # something changed after this node was made: does its rule read it?
                 _check_unchanged(node, "backward()" if wanted is None else "grad()")
             op = node._op
             if create_graph or node._kwargs or len(parents) > 2:
