@@ -301,6 +301,61 @@ def test_a_slice_written_through_the_whole_tensor_changes_only_that_slice() -> N
         loss.backward()
 
 
+def test_element_and_true_index_writes_are_stamped_where_they_land() -> None:
+    x = Tensor(np.array([0.1, 0.2, 0.3]), requires_grad=True)
+    y = x.exp()
+    with no_grad():
+        y[True] = 5.0  # numpy reads a Python True as a mask over everything, not as the index 1
+    with pytest.raises(RuntimeError, match="made by exp.*changed after exp computed it"):
+        y.sum().backward()
+    data = Tensor(np.arange(24.0).reshape(8, 3))
+    w = Tensor(np.ones((3, 1)), requires_grad=True)
+    batch = data[0:4]
+    loss = (batch @ w).sum()
+    data[6, 0] = 0.0  # one element of a row the batch does not hold
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.ravel(), batch.data.sum(axis=0))
+    data[2, 1] = 0.0  # one element it does hold
+    with pytest.raises(RuntimeError, match="modified in place after matmul"):
+        loss.backward()
+
+
+def test_a_graph_that_would_read_changed_values_cannot_be_copied() -> None:
+    import copy
+    import pickle
+
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x.exp()
+    with no_grad():
+        y[0] = 100.0
+    for make_copy in (copy.copy, copy.deepcopy, lambda t: pickle.loads(pickle.dumps(t))):
+        with pytest.raises(RuntimeError, match="^copy/pickle: .*made by exp"):
+            make_copy(y)
+    for make_copy in (copy.deepcopy, lambda t: pickle.loads(pickle.dumps(t))):  # they copy y too
+        with pytest.raises(RuntimeError, match="^copy/pickle: .*made by exp"):
+            make_copy(y.sum())
+    fresh = x.exp().sum()
+    twin = copy.deepcopy(fresh)  # an unchanged graph copies, and its copy backpropagates
+    twin.backward()
+    np.testing.assert_allclose(twin.parents[0].parents[0].grad, np.exp([1.0, 2.0]))
+
+
+def test_rebinding_a_cached_constant_does_not_change_later_ops() -> None:
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    constant = (x * 2).parents[1]
+    constant.data = np.array(3.0)
+    np.testing.assert_array_equal((x * 2).data, [2.0, 4.0])
+
+
+def test_a_rule_that_reads_only_its_output_lets_its_input_change() -> None:
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x.exp()
+    with no_grad():
+        x[...] = 0.0  # exp's rule reads exp(x), which it kept, not x
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([1.0, 2.0]))
+
+
 def test_rebinding_data_to_another_tensors_array_does_not_change_that_tensor() -> None:
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     b = Tensor(np.array([3.0, 4.0]), requires_grad=True)

@@ -100,7 +100,9 @@ def count(in_shape: tuple[int, ...], axis: Any) -> int:
 def is_basic(index: Any) -> bool:
     """True for a basic index (ints, slices, None, ...), which numpy answers with a view or one element."""
     parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+    # NOTE: a bool is an int to Python, but numpy reads `x[True]` as a mask (a copy, not a view)
+    return all((isinstance(p, (int, np.integer, slice)) and not isinstance(p, bool)) or p is None or p is Ellipsis
+               for p in parts)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -221,6 +223,7 @@ class Exp(Op):
     """d exp(a) = exp(a) da"""
 
     reads_out = True
+    reads_inputs = False
 
     @staticmethod
     def forward(a):
@@ -247,6 +250,7 @@ class Sqrt(Op):
     """d sqrt(a) = da / (2 sqrt(a))"""
 
     reads_out = True
+    reads_inputs = False
 
     @staticmethod
     def forward(a):
@@ -336,6 +340,7 @@ class Sigmoid(Op):
     """d sigmoid(a) = s (1 - s) da,  s = 1 / (1 + exp(-a))"""
 
     reads_out = True
+    reads_inputs = False
 
     @staticmethod
     def forward(a):
@@ -378,6 +383,7 @@ class Tanh(Op):
     """d tanh(a) = (1 - tanh(a)^2) da"""
 
     reads_out = True
+    reads_inputs = False
 
     @staticmethod
     def forward(a):
@@ -418,6 +424,7 @@ class Softmax(Op):
     """d softmax(a) = s * (da - sum(s * da)),  s = softmax(a) along axis"""
 
     reads_out = True
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, axis):
@@ -435,6 +442,7 @@ class LogSoftmax(Op):
 
     name = "log_softmax"
     reads_out = True
+    reads_inputs = False
 
     @staticmethod
     def forward(a, *, axis):

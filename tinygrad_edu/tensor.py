@@ -259,6 +259,13 @@ class Tensor:
 
     __hash__ = object.__hash__  # `==` is elementwise, so hashing stays by identity
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # a copy gets fresh stamps (below), so a node whose rule would read changed values must not be copied:
+        # its copy would pass the in-place check and give a wrong gradient
+        if self._parents and self._seq < _state.last_change:
+            _check_unchanged(self, "copy/pickle")
+        return None, {key: getattr(self, key) for key in Tensor.__slots__ if key != "__weakref__"}
+
     def __setstate__(self, state: Any) -> None:
         # NOTE: a copy (copy.copy, deepcopy, pickle) gets a fresh creation number and no change stamp: numbers
         # from the original (or from another process) would break "parents are older than children". Copying
@@ -505,8 +512,11 @@ class Tensor:
                 f"the values outside training under no_grad().")
         index = _index(index)
         self._data[index] = _raw(new)
-        written = self._data[index] if ops.is_basic(index) else self._data  # a view of what was written
-        _mark_written(written if isinstance(written, np.ndarray) else self._data)
+        parts = index if isinstance(index, tuple) else (index,)
+        if ops.is_basic(parts):  # stamp a view of what was written; with `...`, one element is a 0-d view
+            _mark_written(self._data[parts if Ellipsis in parts else (*parts, ...)])
+        else:
+            _mark_written(self._data)
 
 
 # -- free functions for ops with several tensor inputs ------------------------------------------------------
@@ -630,7 +640,7 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
             # 1 == 1.0 give the same constant; 0.0 == -0.0 must not (1 / x tells them apart)
             key = (x, like._data.dtype) if x else (x, math.copysign(1.0, x), like._data.dtype)
             constant = _CONSTANTS.get(key)
-            if constant is None:
+            if constant is None or constant._changed != -1:  # `c.data = ...` on a cached constant: not again
                 if len(_CONSTANTS) >= 1024:
                     _CONSTANTS.clear()
                 array = np.array(x, dtype=like._data.dtype)
