@@ -345,6 +345,10 @@ def test_rebinding_a_cached_constant_does_not_change_later_ops() -> None:
     constant = (x * 2).parents[1]
     constant.data = np.array(3.0)
     np.testing.assert_array_equal((x * 2).data, [2.0, 4.0])
+    other = (x * 7).parents[1]
+    other.requires_grad_(True)
+    assert (x * 7).parents[1] is not other  # it would collect gradients from every later `* 7`
+    assert not (Tensor(np.ones(2)) * 7).requires_grad
 
 
 def test_a_rule_that_reads_only_its_output_lets_its_input_change() -> None:

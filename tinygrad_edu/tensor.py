@@ -640,7 +640,7 @@ def _lift(x: Any, like: Tensor | None) -> Tensor:
             # 1 == 1.0 give the same constant; 0.0 == -0.0 must not (1 / x tells them apart)
             key = (x, like._data.dtype) if x else (x, math.copysign(1.0, x), like._data.dtype)
             constant = _CONSTANTS.get(key)
-            if constant is None or constant._changed != -1:  # `c.data = ...` on a cached constant: not again
+            if constant is None or constant._changed != -1 or constant.requires_grad:  # one a user changed
                 if len(_CONSTANTS) >= 1024:
                     _CONSTANTS.clear()
                 array = np.array(x, dtype=like._data.dtype)
