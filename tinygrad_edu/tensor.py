@@ -869,7 +869,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], targets: Sequence[T
 
 def _accumulate(leaf: Tensor, g: Any) -> None:
     """Add this pass's gradient to a leaf's ``.grad``: in place (as in PyTorch, the array stays the leaf's own)
-    unless ``.grad`` was set to an array that cannot take it (read-only, another dtype): then a new array."""
+    unless the array cannot take it (made read-only, or of another dtype after ``w.data = ...``): then a new one."""
     total = leaf._grad
     if total.shape != leaf._data.shape:  # `w.data = ...` gave the leaf another shape since its .grad was set
         raise RuntimeError(
