@@ -95,7 +95,7 @@ class BackpropReport:
     def _cells(self) -> list[tuple[str, str, str, str, str]]:
         cells = []
         for r in self.rows:
-            where = ("-" if r.ok else "see below") if r.index is None else \
+            where = ("-" if r.ok else "see the diagnosis") if r.index is None else \
                 f"{r.index}: yours {r.yours:.6g}, engine {r.engine:.6g}"
             cells.append((r.name, str(r.shape), f"{r.abs_error:.2e}", f"{r.rel_error:.2e}", where))
         return cells
