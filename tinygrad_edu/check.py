@@ -154,6 +154,9 @@ def check_backprop(manual: Callable[[Arrays], Any], loss: Callable[[dict[str, Te
     if not isinstance(params, Mapping) or not params:
         raise TypeError(f"check_backprop: params must be a non-empty dict of name -> array, like "
                         f"{{'W1': W1, 'b1': b1}}; got {type(params).__name__}.")
+    if not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        raise ValueError(f"check_backprop: tolerance is the largest relative error that agrees, a number >= 0 "
+                         f"(1e-10 in float64, about 1e-4 in float32); got {tolerance!r}.")
     arrays = {name: _as_array(name, value) for name, value in params.items()}
     cost, by_hand = _manual_gradients(manual, arrays)
     tensors = {name: _as_tensor(name, params[name], arrays[name]) for name in arrays}
