@@ -80,3 +80,11 @@ def test_a_gradient_under_a_wrong_key_exits_1_naming_it(tmp_path: Path,
     Path(path).write_text(Path(path).read_text().replace('"dw":', '"dW":'))
     assert main(["check", path]) == 1
     assert "'dW'" in capsys.readouterr().err
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: tinygrad-edu check" in out and "FILE.py" in out and "--tolerance" in out
