@@ -133,3 +133,45 @@ def test_plot_history_numbers_epochs_from_0_with_whole_ticks_and_shows_inline(tm
     saved = picture.save(tmp_path / "h.png")
     assert Path(saved).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_history({"loss": [1.0, 0.5]}, tmp_path / "p.png") == str(tmp_path / "p.png")  # as before
+
+
+# -- heat-maps --------------------------------------------------------------------------------------------------
+
+def test_heat_map_cells_are_block_means_and_small_arrays_get_none() -> None:
+    from tinygrad_edu.visualize.stepthrough import HEAT_CELLS, heat_map
+
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((10, 10))
+    heat = heat_map(a)
+    assert heat["block"] == [1, 1] and np.allclose(heat["cells"], a, rtol=1e-3)
+    assert (heat["min"], heat["max"]) == (a.min(), a.max()) and heat["mean"] == pytest.approx(a.mean())
+    assert heat["scale"] == np.abs(a).max()
+    big = rng.standard_normal((784, 30))
+    heat = heat_map(big)
+    rows, cols = len(heat["cells"]), len(heat["cells"][0])
+    assert rows <= HEAT_CELLS and cols == 30 and heat["block"] == [17, 1]
+    assert heat["cells"][2][5] == pytest.approx(big[34:51, 5].mean(), rel=1e-3)
+    assert heat_map(np.ones((4, 4))) is None and heat_map(np.ones(100)) is None  # small, or not 2-D
+    with np.errstate(invalid="ignore"):
+        bad = np.array([[np.nan, 1.0, -3.0, 2.0, 0.0]] * 4)
+    heat = heat_map(bad)
+    assert heat["cells"][0][0] is None and heat["min"] == -3.0 and heat["scale"] == 3.0
+
+
+def test_the_page_carries_heat_maps_for_steps_and_for_every_drawn_tensor(tmp_path: Path) -> None:
+    import json
+
+    rng = np.random.default_rng(2)
+    w = Tensor(rng.standard_normal((10, 10)), requires_grad=True, name="w")
+    x = Tensor(rng.standard_normal((3, 10)), name="x")
+    loss = (x @ w).tanh().sum()
+    text = Path(stepthrough(loss, tmp_path / "p.html", layout="builtin")).read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="steps">(.*?)</script>', text, re.S).group(1))
+    leaf = data["steps"][-1]
+    assert leaf["name"] == "w" and "heat" in leaf["upstream"] and "heat" in leaf["value"]
+    loss.backward()
+    np.testing.assert_allclose(leaf["upstream"]["heat"]["cells"], w.grad, rtol=1e-3, atol=1e-12)
+    assert len(leaf["upstream"]["text"].splitlines()) == 10  # one line per row, not wrapped over two
+    by_name = {v["name"]: v for v in data["nodes"].values()}
+    assert set(by_name) >= {"x", "w", "loss"}  # inputs too: they have no step but do have a tooltip
+    assert "heat" in by_name["x"]["value"] and "heat" not in by_name["loss"]["value"]

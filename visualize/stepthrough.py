@@ -21,9 +21,11 @@ from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
 from .render import dot_available
 
-__all__ = ["backprop_steps", "stepthrough", "fit_note"]
+__all__ = ["backprop_steps", "stepthrough", "fit_note", "heat_map"]
 
 _FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
+HEAT_ABOVE = 16  # a 2-D array of more elements (larger than about 4x4) is shown as a heat-map
+HEAT_CELLS = 48  # a heat-map has at most this many cells along each side; larger arrays are averaged in blocks
 LEAF_RULE = ("Leaf: no rule to apply here. The gradient arriving at a leaf is added into its .grad "
              "(leaves accumulate across backward() calls; call zero_grad() between steps).")
 
@@ -39,15 +41,55 @@ def _plain(values: Any) -> Any:
     return values
 
 
+def heat_map(a: Any) -> dict[str, Any] | None:
+    """A 2-D array of more than ``HEAT_ABOVE`` elements as the cells of a small heat-map; None otherwise.
+
+    At most ``HEAT_CELLS`` cells along each side: a larger array is cut into blocks (``block`` = rows and
+    columns per cell) and each cell holds its block's mean. ``scale`` is the largest absolute value, so the
+    page colours each cell by ``cell / scale`` from blue (negative) through white (0) to red (positive).
+    NaN and infinities become ``None`` cells (drawn grey) and are left out of min, mean and max.
+
+    >>> record = heat_map(np.arange(-12.0, 12.0).reshape(4, 6))
+    >>> record["min"], record["mean"], record["max"], record["scale"], record["block"]
+    (-12.0, -0.5, 11.0, 12.0, [1, 1])
+    >>> heat_map(np.ones((4, 4))) is None, heat_map(np.ones((300, 30)))["block"]
+    (True, [7, 1])
+    """
+    a = np.asarray(a)
+    if a.ndim != 2 or a.size <= HEAT_ABOVE or a.dtype.kind not in "iufb":
+        return None
+    values = a.astype(np.float64)
+    finite = np.isfinite(values)
+    rows, cols = values.shape
+    block = [-(-rows // HEAT_CELLS), -(-cols // HEAT_CELLS)]  # ceiling division
+    cells: list[list[float | None]] = []
+    for r in range(0, rows, block[0]):
+        line: list[float | None] = []
+        for c in range(0, cols, block[1]):
+            part = values[r:r + block[0], c:c + block[1]]
+            good = part[np.isfinite(part)]
+            line.append(float(f"{good.mean():.4g}") if good.size else None)
+        cells.append(line)
+    seen = values[finite]
+    if seen.size == 0:
+        return {"cells": cells, "block": block, "min": None, "mean": None, "max": None, "scale": 0.0}
+    return {"cells": cells, "block": block, "min": float(seen.min()), "mean": float(seen.mean()),
+            "max": float(seen.max()), "scale": float(np.abs(seen).max())}
+
+
 def _array(a: Any) -> dict[str, Any]:
     a = np.asarray(a)
     record: dict[str, Any] = {
         "shape": list(a.shape),
-        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=64),
+        # NOTE: one row per line (wide lines scroll in the page), so a (10, 10) array is 10 lines, not 20
+        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=200),
         "summary": summary(a),
     }
     if a.size <= _FULL:
         record["values"] = _plain(a.tolist())
+    heat = heat_map(a)
+    if heat is not None:
+        record["heat"] = heat
     return record
 
 
@@ -190,8 +232,12 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     else:
         svg = picture_to_svg(picture)
     heading = title or f"Backpropagation through {len(steps)} nodes"
+    # Every drawn tensor's value, for the tooltip shown when the pointer rests on its box.
+    drawn = {node.id: node.title for node in picture.nodes if node.kind == "tensor"}
+    values = {picture.tensor_ids[id(t)]: t for t in walk([loss])}
+    nodes = {node_id: {"name": name, "value": _array(values[node_id].data)} for node_id, name in drawn.items()}
     payload = json.dumps({"title": heading, "loss": _plain(float(loss.data.reshape(-1)[0])),
-                          "steps": steps}, allow_nan=False, separators=(",", ":"))
+                          "steps": steps, "nodes": nodes}, allow_nan=False, separators=(",", ":"))
     payload = payload.replace("</", "<\\/")  # a docstring may not end the <script> element early
     page = (_PAGE.replace("%TITLE%", _escape(heading)).replace("%SVG%", _inline_svg(svg))
             .replace("%STEPS%", payload))
@@ -221,6 +267,16 @@ _PAGE = """<!DOCTYPE html>
   #panel h2 { font-size: 17px; margin: 4px 0 8px; }
   .label { color: #666; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; margin-top: 12px; }
   pre { background: #f6f6f6; padding: 6px 8px; margin: 4px 0; white-space: pre-wrap; font-size: 12.5px; }
+  pre.array { white-space: pre; overflow-x: auto; }
+  .heat { margin: 4px 0; }
+  .heat canvas { border: 1px solid #bbb; image-rendering: pixelated; display: block; }
+  .heat .stats { font-size: 12px; color: #444; font-variant-numeric: tabular-nums; margin: 2px 0; }
+  .heat details summary { cursor: pointer; font-size: 12px; color: #1f5f9f; }
+  #tip { position: fixed; display: none; background: #fff; border: 1px solid #999; padding: 6px 8px;
+         box-shadow: 0 2px 8px rgba(0,0,0,0.25); font-size: 12px; max-width: 420px; pointer-events: none;
+         z-index: 10; }
+  #tip b { display: block; margin-bottom: 2px; }
+  #tip pre.array { white-space: pre-wrap; }
   #rule { background: #fff8e1; border-left: 4px solid #f0b400; }
   .parent { border-top: 1px solid #eee; padding-top: 6px; margin-top: 6px; }
   .hint { color: #666; font-size: 12px; }
@@ -254,15 +310,16 @@ _PAGE = """<!DOCTYPE html>
     <div class="label">local derivative rule</div>
     <pre id="rule"></pre>
     <div class="label">upstream gradient arriving here</div>
-    <pre id="upstream"></pre>
+    <div id="upstream"></div>
     <div id="contributions" class="hint"></div>
     <div class="label">value (forward pass)</div>
-    <pre id="value"></pre>
+    <div id="value"></div>
     <div class="label">gradient sent to each parent</div>
     <div id="parents"></div>
     <p id="note"></p>
   </div>
 </main>
+<div id="tip"></div>
 <script type="application/json" id="steps">%STEPS%</script>
 <script>
 "use strict";
@@ -283,6 +340,61 @@ document.querySelectorAll("#graph g.edge").forEach(function (g) {
 let current = 0;
 
 function text(id, value) { document.getElementById(id).textContent = value; }
+
+// A diverging colour for v / scale in [-1, 1]: blue below 0, white at 0, red above (null: grey).
+function colour(t) {
+  if (t === null) { return "rgb(187,187,187)"; }
+  const end = t < 0 ? [33, 102, 172] : [178, 24, 43];
+  const k = Math.min(1, Math.abs(t));
+  const mix = end.map(function (c) { return Math.round(255 + (c - 255) * k); });
+  return "rgb(" + mix.join(",") + ")";
+}
+
+function number(x) { return x === null ? "-" : Number(x.toPrecision(4)).toString(); }
+
+// An array as the learner should first see it: a <pre> of its numbers, or for a 2-D array larger than
+// about 4x4 a small heat-map with min/mean/max, the numbers one click away in a <details>.
+function arrayView(record) {
+  const pre = document.createElement("pre");
+  pre.className = "array";
+  pre.textContent = record.text;
+  if (!record.heat) { return pre; }
+  const h = record.heat;
+  const box = document.createElement("div");
+  box.className = "heat";
+  const rows = h.cells.length, cols = h.cells[0].length;
+  const size = Math.max(3, Math.min(20, Math.floor(240 / Math.max(rows, cols))));
+  const canvas = document.createElement("canvas");
+  canvas.width = cols * size;
+  canvas.height = rows * size;
+  const paint = canvas.getContext("2d");
+  h.cells.forEach(function (line, r) {
+    line.forEach(function (v, c) {
+      paint.fillStyle = colour(v === null ? null : (h.scale > 0 ? v / h.scale : 0));
+      paint.fillRect(c * size, r * size, size, size);
+    });
+  });
+  box.appendChild(canvas);
+  const stats = document.createElement("div");
+  stats.className = "stats";
+  stats.textContent = "min " + number(h.min) + "  mean " + number(h.mean) + "  max " + number(h.max) +
+    "  (blue < 0 < red" + (h.block[0] * h.block[1] > 1 ? "; each cell is the mean of " + h.block[0] + "x" +
+    h.block[1] + " values" : "") + ")";
+  box.appendChild(stats);
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "the numbers " + shape(record.shape);
+  details.appendChild(summary);
+  details.appendChild(pre);
+  box.appendChild(details);
+  return box;
+}
+
+function showArray(id, record) {
+  const place = document.getElementById(id);
+  place.textContent = "";
+  place.appendChild(arrayView(record));
+}
 function mark(id, cls) { if (id && nodes[id]) { nodes[id].classList.add(cls); } }
 function shape(s) { return "(" + s.join(", ") + (s.length === 1 ? ",)" : ")"); }
 
@@ -305,9 +417,9 @@ function show(k) {
   text("node-name", s.name + (s.op ? " = " + s.op + "(" + args + ")" : ""));
   text("node-info", s.role + ", shape " + shape(s.shape) + ", " + s.dtype + (nodes[s.id] ? "" : " (not drawn)"));
   text("rule", s.rule);
-  text("upstream", s.upstream.text);
+  showArray("upstream", s.upstream);
   text("contributions", s.contributions.length ? "= the sum of: " + s.contributions.join("; ") : "");
-  text("value", s.value.text);
+  showArray("value", s.value);
   const box = document.getElementById("parents");
   box.textContent = "";
   if (!s.parents.length) {
@@ -322,13 +434,13 @@ function show(k) {
     const head = document.createElement("div");
     head.textContent = "argument " + p.index + ": " + p.name + " (" + p.role + ", shape " + shape(p.value.shape) + ")";
     div.appendChild(head);
-    const g = document.createElement("pre");
     if (p.grad) {
-      g.textContent = p.grad.text;
+      div.appendChild(arrayView(p.grad));
     } else {
+      const g = document.createElement("pre");
       g.textContent = "no gradient: " + p.name + " does not require grad";
+      div.appendChild(g);
     }
-    div.appendChild(g);
     if (p.fitted) {
       const f = document.createElement("div");
       f.className = "hint";
@@ -344,6 +456,34 @@ function show(k) {
     nodes[s.id].scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 }
+
+// Tooltips: resting the pointer on a tensor's box shows its value (and gradient) as in the panel.
+const grads = {};
+steps.forEach(function (s) { grads[s.id] = s.upstream; });
+const tip = document.getElementById("tip");
+Object.keys(nodes).forEach(function (id) {
+  const info = (DATA.nodes || {})[id];
+  if (!info) { return; }
+  nodes[id].addEventListener("mouseenter", function () {
+    tip.textContent = "";
+    const head = document.createElement("b");
+    head.textContent = info.name + " " + shape(info.value.shape);
+    tip.appendChild(head);
+    tip.appendChild(document.createTextNode("value"));
+    tip.appendChild(arrayView(info.value));
+    if (grads[id]) {
+      tip.appendChild(document.createTextNode("gradient"));
+      tip.appendChild(arrayView(grads[id]));
+    }
+    tip.querySelectorAll("details").forEach(function (d) { d.remove(); });  // a tooltip cannot be clicked
+    tip.style.display = "block";
+  });
+  nodes[id].addEventListener("mousemove", function (event) {
+    tip.style.left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8) + "px";
+    tip.style.top = Math.min(event.clientY + 14, window.innerHeight - tip.offsetHeight - 8) + "px";
+  });
+  nodes[id].addEventListener("mouseleave", function () { tip.style.display = "none"; });
+});
 
 document.getElementById("next").addEventListener("click", function () { show(current + 1); });
 document.getElementById("prev").addEventListener("click", function () { show(current - 1); });
