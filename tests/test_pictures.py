@@ -175,3 +175,104 @@ def test_the_page_carries_heat_maps_for_steps_and_for_every_drawn_tensor(tmp_pat
     by_name = {v["name"]: v for v in data["nodes"].values()}
     assert set(by_name) >= {"x", "w", "loss"}  # inputs too: they have no step but do have a tooltip
     assert "heat" in by_name["x"]["value"] and "heat" not in by_name["loss"]["value"]
+
+
+# -- layers as labelled clusters --------------------------------------------------------------------------------
+
+def mlp_loss() -> tuple[Tensor, object]:
+    from tinygrad_edu import losses, nn
+
+    model = nn.MLP([3, 4, 2], rng=0)
+    x = Tensor(np.random.default_rng(0).standard_normal((5, 3)), name="x")
+    loss = losses.quadratic_cost(model(x), np.eye(2)[[0, 1, 0, 1, 1]])
+    loss.backward()
+    return loss, model
+
+
+def _cluster_blocks(dot: str) -> dict[str, tuple[str, list[str]]]:
+    """{label text without tags: (cluster id, member node ids)} from to_dot's subgraph statements."""
+    found = {}
+    for cid, label, members in re.findall(r"  subgraph (\w+) \{\n    label=<(.*?)>;.*\n    (.*);\n  \}", dot):
+        found[html.unescape(re.sub(r"<.*?>", "", label))] = (cid, members.split("; "))
+    return found
+
+
+def _titles(dot: str) -> dict[str, str]:
+    """{node id: bold title} of every node statement."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^  (\w+) \[.*?<B>(.*?)</B>", dot, re.M)}
+
+
+def test_dot_frames_each_layer_around_its_matmul_and_add() -> None:
+    from tinygrad_edu.visualize import to_dot
+
+    loss, model = mlp_loss()
+    dot = to_dot(loss, params=model)
+    clusters = _cluster_blocks(dot)
+    assert set(clusters) == {"layers.0: Linear(3 -> 4)", "layers.2: Linear(4 -> 2)"}
+    titles = _titles(dot)
+    inside = sorted(titles[m] for m in clusters["layers.0: Linear(3 -> 4)"][1])
+    # its parameters, its two ops, and x @ W (used only by the add); x and the add's output stay outside
+    assert inside == sorted(["layers.0.weight", "layers.0.bias", "matmul", "add", next(
+        titles[m] for m in clusters["layers.0: Linear(3 -> 4)"][1] if m.startswith("t") and titles[m][0] == "t")])
+    assert "x" not in inside and sum(t.startswith("t") for t in inside) == 1
+    # a dict of parameters has no module to describe: the frame says the name only
+    plain = _cluster_blocks(to_dot(loss, params=dict(model.named_parameters())))
+    assert set(plain) == {"layers.0", "layers.2"}
+    assert _cluster_blocks(to_dot(loss, params=model, collapse_modules=True)) == {}  # boxes instead of frames
+    assert _cluster_blocks(to_dot(loss)) == {}  # no dotted names: no modules
+
+
+def _inside(point: tuple[float, float], polygon: list[tuple[float, float]]) -> bool:
+    """Ray casting: is the point strictly inside the polygon?"""
+    x, y = point
+    inside = False
+    for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1]):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+@pytest.mark.parametrize("rankdir", ["TB", "LR"])
+def test_builtin_layout_frames_hold_their_members_and_no_other_box(rankdir: str) -> None:
+    import xml.etree.ElementTree as ET
+
+    from tinygrad_edu.visualize import layout_svg, to_dot
+
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    loss, model = mlp_loss()
+    root = ET.fromstring(layout_svg(loss, params=model, rankdir=rankdir))
+    members = {cid: ids for cid, ids in _cluster_blocks(to_dot(loss, params=model)).values()}
+    boxes = {}
+    for g in root.iter(f"{svg_ns}g"):
+        if "node" in g.get("class", "").split():
+            r = g.find(f"{svg_ns}rect")
+            boxes[g.find(f"{svg_ns}title").text] = [float(r.get(k)) for k in ("x", "y", "width", "height")]
+    frames = [g for g in root.iter(f"{svg_ns}g") if g.get("class") == "cluster"]
+    assert len(frames) == 2
+    for frame in frames:
+        cid = frame.find(f"{svg_ns}title").text
+        outline = [tuple(map(float, p.split(","))) for p in frame.find(f"{svg_ns}polygon").get("points").split()]
+        label = "".join(frame.find(f"{svg_ns}text").itertext())
+        assert re.fullmatch(r"layers\.\d: Linear\(\d -> \d\)", label)
+        for node, (x, y, w, h) in boxes.items():
+            corners = [(x + dx, y + dy) for dx in (1, w - 1) for dy in (1, h - 1)] + [(x + w / 2, y + h / 2)]
+            hits = [_inside(c, outline) for c in corners]
+            if node in members[cid]:
+                assert all(hits), f"{node} is not inside {label}"
+            else:
+                assert not any(hits), f"{node} is inside {label}'s frame but not part of it"
+
+
+def test_a_tensors_own_name_is_what_every_picture_shows(tmp_path: Path) -> None:
+    from tinygrad_edu.visualize import layout_svg, to_dot, to_text
+
+    w = Tensor(np.ones((2, 2)), requires_grad=True, name="W1")
+    x = Tensor(np.ones((3, 2)), name="x")
+    z1 = x @ w
+    z1.name = "z1"
+    a1 = z1.sigmoid()
+    a1.name = "a1"
+    loss = a1.sum()
+    assert "<B>z1</B>" in to_dot(loss) and "<B>a1</B>" in to_dot(loss)
+    assert ">z1</text>" in layout_svg(loss) and "a1: sigmoid" in to_text(loss)
+    assert [s["name"] for s in backprop_steps(loss)][1:3] == ["a1", "z1"]

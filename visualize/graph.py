@@ -61,6 +61,7 @@ is the width the browser draws, whichever of these fonts it finds.
 """
 
 HIGHLIGHT_COLOUR = "#d62728"
+CLUSTER_COLOUR = "#9a7b1c"  # the dashed frame around a module's boxes
 _TENSOR_ROLES = ("input", "parameter", "intermediate", "loss")
 _SMALL = 6  # tensors with at most this many elements show every value, like micrograd's data|grad records
 
@@ -85,6 +86,16 @@ class Edge:
 
 
 @dataclass
+class Cluster:
+    """A labelled frame around the boxes of one module (``layers.0: Linear(784 -> 30)``)."""
+
+    id: str
+    title: str      # the module's dotted name, ``layers.0``
+    label: str      # what the frame says: the name and, for a model, what the module is
+    members: list[str]
+
+
+@dataclass
 class Picture:
     """Everything a renderer needs, already decided: which nodes, which edges, which notes."""
 
@@ -93,6 +104,7 @@ class Picture:
     notes: list[str]
     rankdir: str
     tensor_ids: dict[int, str]  # id(tensor) -> node id, for every tensor in the graph (drawn or not)
+    clusters: list[Cluster] = field(default_factory=list)
 
 
 # -- reading the arguments ------------------------------------------------------------------------------------
@@ -143,6 +155,27 @@ def named_tensors(params: Any, caller: str) -> list[tuple[str, Tensor]]:
                 f"named_parameters()) or a dict such as {{'w1': w1, 'b1': b1}}.")
         pairs.append((str(item[0]), item[1]))
     return pairs
+
+
+def describe_module(module: Any) -> str:
+    """What a module is, in a few words: ``Linear(784 -> 30)``, ``Sigmoid``.
+
+    >>> from tinygrad_edu import nn
+    >>> describe_module(nn.Linear(784, 30, rng=0)), describe_module(nn.Sigmoid())
+    ('Linear(784 -> 30)', 'Sigmoid')
+    """
+    kind = type(module).__name__
+    sizes = getattr(module, "in_features", None), getattr(module, "out_features", None)
+    if all(isinstance(n, (int, np.integer)) for n in sizes):
+        return f"{kind}({sizes[0]} -> {sizes[1]})"
+    return kind
+
+
+def module_labels(params: Any) -> dict[str, str]:
+    """``{dotted module name: "name: what it is"}`` for a model (``named_modules()``); {} for dicts and lists."""
+    if not hasattr(params, "named_modules"):
+        return {}
+    return {name: f"{name}: {describe_module(module)}" for name, module in params.named_modules() if name}
 
 
 def walk(roots: list[Tensor]) -> list[Tensor]:
@@ -253,6 +286,7 @@ def build_picture(roots: tuple[Any, ...], *, params: Any = None, show_values: bo
     if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
         raise ValueError(f"{caller}: max_nodes must be a positive whole number or None, got {max_nodes!r}.")
     graph = _Graph(flatten_roots(roots, caller), named_tensors(params, caller), caller)
+    graph.module_labels = module_labels(params)
     target = graph.find(highlight) if highlight is not None else None
     options = dict(show_values=show_values, show_grad=show_grad, rankdir=rankdir, target=target)
     picture = graph.picture(collapse=collapse_modules, max_depth=max_depth, **options)
@@ -304,6 +338,7 @@ class _Graph:
                 self.consumers[self.index[id(p)]].append(c)
         self.depth = _depths(self.order, self.index, self.roots)
         self.pending = grad_pending(self.order)
+        self.module_labels: dict[str, str] = {}
         self._line_cache: dict[tuple[int, bool, bool], list[str]] = {}
 
     def role(self, i: int) -> str:
@@ -371,6 +406,7 @@ class _Graph:
         order, index = self.order, self.index
         visible = [max_depth is None or d <= max_depth for d in self.depth]
         tensor_module, op_module = self._modules() if collapse else ({}, {})
+        clusters = [] if collapse else self._clusters(visible)
         path = self._on_path(target) if target is not None else set()
         show_grads = show_values and show_grad and not self.pending
 
@@ -454,8 +490,30 @@ class _Graph:
             notes.append(f"highlighted: the path from the loss to {self.names[target]}")
         if modules:
             notes.append("each dashed box is one module: its parameters and the ops that use them")
+        if clusters and any(visible):
+            notes.append("each dashed frame is one module (layer): its parameters and the ops that use them")
         tensor_ids = {id(t): f"t{i}" for i, t in enumerate(order)}
-        return Picture(nodes, edges, notes, rankdir, tensor_ids)
+        drawn = set(by_id)
+        for cluster in clusters:
+            cluster.members = [m for m in cluster.members if m in drawn]
+        clusters = [c for c in clusters if c.members]
+        return Picture(nodes, edges, notes, rankdir, tensor_ids, clusters)
+
+    def _clusters(self, visible: list[bool]) -> list[Cluster]:
+        """One frame per module around its parameters, the ops using them, and what those ops make inside."""
+        if not self.has_modules():
+            return []
+        tensor_module, op_module = self._modules()
+        members: dict[str, list[str]] = {}
+        for i in range(len(self.order)):
+            if not visible[i]:
+                continue
+            if i in tensor_module:
+                members.setdefault(tensor_module[i], []).append(f"t{i}")
+            if i in op_module:
+                members.setdefault(op_module[i], []).append(f"op{i}")
+        return [Cluster(f"cluster_{k}", name, self.module_labels.get(name, name), ids)
+                for k, (name, ids) in enumerate(members.items())]
 
     def _lines(self, i: int, show_values: bool, show_grads: bool) -> list[str]:
         key = (i, show_values, show_grads)
@@ -506,6 +564,11 @@ def _legend(notes: list[str]) -> str:
     return f'<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="2">{rows}</TABLE>'
 
 
+def _cluster_label(cluster: Cluster) -> str:
+    rest = cluster.label[len(cluster.title):] if cluster.label.startswith(cluster.title) else ""
+    return f"<B>{_html(cluster.title)}</B>{_html(rest)}" if rest else f"<B>{_html(cluster.label)}</B>"
+
+
 def picture_to_dot(picture: Picture) -> str:
     lines = [
         "digraph tinygrad_edu {",
@@ -515,6 +578,12 @@ def picture_to_dot(picture: Picture) -> str:
         '  edge [color="#555555", arrowsize=0.6];',
     ]
     lines += [f"  {_dot_node(n)}" for n in picture.nodes]
+    for c in picture.clusters:  # a node named again inside a cluster is drawn inside its frame
+        lines.append(f"  subgraph {c.id} {{")
+        lines.append(f'    label=<{_cluster_label(c)}>; labeljust=l; labelloc=t; style="dashed,rounded"; '
+                     f'color="{CLUSTER_COLOUR}"; fontsize=10;')
+        lines.append(f"    {'; '.join(c.members)};")
+        lines.append("  }")
     for e in picture.edges:
         lit = f' [color="{HIGHLIGHT_COLOUR}", penwidth=2.5]' if e.highlight else ""
         lines.append(f"  {e.tail} -> {e.head}{lit};")
