@@ -276,3 +276,20 @@ def test_a_tensors_own_name_is_what_every_picture_shows(tmp_path: Path) -> None:
     assert "<B>z1</B>" in to_dot(loss) and "<B>a1</B>" in to_dot(loss)
     assert ">z1</text>" in layout_svg(loss) and "a1: sigmoid" in to_text(loss)
     assert [s["name"] for s in backprop_steps(loss)][1:3] == ["a1", "z1"]
+
+
+# -- inline in Jupyter ------------------------------------------------------------------------------------------
+
+def test_stepthrough_returns_its_path_as_a_str_that_shows_the_page_inline(tmp_path: Path) -> None:
+    from tinygrad_edu.visualize import StepthroughPage
+
+    target = tmp_path / "page.html"
+    result = stepthrough(small_loss(), target, layout="builtin", title='A "quoted" <title> & more')
+    assert isinstance(result, str) and isinstance(result, StepthroughPage)
+    assert result == str(target) and Path(result).read_text(encoding="utf-8") == result.page
+    inline = result._repr_html_()
+    match = re.fullmatch(r'<iframe srcdoc="([^"]*)" sandbox="allow-scripts" title="page.html" style="[^"]*"></iframe>',
+                         inline)
+    assert match, inline[:200]
+    assert html.unescape(match.group(1)) == target.read_text(encoding="utf-8")  # escaped, not altered
+    assert "<" not in match.group(1) and '"' not in match.group(1)

@@ -209,3 +209,23 @@ def test_a_large_gradient_is_a_heat_map_with_its_numbers_one_click_away(browser:
         "return {display: getComputedStyle(t).display, text: t.textContent,"
         " maps: t.querySelectorAll('canvas').length};")
     assert tip["display"] == "block" and tip["text"].startswith("x (3, 10)") and tip["maps"] == 1
+
+
+def test_the_inline_page_works_inside_its_iframe(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    path, steps = _page(tmp_path, "builtin")
+    notebook = tmp_path / "notebook.html"  # what Jupyter does with _repr_html_: put it in its own page
+    from tinygrad_edu.visualize import StepthroughPage
+
+    inline = StepthroughPage(str(path), path.read_text(encoding="utf-8"))._repr_html_()
+    notebook.write_text(f"<!DOCTYPE html><html><body><h1>cell output</h1>{inline}</body></html>", encoding="utf-8")
+    browser.get(notebook.resolve().as_uri())
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        assert _shown(browser)["counter"] == f"step 1 / {len(steps)}"
+        browser.find_element(By.ID, "next").click()
+        assert _shown(browser)["counter"] == f"step 2 / {len(steps)}"
+        assert browser.execute_script("return document.querySelectorAll('#graph g.node').length") > 5
+    finally:
+        browser.switch_to.default_content()

@@ -8,6 +8,7 @@ HTML file: no network, no CDN, open it from disk in any browser.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
 from .render import dot_available
 
-__all__ = ["backprop_steps", "stepthrough", "fit_note", "heat_map"]
+__all__ = ["backprop_steps", "stepthrough", "StepthroughPage", "fit_note", "heat_map"]
 
 _FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
 HEAT_ABOVE = 16  # a 2-D array of more elements (larger than about 4x4) is shown as a heat-map
@@ -208,8 +209,28 @@ def _inline_svg(svg: str) -> str:
     return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg).strip()
 
 
+class StepthroughPage(str):
+    """The path of a written step-through page: a ``str`` (the path, as before) that Jupyter shows inline.
+
+    ``page`` holds the HTML; ``_repr_html_`` puts it in an ``<iframe srcdoc=...>`` (escaped, and sandboxed
+    so that its script can run but cannot reach the notebook around it).
+    """
+
+    page: str
+
+    def __new__(cls, path: str, page: str) -> StepthroughPage:
+        made = super().__new__(cls, path)
+        made.page = page
+        return made
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{html.escape(self.page, quote=True)}" sandbox="allow-scripts" '
+                f'title="{html.escape(os.path.basename(self), quote=True)}" '
+                f'style="width: 100%; height: 640px; border: 1px solid #ddd;"></iframe>')
+
+
 def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", params: Any = None,
-                layout: str = "auto", title: str | None = None) -> str:
+                layout: str = "auto", title: str | None = None) -> StepthroughPage:
     """Write one self-contained HTML page that steps through ``loss``'s backward pass; return its path.
 
     The page shows the graph (drawn by Graphviz when ``dot`` is installed, else by the built-in layout;
@@ -217,6 +238,7 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     node (outlined in red in the drawing), its op's local derivative rule, the upstream gradient, the gradient
     sent to each parent, and the values. Next/Previous buttons or the arrow keys move between steps.
     ``params`` names the parameters as in ``to_dot``. ``loss.backward()`` may or may not have been called.
+    The path is returned as a ``StepthroughPage``: a ``str`` that Jupyter shows as the page itself, inline.
     """
     _check_loss(loss, "stepthrough")
     if layout not in ("auto", "dot", "builtin"):
@@ -243,7 +265,7 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
             .replace("%STEPS%", payload))
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
-    return os.fspath(path)
+    return StepthroughPage(os.fspath(path), page)
 
 
 def _escape(text: str) -> str:
