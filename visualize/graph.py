@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.tensor import Tensor, _toposort
+from tinygrad_edu.autograd import toposort
+from tinygrad_edu.tensor import Tensor
 
 __all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY"]
 
@@ -184,7 +185,7 @@ def walk(roots: list[Tensor]) -> list[Tensor]:
     ``backward`` never visits parents that need no gradient (inputs, constants), but a drawing must show them.
     The engine's own walk: iterative and deterministic, so the same graph gives the same order.
     """
-    return _toposort(roots, all_parents=True)
+    return toposort(roots, all_parents=True)
 
 
 # -- small summaries of arrays --------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """A self-contained web page that walks the backward pass one node at a time, in the engine's own order.
 
-``backprop_steps`` replays ``backward()`` in Python, exactly as the engine runs it (newest tensor first:
-reversed ``tensor._toposort``; each op's rule via ``tensor._rule``; ``tensor._fit`` to undo broadcasting),
-without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one
+``backprop_steps`` records the steps of the engine's own backward walk (``autograd.backward_steps``, the
+generator that ``Tensor.backward()`` consumes), without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one
 HTML file: no network, no CDN, open it from disk in any browser.
 """
 
@@ -16,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.tensor import Tensor, _check_unchanged, _fit, _rule, _toposort
+from tinygrad_edu import ops
+from tinygrad_edu.autograd import backward_steps
+from tinygrad_edu.tensor import Tensor
 
 from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
@@ -133,13 +134,9 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             return "loss"
         return "intermediate" if t.parents else ("parameter" if t.requires_grad else "input")
 
-    grads: dict[int, np.ndarray] = {id(loss): np.ones_like(loss.data)}
     sources: dict[int, list[str]] = {id(loss): ["the seed: d loss / d loss = 1"]}
     steps: list[dict[str, Any]] = []
-    for node in reversed(_toposort([loss])):  # NOTE: the very order Tensor.backward() uses
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
+    for node, grad_out, parent_grads in backward_steps([loss], [np.ones_like(loss.data)], caller="backprop_steps"):
         op = node.op if node.parents else None
         rule = (op.__doc__ or op.name).strip() if op is not None else LEAF_RULE
         step: dict[str, Any] = {
@@ -147,37 +144,27 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             "op_id": f"op{number[id(node)]}" if op is not None else None,
             "name": name(node), "role": role(node), "op": op.name if op is not None else None, "rule": rule,
             "shape": list(node.shape), "dtype": str(node.dtype), "value": _array(node.data),
-            "upstream": _array(g), "contributions": sources.pop(id(node), []), "parents": [], "note": None,
+            "upstream": _array(grad_out), "contributions": sources.pop(id(node), []), "parents": [], "note": None,
         }
-        if op is None:
-            if node.grad is not None and (np.shape(node.grad) != g.shape or not np.allclose(node.grad, g)):
-                step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds what was there "
-                                f"before (earlier backward() calls, or a value set by hand); gradients "
-                                f"accumulate in leaves.")
-            steps.append(step)
-            continue
-        _check_unchanged(node, "backprop_steps")
-        raw = _rule(node, g, create_graph=False)
-        for k, (parent, pg) in enumerate(zip(node.parents, raw)):
+        if op is None and node.grad is not None and (
+                np.shape(node.grad) != np.shape(grad_out) or not np.allclose(node.grad, grad_out)):
+            step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds what was there "
+                            f"before (earlier backward() calls, or a value set by hand); gradients "
+                            f"accumulate in leaves.")
+        for k, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
             entry: dict[str, Any] = {"index": k, "id": f"t{number[id(parent)]}", "name": name(parent),
                                      "role": role(parent), "value": _array(parent.data), "grad": None,
                                      "fitted": False}
-            if pg is not None and parent.requires_grad:
-                pg = np.asarray(pg)
-                if pg.shape != parent.shape:
-                    entry["fitted"] = True
-                    entry["raw_shape"] = list(pg.shape)
-                    pg = _fit(pg, parent.shape)
+            if pg is not None:
+                entry.update(_fitting(node, parent))
                 entry["grad"] = _array(pg)
-                key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
-                sources.setdefault(key, []).append(f"{step['name']} (argument {k} of {op.name})")
+                sources.setdefault(id(parent), []).append(f"{step['name']} (argument {k} of {op.name})")
             step["parents"].append(entry)
         steps.append(step)
     return steps
 
 
-def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...]) -> str:
+def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...], how: str | None = None) -> str:
     """What happened between the rule's gradient and the parent's shape, in words (the page shows it).
 
     A rule such as ``sum``'s gives one number for a whole input: it is *expanded* to every element. Where
@@ -189,7 +176,9 @@ def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...]) -> s
     broadcasting stretched b from (1,) to (4, 1) in the forward pass; its copies' gradients are summed back to (1,)
     """
     raw, target = tuple(raw_shape), tuple(shape)
-    if int(np.prod(raw)) < int(np.prod(target)):
+    if how is None:  # "expanded" or "summed", as backprop_steps records it; else told apart by the sizes
+        how = "expanded" if int(np.prod(raw)) < int(np.prod(target)) else "summed"
+    if how == "expanded":
         return (f"the rule gave shape {raw}, one gradient for all of {name}; it is expanded (copied) to every "
                 f"element of {target}")
     return (f"broadcasting stretched {name} from {target} to {raw} in the forward pass; its copies' gradients "
@@ -200,7 +189,29 @@ def _explain_fits(steps: list[dict[str, Any]]) -> None:
     for step in steps:
         for entry in step["parents"]:
             if entry.get("fitted"):
-                entry["fit_note"] = fit_note(entry["name"], entry["raw_shape"], entry["value"]["shape"])
+                entry["fit_note"] = fit_note(entry["name"], entry["raw_shape"], entry["value"]["shape"],
+                                             entry.get("how"))
+
+
+_REDUCTIONS = (ops.Sum, ops.Mean, ops.Max, ops.Min, ops.Var, ops.LogSumExp)
+_NOT_BROADCASTING = (ops.MatMul, ops.Concatenate, ops.Stack)
+
+
+def _fitting(node: Tensor, parent: Tensor) -> dict[str, Any]:
+    """How the engine's ``unbroadcast`` brought the rule's gradient for ``parent`` to its shape, for the page:
+    a reduction's keepdims-shaped gradient is expanded; where broadcasting stretched an input, it is summed."""
+    op = node.op
+    if op in _REDUCTIONS and parent.shape != node.shape:
+        axis = node.op_args.get("axis")
+        axes = range(parent.ndim) if axis is None else {a % parent.ndim for a in np.atleast_1d(axis).tolist()}
+        kept = [1 if i in axes else n for i, n in enumerate(parent.shape)]
+        return {"fitted": kept != list(parent.shape), "raw_shape": kept, "how": "expanded"}
+    if op is ops.MatMul and parent.ndim >= 2 and node.ndim > parent.ndim:  # a batch of matrices times one
+        return {"fitted": True, "raw_shape": list(node.shape[:-2] + parent.shape[-2:]), "how": "summed"}
+    if (op is ops.BroadcastTo or (len(node.parents) > 1 and op not in _NOT_BROADCASTING)) \
+            and parent.shape != node.shape:
+        return {"fitted": True, "raw_shape": list(node.shape), "how": "summed"}
+    return {"fitted": False}
 
 
 def _inline_svg(svg: str) -> str:
