@@ -293,3 +293,76 @@ def test_stepthrough_returns_its_path_as_a_str_that_shows_the_page_inline(tmp_pa
     assert match, inline[:200]
     assert html.unescape(match.group(1)) == target.read_text(encoding="utf-8")  # escaped, not altered
     assert "<" not in match.group(1) and '"' not in match.group(1)
+
+
+# -- pictures after optimizer.step() ----------------------------------------------------------------------------
+
+def stepped() -> tuple[Tensor, object]:
+    from tinygrad_edu import optim
+
+    loss, model = mlp_loss()  # forward and backward done
+    optim.SGD(model.parameters(), lr=0.1).step()  # then the step: the weights are not what the forward used
+    return loss, model
+
+
+def test_stepthrough_after_the_step_says_what_happened_in_the_learners_terms(tmp_path: Path) -> None:
+    loss, model = stepped()
+    with pytest.raises(RuntimeError) as error:
+        stepthrough(loss, tmp_path / "p.html", params=model)
+    message = str(error.value)
+    assert message.startswith("stepthrough: layers.0.weight and layers.2.weight were changed after the forward "
+                              "pass that computed this loss (by optimizer.step()")
+    assert "needs the values the forward pass used" in message
+    assert "before optimizer.step()" in message and "run the forward pass again" in message
+    assert "'weight'" not in message and "between steps" not in message
+    assert not (tmp_path / "p.html").exists()
+    fresh = Tensor(np.ones((2, 3)), name="x")  # the forward pass again: fine
+    from tinygrad_edu import losses
+
+    again = losses.quadratic_cost(model(fresh), np.eye(2))
+    assert Path(stepthrough(again, tmp_path / "p.html", params=model)).exists()
+
+
+@pytest.mark.parametrize("layout", ["dot", "builtin"])
+def test_draw_after_the_step_marks_the_changed_tensors_and_warns_once(layout: str) -> None:
+    import warnings
+    import xml.etree.ElementTree as ET
+
+    from tinygrad_edu.visualize import layout_svg, to_dot
+    from tinygrad_edu.visualize.graph import CHANGED_COLOUR
+
+    loss, model = mlp_loss()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before the step: no warning, no mark
+        before = to_dot(loss, params=model) if layout == "dot" else layout_svg(loss, params=model)
+    assert CHANGED_COLOUR not in before
+    from tinygrad_edu import optim
+
+    optim.SGD(model.parameters(), lr=0.1).step()
+    with pytest.warns(UserWarning) as caught:
+        after = to_dot(loss, params=model) if layout == "dot" else layout_svg(loss, params=model)
+    assert len(caught) == 1 and caught[0].filename == __file__  # one warning, at the learner's line
+    text = str(caught[0].message)
+    assert text.startswith("layers.0.weight, layers.2.weight changed after the forward pass")
+    assert "Draw before optimizer.step(), or run the forward pass again" in text
+    if layout == "dot":
+        titles = _titles(after)
+        marked = {titles[m.group(1)] for m in re.finditer(r"^  (\w+) \[.*" + CHANGED_COLOUR, after, re.M)}
+    else:
+        svg_ns = "{http://www.w3.org/2000/svg}"
+        marked = set()
+        for g in ET.fromstring(after).iter(f"{svg_ns}g"):
+            rect = g.find(f"{svg_ns}rect")
+            if "node" in g.get("class", "").split() and rect.get("stroke") == CHANGED_COLOUR:
+                assert rect.get("stroke-dasharray")
+                marked.add(g.findall(f"{svg_ns}text")[0].text)
+    assert marked == {"layers.0.weight", "layers.2.weight"}
+    assert after.count("changed after the forward pass") == 3  # two boxes and the note under the picture
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+def test_draw_itself_warns_at_the_learners_line(tmp_path: Path) -> None:
+    loss, model = stepped()
+    with pytest.warns(UserWarning, match="changed after the forward pass") as caught:
+        draw(loss, params=model, path=tmp_path / "g.svg")
+    assert len(caught) == 1 and caught[0].filename == __file__

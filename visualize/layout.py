@@ -26,7 +26,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import CLUSTER_COLOUR, FONT_FAMILY, HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture
+from .graph import (
+    CHANGED_COLOUR, CLUSTER_COLOUR, FONT_FAMILY, HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture,
+)
 
 __all__ = ["layout_svg"]
 
@@ -383,8 +385,10 @@ def picture_to_svg(picture: Picture) -> str:
         box = boxes[node.id]
         left, top = box.x - box.width / 2, box.y - box.height / 2
         colour, stroke = (HIGHLIGHT_COLOUR, 3.0) if node.highlight else ("#444444", 1.0)
+        if node.changed and not node.highlight:
+            colour, stroke = CHANGED_COLOUR, 2.5
         radius = box.height / 2 if node.kind == "op" else 6.0
-        dash = ' stroke-dasharray="5,3"' if node.kind in ("module", "more") else ""
+        dash = ' stroke-dasharray="5,3"' if node.kind in ("module", "more") or node.changed else ""
         size = _FONT * 0.9 if node.kind == "op" else _FONT
         out.append(f'<g class="node role-{node.role}" id="node-{node.id}"><title>{node.id}</title>'
                    f'<rect x="{left:.1f}" y="{top:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" '

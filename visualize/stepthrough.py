@@ -19,7 +19,7 @@ from tinygrad_edu import ops
 from tinygrad_edu.autograd import backward_steps
 from tinygrad_edu.tensor import Tensor
 
-from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
+from .graph import build_picture, changed_tensors, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
 from .render import dot_available
 
@@ -214,6 +214,22 @@ def _fitting(node: Tensor, parent: Tensor) -> dict[str, Any]:
     return {"fitted": False}
 
 
+def _refuse_changed(loss: Tensor, params: Any, caller: str) -> None:
+    """Refuse, in the learner's terms, a loss whose forward-pass values changed since (``optimizer.step()``)."""
+    changed = changed_tensors(walk([loss]))
+    if not changed:
+        return
+    names = {id(t): name for name, t in named_tensors(params, caller)}
+    shown = [names.get(id(t)) or t.name or f"a {t.shape} tensor" for t in changed]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    verb = "was" if len(shown) == 1 else "were"
+    raise RuntimeError(
+        f"{caller}: {listed} {verb} changed after the forward pass that computed this loss (by "
+        f"optimizer.step(), or a write such as w.data -= ...). The step-through needs the values the forward "
+        f"pass used: call {caller}() before optimizer.step(), or run the forward pass again (loss = "
+        f"loss_fn(model(x), y)) and step through that loss.")
+
+
 def _inline_svg(svg: str) -> str:
     """An SVG document as an element inside HTML: no XML prolog, doctype, comments or namespace URLs."""
     svg = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", svg, flags=re.S)
@@ -254,6 +270,7 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     _check_loss(loss, "stepthrough")
     if layout not in ("auto", "dot", "builtin"):
         raise ValueError(f"stepthrough: layout must be 'auto', 'dot' or 'builtin', got {layout!r}.")
+    _refuse_changed(loss, params, "stepthrough")
     steps = backprop_steps(loss, params)
     _explain_fits(steps)
     # The drawing shows values but no gradients: those are the subject of the steps.
