@@ -15,7 +15,7 @@ The engine calls it on plain arrays for a normal ``backward()`` (full numpy spee
 
 A rule may return a gradient whose shape is *broadcast-compatible* with its input rather than equal to it
 (``a + b`` returns ``grad_out`` for both): the engine sums or broadcasts it back to the input's shape, in one
-place (``tensor._fit``), so no rule here undoes broadcasting itself.
+place (``autograd.unbroadcast``), so no rule here undoes broadcasting itself.
 """
 
 from __future__ import annotations
@@ -95,6 +95,12 @@ def count(in_shape: tuple[int, ...], axis: Any) -> int:
         return int(np.prod(in_shape))
     axes = (axis,) if isinstance(axis, int) else axis
     return int(np.prod([in_shape[a] for a in axes]))
+
+
+def row_major(x: Any) -> bool:
+    """False for a matrix stored column by column (a transposed view such as ``W.T``)."""
+    strides = value(x).strides
+    return strides[-1] <= strides[-2]
 
 
 def is_basic(index: Any) -> bool:
@@ -559,7 +565,12 @@ class MatMul(Op):
     @staticmethod
     def backward(g, out, a, b, *, needs=(True, True)):
         if a.ndim > 1 and b.ndim > 1:  # the common case; batch axes are summed by the engine
-            return (g @ b.mT if needs[0] else None), (a.mT @ g if needs[1] else None)
+            # NOTE: each gradient is computed in its input's memory layout: for b = W.T (stored column by
+            # column) grad_b = (g^T a)^T rather than a^T g, the same numbers. W's .grad then comes out laid out
+            # like W's data, and every later pass over it (the update, accumulation) runs along the grain.
+            grad_a = (g @ b.mT if row_major(a) else (b @ g.mT).mT) if needs[0] else None
+            grad_b = (a.mT @ g if row_major(b) else (g.mT @ a).mT) if needs[1] else None
+            return grad_a, grad_b
         # NOTE: numpy treats a 1-D a as a row (1, k) and a 1-D b as a column (k, 1); do the same
         # explicitly, then drop the axis that was added.
         a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
