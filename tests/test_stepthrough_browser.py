@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor
-from tinygrad_edu.visualize import stepthrough
+from tinygrad_edu import Tensor, losses, nn
+from tinygrad_edu.visualize import draw, layout_svg, stepthrough
 
 pytestmark = pytest.mark.browser
 
@@ -112,3 +112,120 @@ def test_next_button_and_arrow_keys_walk_the_steps(browser: Any, tmp_path: Path,
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     assert browser.execute_script("return document.querySelectorAll('#graph g.node.done').length") >= 2
+
+
+# -- labels fit their boxes -------------------------------------------------------------------------------------
+
+# For every text of every node: how far its rendered box (getBBox, i.e. the width the browser's own font gives)
+# reaches past the node's shape (the rect, polygon, path or ellipse that the layout sized for it).
+_OVERFLOW = """
+const rows = [];
+document.querySelectorAll('g.node').forEach(function (g) {
+  const shape = g.querySelector('rect, polygon, path, ellipse');
+  const title = g.querySelector('title');
+  if (!shape || !title) { return; }
+  const box = shape.getBBox();
+  g.querySelectorAll('text').forEach(function (t) {
+    const text = t.getBBox();
+    const length = t.getComputedTextLength();
+    const over = Math.max(box.x - text.x, text.x + text.width - (box.x + box.width),
+                          length - box.width);
+    rows.push({node: title.textContent.trim(), text: t.textContent, over: over, width: length});
+  });
+});
+return rows;
+"""
+
+
+def _long_labels_graph() -> tuple[Tensor, Any]:
+    """Nielsen-like: summaries such as 'grad min -0.01393 mean 0.0001406 max 0.01659', the widest labels."""
+    model = nn.MLP([12, 7, 3], rng=3)
+    x = Tensor(np.random.default_rng(3).standard_normal((5, 12)), name="x")
+    loss = losses.quadratic_cost(model(x), np.eye(3)[[0, 1, 2, 0, 1]])
+    loss.backward()
+    return loss, model
+
+
+@pytest.mark.parametrize("layout", ["builtin", "dot"])
+def test_every_label_fits_inside_its_node(browser: Any, tmp_path: Path, layout: str) -> None:
+    if layout == "dot" and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    loss, model = _long_labels_graph()
+    svg = tmp_path / f"graph_{layout}.svg"
+    if layout == "dot":
+        draw(loss, path=svg, params=model, layout="dot")
+    else:
+        layout_svg(loss, path=svg, params=model)
+    page = Path(stepthrough(loss, tmp_path / f"page_{layout}.html", params=model, layout=layout))
+    for document in (svg, page):
+        browser.get(document.resolve().as_uri())
+        rows = browser.execute_script(_OVERFLOW)
+        assert len(rows) > 40  # every node was found and measured (the page draws the same graph)
+        assert any("grad min" in r["text"] for r in rows) or document == page
+        assert max(r["width"] for r in rows) > 150  # the long summaries are there
+        worst = max(rows, key=lambda r: r["over"])
+        assert worst["over"] <= 0.5, f"{document.name}: {worst['text']!r} runs {worst['over']:.1f}px out of " \
+                                     f"{worst['node']}"
+
+
+# -- arrays as heat-maps ----------------------------------------------------------------------------------------
+
+def test_a_large_gradient_is_a_heat_map_with_its_numbers_one_click_away(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    rng = np.random.default_rng(4)
+    w = Tensor(rng.standard_normal((10, 10)), requires_grad=True, name="w")
+    x = Tensor(rng.standard_normal((3, 10)), name="x")
+    path = stepthrough((x @ w).tanh().sum(), tmp_path / "heat.html", layout="builtin")
+    browser.get(Path(path).resolve().as_uri())
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.END)
+    shown = browser.execute_script(
+        "const up = document.getElementById('upstream');"
+        "const c = up.querySelector('.heat canvas'); const d = up.querySelector('details');"
+        "const px = c.getContext('2d').getImageData(1, 1, 1, 1).data;"
+        "return {w: c.width, h: c.height, stats: up.querySelector('.stats').textContent, open: d.open,"
+        " visible: d.getBoundingClientRect().height,"
+        " numbers: d.querySelector('pre').textContent,"
+        " pixel: [px[0], px[1], px[2]], name: document.getElementById('node-name').textContent};")
+    assert shown["name"] == "w" and shown["w"] == shown["h"] > 40  # 10 x 10 cells
+    assert shown["stats"].startswith("min ") and " mean " in shown["stats"] and " max " in shown["stats"]
+    assert not shown["open"] and shown["visible"] < 30  # the numbers are folded away (a one-line summary)...
+    assert shown["pixel"] != [255, 255, 255]  # ...and the cells are coloured
+    browser.find_element(By.CSS_SELECTOR, "#upstream details summary").click()
+    assert browser.execute_script(
+        "return document.querySelector('#upstream details').getBoundingClientRect().height") > 100
+    assert len(shown["numbers"].splitlines()) == 10
+
+    node = browser.execute_script(
+        "const id = Object.keys(DATA.nodes).find(function (k) { return DATA.nodes[k].name === 'x'; });"
+        "return Array.from(document.querySelectorAll('#graph g.node'))"
+        ".find(function (g) { return g.querySelector('title').textContent.trim() === id; });")
+    ActionChains(browser).move_to_element(node).perform()
+    tip = browser.execute_script(
+        "const t = document.getElementById('tip');"
+        "return {display: getComputedStyle(t).display, text: t.textContent,"
+        " maps: t.querySelectorAll('canvas').length};")
+    assert tip["display"] == "block" and tip["text"].startswith("x (3, 10)") and tip["maps"] == 1
+
+
+def test_the_inline_page_works_inside_its_iframe(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    path, steps = _page(tmp_path, "builtin")
+    notebook = tmp_path / "notebook.html"  # what Jupyter does with _repr_html_: put it in its own page
+    from tinygrad_edu.visualize import StepthroughPage
+
+    inline = StepthroughPage(str(path), path.read_text(encoding="utf-8"))._repr_html_()
+    notebook.write_text(f"<!DOCTYPE html><html><body><h1>cell output</h1>{inline}</body></html>", encoding="utf-8")
+    browser.get(notebook.resolve().as_uri())
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        assert _shown(browser)["counter"] == f"step 1 / {len(steps)}"
+        browser.find_element(By.ID, "next").click()
+        assert _shown(browser)["counter"] == f"step 2 / {len(steps)}"
+        assert browser.execute_script("return document.querySelectorAll('#graph g.node').length") > 5
+    finally:
+        browser.switch_to.default_content()
