@@ -32,7 +32,7 @@ from .tensor import Tensor
 __all__ = [
     "Module", "Linear", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
-    "LoadResult", "write_npz", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
+    "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
 ]
 
 RngLike = np.random.Generator | int | None
@@ -187,14 +187,29 @@ class Module:
         """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically.
 
         The archive is written to a temporary file in the same directory, flushed to disk, then renamed over
-        ``path``: a crash or error midway leaves the previous file untouched (see ``write_npz``).
+        ``path``: a crash or error midway leaves the previous file untouched.
         """
         state = self.state_dict()
         clashes = [name for name in state if name in ("file", "allow_pickle")]
         if clashes:
             raise ValueError(f"save: a parameter named {clashes[0]!r} clashes with an argument of np.savez; "
                              f"rename that attribute.")
-        write_npz(path, state)
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **state)
+                handle.flush()
+                os.fsync(handle.fileno())
+            # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
+            os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+        _fsync_directory(directory)
 
     def load(self, path: str | os.PathLike[str], strict: bool = True) -> LoadResult:
         """Read an ``.npz`` file written by ``save`` (without pickle) and ``load_state_dict`` it."""
@@ -226,32 +241,6 @@ class Module:
 
     def __repr__(self) -> str:
         return self._repr(set())
-
-
-def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to an ``.npz`` file at exactly ``path``, atomically: all of it, or the old file intact.
-
-    The steps: write a temporary file in the same directory, flush it and ``fsync`` it to the disk, rename it
-    over ``path`` with ``os.replace`` (a single step on POSIX and Windows), then ``fsync`` the directory so the
-    rename itself survives a power cut. Killed at any moment, ``path`` holds either the previous file or the
-    new one (a killed write may leave its ``.<name>.*.tmp`` file behind, which nothing reads).
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
-        os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    _fsync_directory(directory)
 
 
 def _fsync_directory(directory: str) -> None:
