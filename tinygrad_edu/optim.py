@@ -108,13 +108,6 @@ class Optimizer:
         """The hyperparameters by name (``lr`` and the subclass's own), as ``state_dict()`` stores them."""
         return {"lr": self.lr}
 
-    def _running_state(self) -> dict[str, list[np.ndarray | None]]:
-        """Each kind of per-parameter state (``velocity``, ``m``, ...): one array or None per parameter."""
-        return {}
-
-    def _set_settings(self, values: dict[str, Any]) -> None:
-        self.lr = values["lr"]
-
     def state_dict(self) -> dict[str, np.ndarray]:
         """A copy of the optimizer's state as named numpy arrays (PyTorch's method name; a flat layout).
 
@@ -195,6 +188,14 @@ class Optimizer:
             raise ValueError(f"{who}: {'; '.join(problems)}. Nothing was loaded.")
         self._set_settings(values)
         self._set_running_state(loaded)
+
+    # the hooks a subclass fills in: its settings and its per-parameter state
+    def _set_settings(self, values: dict[str, Any]) -> None:
+        self.lr = values["lr"]
+
+    def _running_state(self) -> dict[str, list[np.ndarray | None]]:
+        """Each kind of per-parameter state (``velocity``, ``m``, ...): one array or None per parameter."""
+        return {}
 
     def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
         """The shape and dtype the running state ``kind`` has for parameter ``p``: by default, the parameter's."""

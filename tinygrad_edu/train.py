@@ -142,7 +142,8 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             bar.set_postfix(shown, refresh=True)
             bar.close()
         if checkpoint is not None:
-            write_checkpoint(checkpoint, _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x)))
+            state = _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x))
+            write_checkpoint(checkpoint, state)
         if on_epoch is not None:
             on_epoch(epoch, history)
     return history
