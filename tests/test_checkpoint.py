@@ -76,11 +76,12 @@ def test_same_seed_same_parameters_bit_for_bit() -> None:
 
 # -- training checkpoints: killed at any moment, resumed bit for bit ----------------------------------------
 
-# A child Python that runs `tinygrad-edu train ...` and SIGKILLs itself on the Nth call of one function: os.fsync
-# or os.replace (inside the checkpoint's write), or the optimizer's step (in the middle of an epoch). The product
-# has no test hooks; the child patches the standard library or the class before the CLI runs.
+# A child Python that runs `tinygrad-edu train ...` and SIGKILLs itself on the Nth call of one function: numpy's
+# write_array, os.fsync or os.replace (inside the checkpoint's write), or the optimizer's step (in the middle of
+# an epoch). The product has no test hooks; the child patches numpy, the standard library or the class.
 KILLER = textwrap.dedent("""
     import os, signal, sys
+    import numpy as np
     from tinygrad_edu import cli, optim
 
     target, n = sys.argv[1], int(sys.argv[2])
@@ -99,14 +100,16 @@ KILLER = textwrap.dedent("""
         os.fsync = killing(os.fsync)
     elif target == "replace":
         os.replace = killing(os.replace)
+    elif target == "write_array":
+        np.lib.format.write_array = killing(np.lib.format.write_array)
     elif target == "step":
         optim.SGD.step = killing(optim.SGD.step)
         optim.Adam.step = killing(optim.Adam.step)
     sys.exit(cli.main(sys.argv[3:]))
 """)
 
-# 300 images in batches of 10: 30 steps per epoch, 3 epochs; each checkpoint write calls os.fsync twice (the
-# file, then its folder) and os.replace once.
+# 300 images in batches of 10: 30 steps per epoch, 3 epochs; each checkpoint write calls write_array once per
+# entry (21 for the momentum run), then os.fsync twice (the file, then its folder) and os.replace once.
 RUNS = {
     "momentum": ["--sizes", "784,10,10", "--limit", "300", "--epochs", "3", "--momentum", "0.9", "--seed", "4"],
     "adam": ["--sizes", "784,10,10", "--limit", "300", "--epochs", "3", "--optimizer", "adam", "--lr", "0.01",
@@ -115,6 +118,7 @@ RUNS = {
 KILL_POINTS = [
     # (run, function, n, what the checkpoint holds after the kill: epochs complete, None for no file)
     ("momentum", "fsync", 1, None),     # the first write, before its rename: no checkpoint yet
+    ("momentum", "write_array", 30, 1),  # half-way through the second archive: epoch 1's checkpoint is intact
     ("momentum", "fsync", 3, 1),        # the second write's file fsync: epoch 1's checkpoint is still there
     ("momentum", "replace", 2, 1),      # the second rename itself
     ("momentum", "fsync", 4, 2),        # after the second rename, syncing the folder: epoch 2's checkpoint
@@ -165,6 +169,9 @@ def test_a_run_killed_at_any_moment_resumes_bit_for_bit(run, function, n, holds,
     child = subprocess.run([sys.executable, "-c", KILLER, function, str(n), "train", "--no-progress", *args],
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr
+    before_rename = function in ("write_array", "replace") or (function == "fsync" and n % 2 == 1)
+    leftovers = [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    assert bool(leftovers) == before_rename  # killed inside a write: its temporary file is all that is left of it
     if holds is None:
         assert not path.exists()
         assert _cli([*args, "--resume"]) == 2
@@ -304,6 +311,12 @@ def test_an_existing_checkpoint_is_not_overwritten_without_resume(finished, tmp_
     assert _cli([*BASE, "--checkpoint", str(path)]) == 2
     assert "already exists: resume from it" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+def test_a_checkpoint_in_a_missing_folder_is_refused_before_training(tmp_path, capsys):
+    assert _cli([*BASE, "--checkpoint", str(tmp_path / "no" / "run.npz")]) == 2
+    captured = capsys.readouterr()
+    assert "the folder" in captured.err and "does not exist" in captured.err and "Epoch" not in captured.out
 
 
 def test_resume_needs_a_checkpoint_path(capsys):

@@ -116,6 +116,9 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         elif os.path.exists(checkpoint):
             raise CheckpointError(f"{os.fspath(checkpoint)!r} already exists: resume from it (resume=True, "
                                   f"--resume), or remove it to start a new run. It was not touched.")
+        folder = os.path.dirname(os.path.abspath(checkpoint))
+        if not os.path.isdir(folder):  # found now, not after the first epoch's work
+            raise CheckpointError(f"the folder {folder!r} of the checkpoint does not exist; create it first.")
     elif resume:
         raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
     steps = (len(x) + batch_size - 1) // batch_size
