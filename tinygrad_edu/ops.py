@@ -521,7 +521,7 @@ def _refuse_empty(a: np.ndarray, axis: Any, name: str) -> None:
     """max and min of nothing have no value (numpy and PyTorch refuse them too): say so plainly."""
     if a.size == 0:
         axes = range(a.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
-        empty = [ax % a.ndim for ax in axes if a.shape[ax] == 0]
+        empty = [ax % a.ndim for ax in axes if -a.ndim <= ax < a.ndim and a.shape[ax] == 0]
         if empty or axis is None:
             raise ValueError(f"{name} over an empty axis ({'all axes' if axis is None else f'axis {empty[0]}'} of "
                              f"shape {a.shape}) has no value; numpy and PyTorch refuse it too. Check the shape, or "
