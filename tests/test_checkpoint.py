@@ -111,9 +111,10 @@ KILLER = textwrap.dedent("""
 # 300 images in batches of 10: 30 steps per epoch, 3 epochs; each checkpoint write calls write_array once per
 # entry (21 for the momentum run), then os.fsync twice (the file, then its folder) and os.replace once.
 RUNS = {
-    "momentum": ["--sizes", "784,10,10", "--limit", "300", "--epochs", "3", "--momentum", "0.9", "--seed", "4"],
-    "adam": ["--sizes", "784,10,10", "--limit", "300", "--epochs", "3", "--optimizer", "adam", "--lr", "0.01",
-             "--cost", "cross_entropy", "--seed", "5"],
+    "momentum": ["--sizes", "784,10,10", "--limit", "300", "--epochs", "3", "--init", "nielsen", "--momentum", "0.9",
+                 "--lr", "0.5", "--seed", "4"],
+    "adam": ["--sizes", "784,10,10", "--limit", "300", "--epochs", "3", "--init", "nielsen", "--optimizer", "adam",
+             "--lr", "0.01", "--cost", "cross_entropy", "--seed", "5"],
 }
 KILL_POINTS = [
     # (run, function, n, what the checkpoint holds after the kill: epochs complete, None for no file)
