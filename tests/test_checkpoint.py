@@ -203,15 +203,18 @@ def test_a_run_killed_from_outside_after_its_first_epoch_resumes_bit_for_bit(uni
     _assert_bit_identical(path, uninterrupted["momentum"])
 
 
-def test_the_python_api_resumes_too_and_can_extend_a_finished_run(tmp_path):
-    mnist = datasets.load_mnist()
-    x, y = mnist.train_x[:200], datasets.one_hot(mnist.train_y[:200])
+@pytest.mark.parametrize("dtype, make", [
+    (np.float64, lambda params: optim.Adam(params, lr=0.01, amsgrad=True)),
+    (np.float32, lambda params: optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+], ids=["float64-AMSGrad", "float32-Nesterov"])
+def test_the_python_api_resumes_too_and_can_extend_a_finished_run(dtype, make, tmp_path):
+    mnist = datasets.load_mnist(dtype=dtype)
+    x, y = mnist.train_x[:200], datasets.one_hot(mnist.train_y[:200], dtype=dtype)
 
     def run(epochs: int, path: Path, resume: bool) -> dict[str, list[float]]:
-        model = nn.MLP([784, 8, 10], rng=3)
-        optimizer = optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
-        return fit(model, losses.quadratic_cost, optimizer, (x, y), epochs=epochs, batch_size=20, rng=7,
-                   progress=False, checkpoint=path, resume=resume)
+        model = nn.MLP([784, 8, 10], activation="relu", output_activation=None, init="he", rng=3, dtype=dtype)
+        return fit(model, losses.softmax_cross_entropy, make(model.parameters()), (x, y), epochs=epochs,
+                   batch_size=16, rng=7, progress=False, checkpoint=path, resume=resume)
 
     straight = run(4, tmp_path / "straight.npz", resume=False)
     run(1, tmp_path / "pieces.npz", resume=False)
