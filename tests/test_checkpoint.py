@@ -345,3 +345,9 @@ def test_a_checkpoint_holds_named_arrays_and_no_pickled_objects(finished):
     replay = np.random.default_rng(0)
     replay.permutation(100)  # the one permutation of the one epoch that ran (seed 0, 100 images)
     assert generator.permutation(100).tolist() == replay.permutation(100).tolist()
+
+
+@pytest.mark.parametrize("args", [["--momentum", "-1"], ["--optimizer", "adam", "--momentum", "0.9"]])
+def test_momentum_is_refused_where_it_makes_no_sense(args, capsys):
+    assert _cli([*BASE, *args]) == 2
+    assert "--momentum takes a number >= 0" in capsys.readouterr().err

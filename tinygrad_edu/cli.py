@@ -131,8 +131,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint:
         print("tinygrad-edu train: --resume needs --checkpoint PATH, the file to continue from.", file=sys.stderr)
         return 2
-    if args.momentum and args.optimizer != "sgd":
-        print("tinygrad-edu train: --momentum is for --optimizer sgd.", file=sys.stderr)
+    if args.momentum < 0 or (args.momentum and args.optimizer != "sgd"):
+        print(f"tinygrad-edu train: --momentum takes a number >= 0 (got {args.momentum}), for --optimizer sgd only.",
+              file=sys.stderr)
         return 2
     dtype = np.float32 if args.dtype == "float32" else np.float64
     lr = args.lr if args.lr is not None else (3.0 if args.optimizer == "sgd" else 1e-3)
@@ -196,7 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive(int), default=10)
     train.add_argument("--lr", type=_positive(float), default=None,
                        help="learning rate eta (default 3.0 for sgd, 0.001 for adam)")
-    train.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="(default sgd)")
+    train.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                       help="sgd, as Nielsen's book, or adam (default sgd)")
     train.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0: plain SGD)")
     train.add_argument("--cost", choices=["quadratic", "cross_entropy"], default="quadratic")
     train.add_argument("--init", choices=["normal", "nielsen", "xavier", "he"], default="normal")
