@@ -435,7 +435,7 @@ class Softmax(Op):
     @staticmethod
     def forward(a, *, axis):
         # NOTE: subtracting the max changes nothing mathematically and keeps exp() from overflowing.
-        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        e = np.exp(_shifted(a, axis))
         return e / e.sum(axis=axis, keepdims=True)
 
     @staticmethod
@@ -452,12 +452,23 @@ class LogSoftmax(Op):
 
     @staticmethod
     def forward(a, *, axis):
-        shifted = a - a.max(axis=axis, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = _shifted(a, axis)
+        with np.errstate(divide="ignore"):  # log(0) only for an empty axis, whose result is empty anyway
+            return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
     @staticmethod
     def backward(g, out, a, *, axis):
         return (g - exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+def _shifted(a: np.ndarray, axis: Any) -> np.ndarray:
+    """``a - max(a)`` along ``axis``, for softmax and log_softmax: an empty axis gives an empty result.
+
+    NOTE: ``initial=-inf`` gives an empty axis a maximum (numpy has none, so ``a.max`` raises), and a
+    difference that overflows (1e308 - (-1e308)) is -inf, whose exp() is 0: the right limit, so no warning.
+    """
+    with np.errstate(over="ignore"):
+        return a - a.max(axis=axis, keepdims=True, initial=-np.inf)
 
 
 class LogSumExp(Op):
@@ -467,9 +478,10 @@ class LogSumExp(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims):
-        top = a.max(axis=axis, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0)  # all -inf rows: keep them -inf, not nan
-        out = np.log(np.exp(a - top).sum(axis=axis, keepdims=True)) + top
+        top = a.max(axis=axis, keepdims=True, initial=-np.inf)  # an empty axis: -inf, the log of a sum of nothing
+        top = np.where(np.isfinite(top), top, 0)  # all -inf rows (and empty ones): keep them -inf, not nan
+        with np.errstate(over="ignore", divide="ignore"):  # a - top may overflow to -inf; log(0) is -inf
+            out = np.log(np.exp(a - top).sum(axis=axis, keepdims=True)) + top
         if keepdims:
             return out
         return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
@@ -507,7 +519,19 @@ class Mean(Op):
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims):
-        return (keep(g, a.shape, axis) / count(a.shape, axis),)
+        # NOTE: n == 0 only for an empty input, whose gradient is empty too; max(n, 1) avoids a 0/0 warning
+        return (keep(g, a.shape, axis) / max(count(a.shape, axis), 1),)
+
+
+def _refuse_empty(a: np.ndarray, axis: Any, name: str) -> None:
+    """max and min of nothing have no value (numpy and PyTorch refuse them too): say so plainly."""
+    if a.size == 0:
+        axes = range(a.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+        empty = [ax % a.ndim for ax in axes if -a.ndim <= ax < a.ndim and a.shape[ax] == 0]
+        if empty or axis is None:
+            raise ValueError(f"{name} over an empty axis ({'all axes' if axis is None else f'axis {empty[0]}'} of "
+                             f"shape {a.shape}) has no value; numpy and PyTorch refuse it too. Check the shape, or "
+                             f"use logsumexp (-inf for nothing) or sum (0 for nothing) if that is what you need.")
 
 
 class Max(Op):
@@ -517,6 +541,7 @@ class Max(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims):
+        _refuse_empty(a, axis, "max")
         return a.max(axis=axis, keepdims=keepdims)
 
     @staticmethod
@@ -532,6 +557,7 @@ class Min(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims):
+        _refuse_empty(a, axis, "min")
         return a.min(axis=axis, keepdims=keepdims)
 
     backward = staticmethod(Max.backward)  # the same rule: the gradient goes to the chosen elements
@@ -542,12 +568,20 @@ class Var(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims, ddof):
-        return a.var(axis=axis, keepdims=keepdims, ddof=ddof)
+        return a.var(axis=axis, keepdims=keepdims, ddof=ddof)  # n - ddof <= 0: nan or inf, with a warning
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims, ddof):
+        n = count(a.shape, axis)
+        if n == 0:
+            return (keep(g, a.shape, axis) * a,)  # an empty input: an empty gradient (and no mean to take)
+        # NOTE: with no degrees of freedom left (n - ddof <= 0, e.g. one element and ddof=1) the value is
+        # 0 / 0 = nan, as in numpy and PyTorch, and the factor 2 / (n - ddof) is infinite (numpy, too, divides
+        # by max(n - ddof, 0)): the gradient is nan where a equals its mean, +-inf elsewhere.
+        scale = 2 / (n - ddof) if n > ddof else np.inf
         centred = a - a.mean(axis=axis, keepdims=True)
-        return (keep(g, a.shape, axis) * centred * (2 / (count(a.shape, axis) - ddof)),)
+        with np.errstate(invalid="ignore"):  # 0 * inf = nan is the answer here, and forward already warned
+            return (keep(g, a.shape, axis) * centred * scale,)
 
 
 # ---------------------------------------------------------------------------------------------------------
