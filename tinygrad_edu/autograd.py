@@ -82,6 +82,7 @@ def apply_rule(node: Tensor, grad_out: Any, create_graph: bool = False) -> tuple
     the backward pass is recorded too (higher-order gradients).
     """
     op, parents, kwargs = node._op, node._parents, node._kwargs
+    assert op is not None and kwargs is not None, "apply_rule: a node that an op recorded (one with parents)"
     if not (kwargs or create_graph or len(parents) > 2):
         # NOTE: a fast path: the same calls spelled out for one or two inputs, since Python's f(*args, **kwargs)
         # costs about as much as a small op's numpy (measured: without it the W3 chain takes 13% longer)
@@ -124,7 +125,7 @@ def backward_steps(roots: Sequence[Tensor], seeds: Sequence[Any], create_graph: 
             continue
         if node._seq < inplace.Log.last_change:  # something was written since this node was made
             inplace.check(node, caller)
-        parent_grads = []  # what this node sends to each parent, in the parent's shape
+        parent_grads: list[Any] = []  # what this node sends to each parent, in the parent's shape
         for parent, g in zip(parents, apply_rule(node, grad_out, create_graph)):
             if g is None or not parent.requires_grad:
                 parent_grads.append(None)

@@ -94,6 +94,8 @@ def check(node: Tensor, caller: str = "backward()") -> None:
     made = node._seq
 
     op = node._op
+    if op is None:  # a leaf: no rule reads anything
+        return
     for t in stale_inputs(node):
         if t is node:
             raise RuntimeError(

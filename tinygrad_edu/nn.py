@@ -199,7 +199,7 @@ class Module:
         fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **state)
+                np.savez(handle, **state)  # type: ignore[arg-type]  # no name is allow_pickle (checked above)
                 handle.flush()
                 os.fsync(handle.fileno())
             # mkstemp makes the file private (0600); give the result the usual permissions of a saved file

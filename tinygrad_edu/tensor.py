@@ -60,7 +60,7 @@ class _Switch(contextlib.ContextDecorator):
         if not callable(func):
             raise TypeError(f"{cls.__name__}() takes no arguments (got {func!r}); use `with {cls.__name__}():` "
                             f"or decorate a function with @{cls.__name__}.")
-        switch.__init__()
+        cls.__init__(switch)
         return switch(func)  # `@no_grad` without parentheses decorates the function directly
 
     def __init__(self, func: Any = None) -> None:
@@ -124,6 +124,17 @@ class Tensor:
 
     __slots__ = ("_data", "_grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_seq",
                  "_changed", "_site", "__weakref__")
+    # what each slot holds (set in `_init`, below)
+    _data: np.ndarray
+    _grad: np.ndarray | None
+    requires_grad: bool
+    name: str | None
+    _op: type[Op] | None
+    _parents: tuple[Tensor, ...]
+    _kwargs: dict[str, Any] | None
+    _seq: int
+    _changed: int
+    _site: str | None
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ instead of looping over elements
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
@@ -343,8 +354,8 @@ class Tensor:
     __le__ = lambda self, other: self._compare(other, operator.le)
     __gt__ = lambda self, other: self._compare(other, operator.gt)
     __ge__ = lambda self, other: self._compare(other, operator.ge)
-    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[assignment]
-    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[assignment]
+    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[attr-defined]  # self typed as object's
+    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[attr-defined]  # self typed as object's
 
     def exp(self) -> Tensor:
         return apply_op(ops.Exp, self)
