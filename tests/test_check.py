@@ -217,7 +217,7 @@ def test_a_missing_key_names_it() -> None:
         del grads["db3"]
         return grads
 
-    with pytest.raises(KeyError, match="'b3'.*'db3'"):
+    with pytest.raises(KeyError, match=r"'b3'.*'db3'"):
         check_backprop(missing, loss, PARAMS)
 
 

@@ -180,9 +180,8 @@ def test_no_grad_decorator_records_nothing_and_restores() -> None:
 
 
 def test_no_grad_restores_after_an_exception() -> None:
-    with pytest.raises(ValueError, match="inside"):
-        with no_grad():
-            raise ValueError("inside")
+    with pytest.raises(ValueError, match="inside"), no_grad():
+        raise ValueError("inside")
     assert is_grad_enabled()
 
     @no_grad()
@@ -193,9 +192,8 @@ def test_no_grad_restores_after_an_exception() -> None:
         broken()
     assert is_grad_enabled()
     with no_grad():
-        with pytest.raises(ZeroDivisionError):
-            with enable_grad():
-                _ = 1 / 0
+        with pytest.raises(ZeroDivisionError), enable_grad():
+            _ = 1 / 0
         assert not is_grad_enabled()
     assert is_grad_enabled()
 

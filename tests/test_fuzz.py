@@ -8,6 +8,7 @@ central differences) and on torch (when installed). A failing case prints its se
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -205,10 +206,8 @@ def test_random_graph_gradients_match_central_differences(seed: int) -> None:
 
 
 torch = None
-try:  # the optional cross-check: only when torch is installed
+with contextlib.suppress(ImportError):  # the optional cross-check: only when torch is installed
     import torch  # type: ignore[no-redef]
-except ImportError:
-    pass
 
 TORCH: dict[str, Callable[..., Any]] = {} if torch is None else {
     "where": lambda a, b: torch.where(a > 0, a, b), "maximum": torch.maximum, "tanh": torch.tanh,

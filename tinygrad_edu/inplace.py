@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Log:
     last_change = -1
     # keyed by the owning array's id, because numpy arrays cannot be hashed or given attributes; an entry goes
     # when its array does (weakref.finalize), so an id is never reused while its entry is here
-    versions: dict[int, int] = {}
+    versions: ClassVar[dict[int, int]] = {}
 
 
 def _owner(array: np.ndarray) -> np.ndarray:
