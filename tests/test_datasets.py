@@ -259,7 +259,7 @@ def write_cats(path: Path, **changes: np.ndarray) -> Path:
               "test_x": rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8), "test_y": np.array([1, 0]),
               "classes": np.array(["non-cat", "cat"])}
     arrays.update(changes)
-    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})  # type: ignore[arg-type]  # no allow_pickle
     return path
 
 
@@ -345,12 +345,12 @@ def test_batches_are_seeded_and_cover_every_sample() -> None:
 def test_batches_generator_advances_and_global_state_is_untouched() -> None:
     x = y = np.arange(50)
     np.random.seed(123)
-    before = np.random.get_state()[1].copy()
+    before = np.random.get_state()[1].copy()  # type: ignore[index]  # the legacy form is a tuple
     gen = np.random.default_rng(0)
     epoch1 = np.concatenate([yb for _, yb in datasets.batches(x, y, 10, rng=gen)])
     epoch2 = np.concatenate([yb for _, yb in datasets.batches(x, y, 10, rng=gen)])
     assert not np.array_equal(epoch1, epoch2)
-    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # type: ignore[index]  # a tuple
 
 
 def test_batches_no_shuffle_and_drop_last() -> None:

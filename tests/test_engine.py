@@ -587,7 +587,7 @@ def _sine(factor: float) -> type[Op]:
         """d sin(a) = cos(a) da"""
 
         @staticmethod
-        def forward(a: np.ndarray) -> np.ndarray:
+        def forward(a: np.ndarray) -> np.ndarray:  # type: ignore[override]  # an op names its own inputs
             return np.sin(a)
 
         @staticmethod
@@ -673,5 +673,5 @@ def test_no_grad_works_as_a_bare_decorator_too() -> None:
     def called(t: Tensor) -> Tensor:
         return t * 2
 
-    assert not bare(w).requires_grad and not called(w).requires_grad
+    assert not bare(w).requires_grad and not called(w).requires_grad  # type: ignore[type-var]  # @no_grad returns bare
     assert (w * 2).requires_grad  # and the mode came back

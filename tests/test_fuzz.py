@@ -205,9 +205,9 @@ def test_random_graph_gradients_match_central_differences(seed: int) -> None:
                                    err_msg=f"gradient of leaf {k}, replay with FUZZ_SEED={seed}: {program}")
 
 
-torch = None
+torch: Any = None
 with contextlib.suppress(ImportError):  # the optional cross-check: only when torch is installed
-    import torch  # type: ignore[no-redef]
+    import torch
 
 TORCH: dict[str, Callable[..., Any]] = {} if torch is None else {
     "where": lambda a, b: torch.where(a > 0, a, b), "maximum": torch.maximum, "tanh": torch.tanh,

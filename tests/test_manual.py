@@ -89,7 +89,7 @@ def test_mnist3_sgd_step_and_train_lower_the_loss() -> None:
     with pytest.raises(ValueError, match=r"mnist3.gradients: x must be \(n, 784\)"):
         mnist3.gradients(params, x[:, :100], y)
     with pytest.raises(TypeError, match=r"rng must be a np\.random\.Generator or an int seed"):
-        mnist3.init_params(None)  # type: ignore[arg-type]
+        mnist3.init_params(None)
 
 
 # -- seed 001: nielsen --------------------------------------------------------------------------------------

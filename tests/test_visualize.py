@@ -264,7 +264,7 @@ def test_to_text_shows_shared_subgraphs_once() -> None:
 
 # -- the built-in SVG layout ------------------------------------------------------------------------------------
 
-def _boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
+def _boxes(svg: str) -> dict[str, tuple[float, ...]]:
     root = ET.fromstring(svg)
     boxes = {}
     for group in root.iter(f"{SVG}g"):
@@ -278,7 +278,7 @@ def _boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
     return boxes
 
 
-def _no_overlaps(boxes: dict[str, tuple[float, float, float, float]]) -> None:
+def _no_overlaps(boxes: dict[str, tuple[float, ...]]) -> None:
     items = list(boxes.items())
     for i, (a, (ax, ay, aw, ah)) in enumerate(items):
         assert aw > 0 and ah > 0
@@ -310,7 +310,7 @@ def test_layout_svg_of_larger_graphs_has_no_overlaps(tmp_path: Path) -> None:
     loss, params = mlp()
     rng = np.random.default_rng(1)
     extra = [Tensor(rng.standard_normal(2), requires_grad=True, name=f"p{k}") for k in range(6)]
-    tangled = sum((extra[k] * extra[(k * 3 + 1) % 6]).exp() for k in range(6)).sum()
+    tangled = sum(((extra[k] * extra[(k * 3 + 1) % 6]).exp() for k in range(6)), start=Tensor(0.0)).sum()
     for svg in (layout_svg(loss, params=params), layout_svg(loss, params=params, collapse_modules=True),
                 layout_svg([loss, tangled], rankdir="LR")):
         _no_overlaps(_boxes(svg))

@@ -163,7 +163,7 @@ class Tensor:
         return self._data
 
     @data.setter
-    def data(self, array: np.ndarray) -> None:
+    def data(self, array: Any) -> None:
         # NOTE: `w.data -= lr * w.grad` comes through this setter too, with the same array changed in place;
         # `w.data = new` brings another array (maybe of another shape). Both are stamped, so backward() can
         # refuse a graph that saved the old values.
@@ -354,8 +354,8 @@ class Tensor:
     __le__ = lambda self, other: self._compare(other, operator.le)
     __gt__ = lambda self, other: self._compare(other, operator.gt)
     __ge__ = lambda self, other: self._compare(other, operator.ge)
-    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[attr-defined]  # self typed as object's
-    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[attr-defined]  # self typed as object's
+    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[attr-defined]  # self typed as object
+    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[attr-defined]  # self typed as object
 
     def exp(self) -> Tensor:
         return apply_op(ops.Exp, self)
