@@ -9,6 +9,7 @@ central differences) and on torch (when installed). A failing case prints its se
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -207,7 +208,7 @@ def test_random_graph_gradients_match_central_differences(seed: int) -> None:
 
 torch: Any = None
 with contextlib.suppress(ImportError):  # the optional cross-check: only when torch is installed
-    import torch
+    torch = importlib.import_module("torch")
 
 TORCH: dict[str, Callable[..., Any]] = {} if torch is None else {
     "where": lambda a, b: torch.where(a > 0, a, b), "maximum": torch.maximum, "tanh": torch.tanh,
