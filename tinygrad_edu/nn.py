@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,6 +30,7 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = [
+    "named_items",
     "Module", "Linear", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
@@ -514,3 +515,30 @@ def _activation(spec: str | Module | type[Module]) -> Module:
         return _ACTIVATIONS[spec]()
     raise ValueError(f"MLP: unknown activation {spec!r}; use one of {sorted(_ACTIVATIONS)}, a Module class or a "
                      f"Module instance.")
+
+
+def named_items(params: Any, caller: str) -> list[tuple[str, Any]]:
+    """``(name, item)`` pairs from whatever a learner passes as "the parameters": a model (its
+    ``named_parameters()``), a dict ``{name: tensor}``, ``(name, tensor)`` pairs, or bare tensors (name ``""``).
+
+    The one reader of that argument for the optimizers, the pictures and the training plots; each checks the
+    items for what it needs.
+
+    >>> w = Tensor([1.0], name="w")
+    >>> named_items({"w": w}, "demo") == named_items([("w", w)], "demo") == [("w", w)], named_items([w], "demo")[0][0]
+    (True, '')
+    """
+    if params is None:
+        return []
+    if isinstance(params, Tensor):
+        raise TypeError(f"{caller}: params must be a list of tensors; wrap a single one: [{params.name or 'w'}].")
+    if hasattr(params, "named_parameters"):
+        return [(str(name), p) for name, p in params.named_parameters()]
+    if isinstance(params, Mapping):
+        return [(str(name), p) for name, p in params.items()]
+    if not isinstance(params, Iterable) or isinstance(params, (str, bytes)):
+        raise TypeError(
+            f"{caller}: params must be a model (anything with named_parameters()), a dict {{name: Tensor}} or a "
+            f"list of (name, Tensor) pairs, not a {type(params).__name__}.")
+    return [item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else ("", item)
+            for item in params]
