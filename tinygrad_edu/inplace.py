@@ -27,7 +27,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-__all__ = ["CLOCK", "Log", "note_write", "note_new_data", "stale_inputs", "check"]
+__all__ = ["CLOCK", "Log", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
+           "restore_copy"]
 
 CLOCK = itertools.count()
 """One clock for two events: a tensor's creation (``t._seq``) and a write into memory (a version)."""
@@ -114,3 +115,23 @@ def check(node: Tensor, caller: str = "backward()") -> None:
                 f"{caller}: the {key} array that {op.name} kept was modified in place after {op.name} used "
                 f"it, so the gradient would go to the wrong elements. Run the forward pass again after "
                 f"changing it.")
+
+
+def state_to_copy(t: Tensor, keys: list[str]) -> dict[str, Any]:
+    """What ``copy``/``pickle`` keep of a tensor. A copy gets fresh stamps (``restore_copy``), so a node whose
+    rule would read changed values must not be copied: its copy would pass the check with a wrong gradient."""
+    if t._seq < Log.last_change:
+        check(t, "copy/pickle")
+    return {key: getattr(t, key) for key in keys}
+
+
+def restore_copy(t: Tensor, state: dict[str, Any]) -> None:
+    """A copy gets a fresh creation number and no change stamp.
+
+    NOTE: numbers from the original (or from another process) would break "parents are older than children";
+    copying a graph restores parents before children, so the order holds.
+    """
+    for key, value in (state[1] if isinstance(state, tuple) else state or {}).items():
+        setattr(t, key, value)
+    t._seq = next(CLOCK)
+    t._changed = -1
