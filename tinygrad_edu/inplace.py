@@ -71,16 +71,20 @@ def _version(array: np.ndarray) -> int:
     return Log.versions.get(id(_owner(array)), -1)
 
 
-def stale_inputs(node: Tensor) -> list[Tensor]:
+def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
     """The tensors whose values ``node``'s rule reads and that changed after ``node`` was computed: among its
-    parents, and ``node`` itself where the rule reads its output. Empty when the rule can run."""
+    parents, and ``node`` itself where the rule reads its output. Empty when the rule can run.
+
+    ``every=True`` lists every changed parent and output, read by the rule or not (what a picture of the
+    forward pass's values needs: after ``optimizer.step()``, the biases too).
+    """
     made, op = node._seq, node._op
     if made > Log.last_change or op is None or not node._parents:
         return []
-    stale = [node] if op.reads_out and max(node._changed, _version(node._data)) > made else []
+    stale = [node] if (every or op.reads_out) and max(node._changed, _version(node._data)) > made else []
     for parent in node._parents:
         # another array may have another shape, which even a rule that reads only shapes would get wrong
-        if parent._changed > made or (op.reads_inputs and _version(parent._data) > made):
+        if parent._changed > made or ((every or op.reads_inputs) and _version(parent._data) > made):
             stale.append(parent)
     return stale
 

@@ -184,7 +184,7 @@ def changed_tensors(order: list[Tensor]) -> list[Tensor]:
     found: dict[int, Tensor] = {}
     for t in order:
         if t.parents:
-            for s in stale_inputs(t):
+            for s in stale_inputs(t, every=True):
                 found.setdefault(id(s), s)
     position = {id(t): i for i, t in enumerate(order)}
     return sorted(found.values(), key=lambda t: position.get(id(t), -1))
