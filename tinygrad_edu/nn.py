@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -30,7 +31,7 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = [
-    "named_items",
+    "named_items", "save_npz",
     "Module", "Linear", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
@@ -185,32 +186,8 @@ class Module:
         return LoadResult(missing, unexpected)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically.
-
-        The archive is written to a temporary file in the same directory, flushed to disk, then renamed over
-        ``path``: a crash or error midway leaves the previous file untouched.
-        """
-        state = self.state_dict()
-        clashes = [name for name in state if name in ("file", "allow_pickle")]
-        if clashes:
-            raise ValueError(f"save: a parameter named {clashes[0]!r} clashes with an argument of np.savez; "
-                             f"rename that attribute.")
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **state)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
-            os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
-        _fsync_directory(directory)
+        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically (see ``save_npz``)."""
+        save_npz(path, self.state_dict())
 
     def load(self, path: str | os.PathLike[str], strict: bool = True) -> LoadResult:
         """Read an ``.npz`` file written by ``save`` (without pickle) and ``load_state_dict`` it."""
@@ -244,18 +221,47 @@ class Module:
         return self._repr(set())
 
 
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable; not every platform can open a directory, so this is best effort."""
+def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path``, atomically: killed at any moment, ``path`` is whole.
+
+    The steps: write a temporary file in the same folder, flush and ``fsync`` it to the disk, rename it over
+    ``path`` with ``os.replace`` (one step on POSIX and Windows), then ``fsync`` the folder so the rename itself
+    is on the disk. ``path`` holds the previous checkpoint or the new one, never a mix; a write killed before
+    the rename may leave its ``.<name>.*.tmp`` file behind, which nothing reads.
+
+    The archive is the ``.npz`` layout numpy writes (one ``.npy`` per array, uncompressed, read with
+    ``np.load(path, allow_pickle=False)``), except that every member carries the same fixed date (1980-01-01,
+    the earliest a zip can hold) instead of the clock's: the same training state gives the same bytes.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        with os.fdopen(fd, "wb") as handle:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in arrays.items():
+                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    with archive.open(info, "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
+        os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    try:  # not every platform can open a folder (Windows cannot): there the rename is as durable as it gets
+        folder_fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
+        os.fsync(folder_fd)
+    except OSError:  # some file systems refuse to fsync a folder; the file itself is already on the disk
         pass
     finally:
-        os.close(fd)
+        os.close(folder_fd)
 
 
 # -- initialisers -------------------------------------------------------------------------------------------
