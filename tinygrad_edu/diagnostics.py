@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite", "watch_saturation",
     "as_array", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar",
-    "data_not_float", "checked_grad", "shape_changed", "wrong_seed", "not_float", "part_of_graph",
+    "data_not_float", "checked_grad", "shape_changed", "checked_seed", "not_float", "part_of_graph",
     "write_into_parameter", "check_finite_output", "check_finite_grads",
 ]
 
@@ -235,10 +235,14 @@ def shape_changed(leaf: Tensor) -> RuntimeError:
         f"after changing the shape of a parameter.")
 
 
-def wrong_seed(root: Tensor, shape: tuple[int, ...], caller: str) -> ValueError:
-    return ValueError(
-        f"{caller}: the gradient has shape {shape}, but the output is a {describe(root)}; the upstream gradient "
-        f"must have exactly the output's shape, {root.shape}.")
+def checked_seed(root: Tensor, gradient: Any) -> np.ndarray:
+    """``backward(gradient=...)``: a copy (never the caller's buffer) in the output's dtype, of its shape."""
+    array = np.array(getattr(gradient, "data", gradient), dtype=root.dtype)
+    if array.shape != root.shape:
+        raise ValueError(
+            f"backward(gradient=...): the gradient has shape {array.shape}, but the output is a {describe(root)}; "
+            f"the upstream gradient must have exactly the output's shape, {root.shape}.")
+    return array
 
 
 def not_float(t: Tensor) -> TypeError:

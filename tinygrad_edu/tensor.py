@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnostics, inplace, ops
+from . import diagnostics, display, inplace, ops
 from .inplace import CLOCK
 from .ops import Op
 
@@ -121,7 +121,7 @@ class Tensor:
     name: str | None
     _op: type[Op] | None
     _parents: tuple[Tensor, ...]
-    _kwargs: dict[str, Any] | None
+    _kwargs: dict[str, Any]
     _seq: int
     _changed: int
     _site: str | None
@@ -200,7 +200,7 @@ class Tensor:
     @property
     def op_args(self) -> dict[str, Any]:
         """The op's keyword arguments as recorded (``axis=1``, ``exponent=2``, ...); empty for a leaf."""
-        return self._kwargs or {}
+        return dict(self._kwargs)
 
     @property
     def is_leaf(self) -> bool:
@@ -244,9 +244,7 @@ class Tensor:
 
     def _repr_html_(self) -> str:
         """How Jupyter shows a tensor: a small table with a heat-map (see ``display``)."""
-        from .display import tensor_html
-
-        return tensor_html(self)
+        return display.tensor_html(self)
 
     # -- gradient switches ------------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -269,12 +267,8 @@ class Tensor:
 
     # -- the engine -------------------------------------------------------------------------------------------
     def backward(self, gradient: Any = None) -> None:
-        """Fill ``.grad`` of every tensor this one depends on (the walk is in ``autograd``).
-
-        Leaves *accumulate* into ``.grad`` across calls (call ``zero_grad`` between steps); intermediate
-        tensors get this pass's gradient (overwritten), so a drawing shows the current pass. The graph is
-        kept, so it can be inspected, drawn, or differentiated again.
-        """
+        """Fill ``.grad`` of every tensor this one depends on (the walk is ``autograd.backward_steps``): leaves
+        accumulate (``zero_grad`` between steps), intermediates get this pass's; the graph is kept."""
         autograd.backward(self, gradient)
 
     # -- ops: each method records one node of the graph ------------------------------------------------------
@@ -345,8 +339,7 @@ class Tensor:
     def abs(self) -> Tensor:
         return apply_op(ops.Abs, self)
 
-    def __abs__(self) -> Tensor:
-        return apply_op(ops.Abs, self)
+    __abs__ = abs
 
     def maximum(self, other: Any) -> Tensor:
         return apply_op(ops.Maximum, self, _lift(other, self))
@@ -530,11 +523,11 @@ def _axis(axis: Any) -> Any:
 
 
 def _index(index: Any) -> Any:
-    if isinstance(index, Tensor):
-        return index._data
-    if isinstance(index, tuple):
-        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
-    return index
+    """An index with the arrays of any Tensors in it (numpy indexes with arrays)."""
+    return tuple(_raw(i) for i in index) if isinstance(index, tuple) else _raw(index)
+
+
+_NO_ARGS: dict[str, Any] = {}  # a leaf's op arguments, shared by all leaves: never written into
 
 
 def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
@@ -544,7 +537,7 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t.name = None
     t._op = None
     t._parents = ()
-    t._kwargs = None
+    t._kwargs = _NO_ARGS
     t._seq = next(CLOCK)  # creation order: a tensor is always made after its parents
     t._changed = -1  # when `t.data = new` last gave it another array (see inplace)
     t._site = None
