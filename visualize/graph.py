@@ -488,7 +488,7 @@ class _Graph:
                     head = box.id
                 else:
                     head = f"op{i}"
-                    extra = op_arguments(t._kwargs)
+                    extra = op_arguments(t.op_args)
                     add_node(Node(head, "op", "op", t.op.name, [extra] if extra else [], lit))
                 missing = False
                 for p in t.parents:
@@ -684,7 +684,7 @@ def to_text(*roots: Any, params: Any = None, show_values: bool = True) -> str:
         written.add(i)
         op = t.op if t.parents else None
         what = op.name if op is not None else graph.role(i)
-        arguments = op_arguments(t._kwargs) if t.parents else ""
+        arguments = op_arguments(t.op_args) if t.parents else ""
         line = f"{lead}{graph.names[i]}: {what}{f'({arguments})' if arguments else ''}"
         line += f" -> {shape_text(t)}" if t.parents else f" {shape_text(t)}"
         if show_values:
