@@ -675,3 +675,25 @@ def test_no_grad_works_as_a_bare_decorator_too() -> None:
 
     assert not bare(w).requires_grad and not called(w).requires_grad  # type: ignore[type-var]  # @no_grad returns bare
     assert (w * 2).requires_grad  # and the mode came back
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_leafs_grad_is_laid_out_like_its_data_also_through_a_transpose(order: str) -> None:
+    rng = np.random.default_rng(0)
+    w = Tensor(np.array(rng.standard_normal((3, 5)), order=order), requires_grad=True)  # (out, in), as the seeds
+    b = Tensor(np.zeros(3), requires_grad=True)
+    x = rng.standard_normal((4, 5))
+    g = rng.standard_normal((4, 3))
+    out = Tensor(x) @ w.T + b
+    out.backward(gradient=g)
+    assert w.grad is not None and w.grad.strides == w.data.strides  # PyTorch's gradient layout contract
+    np.testing.assert_allclose(w.grad, g.T @ x, rtol=1e-13)  # the same numbers, however they are laid out
+    before = w.grad.copy()
+    out.backward(gradient=g)  # accumulating keeps the layout
+    assert w.grad.strides == w.data.strides
+    np.testing.assert_allclose(w.grad, 2 * before, rtol=1e-13)
+    for a in (x, x.T.copy().T):  # a row-major and a column-major data operand: the same gradient
+        x_t = Tensor(a, requires_grad=True)
+        (x_t @ w.T).backward(gradient=g)
+        assert x_t.grad is not None and x_t.grad.strides == a.strides
+        np.testing.assert_allclose(x_t.grad, g @ w.data, rtol=1e-13)

@@ -161,7 +161,9 @@ def backward(root: Tensor, gradient: Any = None) -> None:
 def accumulate(leaf: Tensor, g: Any) -> None:
     """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
 
-    The first gradient is taken as it is when it already fits (no copy); later ones are added in place.
+    The first gradient is taken as it is when it already fits (no copy); later ones are added in place. Like
+    its data, a leaf's first ``.grad`` may share memory with the ``.grad`` of a transpose or reshape of it
+    (``W`` and ``W.T``); never with another leaf's, or with an array a rule passed on as it is.
     """
     data, total = leaf.data, leaf._grad
     if total is None:
