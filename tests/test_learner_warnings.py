@@ -77,12 +77,16 @@ def test_log_or_division_making_inf_or_nan_warns_with_the_way_out() -> None:
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
 def test_a_saturated_layer_in_training_warns(activation: str) -> None:
     rng = np.random.default_rng(0)
-    big = Tensor(rng.standard_normal((20, 30)) * 100, requires_grad=True)
+    big = Tensor(rng.choice([-1.0, 1.0], (20, 30)) * rng.uniform(10, 100, (20, 30)), requires_grad=True)
     messages = _caught(lambda: [getattr(big, activation)() for _ in range(40)])  # sampled: 1 output in 32
     assert len(messages) == 1 and f"{activation}: " in messages[0] and "saturated" in messages[0]
-    assert "init='nielsen'" in messages[0]
+    assert "init='nielsen'" in messages[0] and "Scale the inputs" in messages[0]
     small = Tensor(rng.standard_normal((20, 30)), requires_grad=True)
     assert _caught(lambda: [getattr(small, activation)() for _ in range(40)]) == []
+    confident = big.data.copy()
+    confident[0, :30] = 0.0  # 95% saturated: a trained output layer is rightly this confident
+    mostly = Tensor(confident, requires_grad=True)
+    assert _caught(lambda: [getattr(mostly, activation)() for _ in range(40)]) == []
     data = Tensor(big.data)  # not training: no graph is recorded
     assert _caught(lambda: [getattr(data, activation)() for _ in range(40)]) == []
 
