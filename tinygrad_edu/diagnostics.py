@@ -97,11 +97,11 @@ def watch_saturation(out: Tensor) -> Tensor:
     """
     if next(_SAMPLES) % 32 or not out.requires_grad or out.size < 16:
         return out
-    a = out.data
-    saturated = float(np.mean(np.abs(a - 0.5) > 0.49)) if out.op is ops.Sigmoid else float(np.mean(np.abs(a) > 0.98))
+    a, kind = out.data, "sigmoid" if out.op is ops.Sigmoid else "tanh"
+    saturated = float(np.mean(np.abs(a - 0.5) > 0.49)) if kind == "sigmoid" else float(np.mean(np.abs(a) > 0.98))
     if saturated >= 0.99:
-        learner_warning(f"saturation {out.op.name}", (
-            f"{out.op.name}: {saturated:.0%} of the outputs of this {describe(out)} are saturated (within 0.01 of "
+        learner_warning(f"saturation {kind}", (
+            f"{kind}: {saturated:.0%} of the outputs of this {describe(out)} are saturated (within 0.01 of "
             f"their limits), where the derivative is almost 0, so the layers before it barely learn. Scale the "
             f"inputs to about [0, 1] (pixels / 255), or start from smaller weights (nn.MLP(..., init='nielsen'), "
             f"N(0, 1/fan_in))."))
