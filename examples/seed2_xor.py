@@ -15,7 +15,7 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import xor
-from tinygrad_edu.seeds import compare
+from tinygrad_edu.seeds import compare, to_engine
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     x, y = datasets.xor()
     start = xor.init_params(args.seed)  # uniform [0, 1) weights, like the seed's np.random.rand
     model = nn.MLP([3, 4, 1], activation="sigmoid", bias=False)
-    model.load_state_dict({"layers.0.weight": start["weights1"], "layers.2.weight": start["weights2"]})
+    model.load_state_dict(to_engine("xor", start))
     optimizer = optim.SGD(model.parameters(), lr=1.0)
     for _ in range(args.epochs):
         optimizer.zero_grad()

@@ -16,7 +16,8 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import lnet
-from tinygrad_edu.seeds import compare
+from tinygrad_edu.seeds import compare, to_engine
+from tinygrad_edu.train import accuracy
 
 
 def main() -> None:
@@ -33,11 +34,7 @@ def main() -> None:
     y = cats.train_y.reshape(-1, 1).astype(np.float64)
     params = lnet.init_params(dims, args.seed)
     model = nn.MLP(dims, activation="sigmoid")
-    state = {}
-    for layer in range(1, len(dims)):  # the MLP's Linear layers sit at layers.0, layers.2, ...
-        state[f"layers.{2 * (layer - 1)}.weight"] = params[f"W{layer}"].T
-        state[f"layers.{2 * (layer - 1)}.bias"] = params[f"b{layer}"].reshape(-1)
-    model.load_state_dict(state)
+    model.load_state_dict(to_engine("lnet", params))  # W1 -> layers.0.weight (transposed), b1 -> layers.0.bias
     optimizer = optim.SGD(model.parameters(), lr=args.lr)
     x = Tensor(cats.train_x)
     for i in range(args.iterations):
@@ -47,12 +44,9 @@ def main() -> None:
         optimizer.step()
         if i % 100 == 0:
             print(f"Cost after iteration {i}: {cost.item():.6f}")
-
-    def accuracy(images: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean((model(Tensor(images)).data[:, 0] > 0.5) == labels))
-
-    print(f"train accuracy {accuracy(cats.train_x, cats.train_y):.2%}, "
-          f"test accuracy {accuracy(cats.test_x, cats.test_y):.2%}")
+    train = accuracy(model(Tensor(cats.train_x)).data, cats.train_y)
+    test = accuracy(model(Tensor(cats.test_x)).data, cats.test_y)
+    print(f"train accuracy {train:.2%}, test accuracy {test:.2%}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import logreg
-from tinygrad_edu.seeds import compare
+from tinygrad_edu.seeds import compare, to_reference
+from tinygrad_edu.train import accuracy
 
 
 def main() -> None:
@@ -38,16 +39,13 @@ def main() -> None:
         optimizer.step()
         if i % 100 == 0:
             print(f"Cost after iteration {i}: {cost.item():.6f}")
-
-    def accuracy(images: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean((model(Tensor(images)).data[:, 0] > 0.5) == labels))
-
-    print(f"engine:  train accuracy {accuracy(cats.train_x, cats.train_y):.2%}, "
-          f"test accuracy {accuracy(cats.test_x, cats.test_y):.2%}")
+    train = accuracy(model(Tensor(cats.train_x)).data, cats.train_y)
+    test = accuracy(model(Tensor(cats.test_x)).data, cats.test_y)
+    print(f"engine:  train accuracy {train:.2%}, test accuracy {test:.2%}")
     by_hand = logreg.model(cats.train_x.T, cats.train_y.reshape(1, -1), cats.test_x.T, cats.test_y.reshape(1, -1),
                            num_iterations=args.iterations, learning_rate=args.lr)
     print(f"by hand: train accuracy {by_hand['train_accuracy']:.2%}, test accuracy {by_hand['test_accuracy']:.2%}")
-    weight = dict(model.named_parameters())["layers.0.weight"].data
+    weight = to_reference("logreg", model.state_dict())["w"]
     print(f"largest difference between the two w: {float(np.max(np.abs(weight - by_hand['w']))):.1e}")
 
 

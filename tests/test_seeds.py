@@ -43,9 +43,43 @@ def test_compare_catches_a_forgotten_factor_in_the_hand_derived_backprop() -> No
     twin.manual_gradients = forgot_the_two
     result = seeds.compare(twin, steps=2)
     assert result.first_disagreement.name == "layers.2.weight <- weights2"
-    assert result.first_disagreement.grad_rel == pytest.approx(1.0)  # engine's is twice the reference's
+    # check_backprop measures against the engine's gradient: the reference's is half of it
+    assert result.first_disagreement.grad_rel == pytest.approx(0.5)
+    assert "factor" in result.first_disagreement.diagnosis and "0.50" in result.first_disagreement.diagnosis
+    assert result.first_disagreement.diagnosis in str(result)
 
 
 def test_unknown_seed_names_the_choices() -> None:
     with pytest.raises(KeyError, match="nielsen"):
         seeds.build("nope")
+
+
+@pytest.mark.parametrize("key", list(seeds.SEEDS))
+def test_the_mapping_turns_the_reference_into_the_twin_and_back(key: str) -> None:
+    twin = seeds.build(key)
+    state = seeds.to_engine(key, twin.params)
+    assert list(state) == sorted(state, key=[name for name, _ in twin.model.named_parameters()].index)
+    for name, value in twin.model.state_dict().items():
+        assert np.array_equal(state[name], value), name
+    back = seeds.to_reference(key, twin.model.state_dict())
+    assert back.keys() == twin.params.keys()
+    assert all(np.array_equal(back[k], twin.params[k]) and back[k].shape == twin.params[k].shape for k in back)
+
+
+def test_the_mapping_follows_the_number_of_layers_and_names_what_is_missing() -> None:
+    params = {f"{kind}{i}": np.zeros((3, 2) if kind == "W" else (3, 1)) for i in (1, 2, 3) for kind in "Wb"}
+    state = seeds.to_engine("lnet", params)
+    assert {k: v.shape for k, v in state.items() if k.startswith("layers.4")} == \
+        {"layers.4.weight": (2, 3), "layers.4.bias": (3,)}
+    del params["b2"]
+    with pytest.raises(KeyError, match="b2"):
+        seeds.to_engine("lnet", params)
+    with pytest.raises(KeyError, match="nielsen"):
+        seeds.to_engine("nope", params)
+
+
+def test_compare_is_check_backprop_in_the_engines_names() -> None:
+    result = seeds.compare("nielsen", steps=0)
+    assert result.check.ok and [r.name for r in result.check.rows] == [r.name.split(" <- ")[0] for r in result.rows]
+    assert [r.grad_rel for r in result.rows] == [r.rel_error for r in result.check.rows]
+    assert result.losses == (result.check.engine_cost, result.check.cost)

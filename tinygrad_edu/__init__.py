@@ -8,6 +8,7 @@
 [[0.5, 0.25]]
 """
 
+from .check import check_backprop
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import (
     Tensor, concatenate, detect_anomaly, enable_grad, grad, is_grad_enabled, maximum, minimum, no_grad, stack,
@@ -17,5 +18,6 @@ from .tensor import (
 __all__ = [
     "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
     "where", "maximum", "minimum", "concatenate", "stack", "gradcheck", "GradcheckError",
+    "check_backprop",
 ]
 __version__ = "0.1.0"

@@ -1,12 +1,18 @@
 """The five seed networks, each twice: the hand-derived numpy reference and its engine twin, and ``compare``.
 
 ``compare("nielsen")`` starts both from the same parameters, runs them on the same mini-batch, and reports,
-per parameter, how far the engine's gradients (and the parameters after a few SGD steps) are from the
-hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg`` (see ``SEEDS``).
+per parameter, how far the engine's gradients (``check_backprop``) and the parameters after a few SGD steps
+are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg`` (see ``SEEDS``).
+
+Each seed names and lays out its parameters its own way; the engine twin is an ``nn.MLP``. ``to_engine`` and
+``to_reference`` translate between the two (parameters or gradients alike), in one place: ``LAYOUTS``.
 
 >>> result = compare("xor", steps=3)
 >>> result.ok, result.worst < 1e-12
 (True, True)
+>>> params = {"W1": np.ones((20, 12288)), "b1": np.zeros((20, 1)), "W2": np.ones((1, 20)), "b2": np.zeros((1, 1))}
+>>> {name: a.shape for name, a in to_engine("lnet", params).items()}
+{'layers.0.weight': (12288, 20), 'layers.0.bias': (20,), 'layers.2.weight': (20, 1), 'layers.2.bias': (1,)}
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import datasets, losses, nn, optim
+from .check import BackpropReport, check_backprop
 from .manual import lnet, logreg, mnist3, nielsen, xor
 from .tensor import Tensor
 
-__all__ = ["SEEDS", "Twin", "Link", "Comparison", "Row", "build", "compare"]
+__all__ = [
+    "SEEDS", "LAYOUTS", "Layout", "Twin", "Link", "Comparison", "Row", "build", "compare", "links", "to_engine",
+    "to_reference",
+]
 
 Params = dict[str, np.ndarray]
 
@@ -51,6 +61,75 @@ class Link:
     to_engine: Callable[[np.ndarray], np.ndarray] = _same
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a seed keeps its parameters, against its engine twin: an ``nn.MLP`` (Linear at layers.0, .2, ...).
+
+    The reference's names are ``weight.format(i)`` and ``bias.format(i)`` for its layers ``i = first, ...``
+    (a name without ``{}`` is a one-layer seed's). Its biases are columns ``(out, 1)``, the engine's ``(out,)``.
+    """
+
+    weight: str
+    bias: str | None                  # None: the seed has no biases
+    first: int = 1                    # the number of the first layer in the names
+    transposed: bool = False          # weights are (out, in), one example per column (Linear's are (in, out))
+
+    def links(self, layers: int) -> list[Link]:
+        weight = (_transpose, _transpose) if self.transposed else (_same, _same)
+        found = []
+        for i in range(layers):
+            found.append(Link(f"layers.{2 * i}.weight", self.weight.format(self.first + i), *weight))
+            if self.bias is not None:
+                found.append(Link(f"layers.{2 * i}.bias", self.bias.format(self.first + i), _column, _flat))
+        return found
+
+
+LAYOUTS: dict[str, Layout] = {
+    "mnist3": Layout("w{}", None),                                   # w1, w2, w3: (in, out), no biases
+    "nielsen": Layout("w{}", "b{}", first=0, transposed=True),       # nielsen.params_of: w0, b0, w1, b1
+    "xor": Layout("weights{}", None),                                # weights1, weights2: (in, out)
+    "lnet": Layout("W{}", "b{}", transposed=True),                   # the course: W1 (n1, n0), b1 (n1, 1)
+    "logreg": Layout("w", "b"),                                      # w (n_x, 1), b (1, 1)
+}
+
+
+def links(key: str, layers: int) -> list[Link]:
+    """The links between seed ``key``'s reference parameters and its twin's, for a net of ``layers`` layers."""
+    return _layout(key).links(layers)
+
+
+def to_engine(key: str, arrays: Params) -> dict[str, np.ndarray]:
+    """Seed ``key``'s parameters (or gradients) in the engine twin's names and layout: a ``state_dict``."""
+    layout = _layout(key)
+    layers = len(arrays) // (1 if layout.bias is None else 2)
+    return _convert(layout.links(layers), arrays, "engine", f"to_engine({key!r}, ...)")
+
+
+def to_reference(key: str, arrays: dict[str, np.ndarray]) -> Params:
+    """The reverse of ``to_engine``: the twin's ``state_dict`` (or gradients) in seed ``key``'s names and layout."""
+    layers = sum(name.endswith(".weight") for name in arrays)
+    return _convert(_layout(key).links(layers), arrays, "manual", f"to_reference({key!r}, ...)")
+
+
+def _layout(key: str) -> Layout:
+    if key not in LAYOUTS:
+        raise KeyError(f"unknown seed {key!r}; choose one of {', '.join(LAYOUTS)}.")
+    return LAYOUTS[key]
+
+
+def _convert(found: list[Link], arrays: dict[str, np.ndarray], to: str, caller: str) -> dict[str, np.ndarray]:
+    """Each array renamed and re-laid-out along the links, towards the "engine" or the "manual" side."""
+    if to == "engine":
+        moves = [(link.manual, link.engine, link.to_engine) for link in found]
+    else:
+        moves = [(link.engine, link.manual, link.to_manual) for link in found]
+    expected = [source for source, _, _ in moves]
+    if sorted(expected) != sorted(arrays):
+        raise KeyError(f"{caller}: expected the arrays {', '.join(expected)}; got "
+                       f"{', '.join(map(str, arrays)) or 'none'}.")
+    return {target: np.array(change(arrays[source])) for source, target, change in moves}
+
+
 @dataclass
 class Twin:
     """A seed network in both forms, set up on one batch of its data."""
@@ -67,10 +146,18 @@ class Twin:
     engine_loss: Callable[[nn.Module], Tensor]            # the same batch, in the engine's layout
     lr: float
 
+    def to_engine(self, arrays: Params) -> dict[str, np.ndarray]:
+        """The reference's parameters (or gradients) in the twin's names and layout."""
+        return _convert(self.links, arrays, "engine", f"Twin({self.key!r}).to_engine")
+
+    def to_reference(self, arrays: dict[str, np.ndarray]) -> Params:
+        """The twin's parameters (or gradients) in the reference's names and layout."""
+        return _convert(self.links, arrays, "manual", f"Twin({self.key!r}).to_reference")
+
     def load_reference_into_engine(self) -> None:
         engine = dict(self.model.named_parameters())
-        for link in self.links:
-            engine[link.engine].data = np.array(link.to_engine(self.params[link.manual]), dtype=np.float64)
+        for name, array in self.to_engine(self.params).items():
+            engine[name].data = array.astype(np.float64)
 
     def manual_step(self) -> tuple[float, Params]:
         """One plain gradient-descent step of the reference: p -= lr * dL/dp (the seeds' update rule)."""
@@ -98,9 +185,8 @@ def _mnist3(rng: np.random.Generator) -> Twin:
     x, y = _mnist_batch(16, rng)
     params = mnist3.init_params(rng)
     model = nn.MLP([784, 64, 64, 10], activation="sigmoid", bias=False, rng=rng)
-    links = [Link("layers.0.weight", "w1"), Link("layers.2.weight", "w2"), Link("layers.4.weight", "w3")]
     return Twin("mnist3", "3-layer MNIST net, 784-64-64-10, sigmoid, no biases, sigmoid + cross-entropy",
-                "000_e4b1b14548f8685e.txt", params, model, links, x, y, mnist3.gradients,
+                "000_e4b1b14548f8685e.txt", params, model, links("mnist3", 3), x, y, mnist3.gradients,
                 lambda m: losses.sigmoid_cross_entropy(m(Tensor(x, name="x")), y), lr=0.5)
 
 
@@ -109,10 +195,8 @@ def _nielsen(rng: np.random.Generator) -> Twin:
     network = nielsen.Network([784, 30, 10], rng=rng)
     params = nielsen.params_of(network)
     model = nn.MLP([784, 30, 10], activation="sigmoid", rng=rng)
-    links = [Link(f"layers.{2 * i}.weight", f"w{i}", _transpose, _transpose) for i in range(2)]
-    links += [Link(f"layers.{2 * i}.bias", f"b{i}", _column, _flat) for i in range(2)]
     return Twin("nielsen", "Nielsen's Network([784, 30, 10]), sigmoid, quadratic cost, mini-batch SGD",
-                "001_8974e2b09711c500.txt", params, model, links, x.T.copy(), y.T.copy(),
+                "001_8974e2b09711c500.txt", params, model, links("nielsen", 2), x.T.copy(), y.T.copy(),
                 nielsen.gradients, lambda m: losses.quadratic_cost(m(Tensor(x, name="x")), y), lr=3.0)
 
 
@@ -120,9 +204,8 @@ def _xor(rng: np.random.Generator) -> Twin:
     x, y = datasets.xor()
     params = xor.init_params(rng)
     model = nn.MLP([3, 4, 1], activation="sigmoid", bias=False, rng=rng)
-    links = [Link("layers.0.weight", "weights1"), Link("layers.2.weight", "weights2")]
     return Twin("xor", "2-layer XOR net, 3-4-1, sigmoid, no biases, sum of squared errors",
-                "002_0be7f9c2ed40038e.txt", params, model, links, x, y, xor.gradients,
+                "002_0be7f9c2ed40038e.txt", params, model, links("xor", 2), x, y, xor.gradients,
                 lambda m: losses.sum_squared_error(m(Tensor(x, name="x")), y), lr=1.0)
 
 
@@ -131,21 +214,18 @@ def _lnet(rng: np.random.Generator) -> Twin:
     dims = [12288, 20, 7, 5, 1]
     params = lnet.init_params(dims, rng)
     model = nn.MLP(dims, activation="sigmoid", rng=rng)
-    links = [Link(f"layers.{2 * i}.weight", f"W{i + 1}", _transpose, _transpose) for i in range(len(dims) - 1)]
-    links += [Link(f"layers.{2 * i}.bias", f"b{i + 1}", _column, _flat) for i in range(len(dims) - 1)]
     return Twin("lnet", "L-layer net in a params dict, [12288, 20, 7, 5, 1], sigmoid, cross-entropy",
-                "003_64939f56b2e4bc34.txt", params, model, links, x.T.copy(), y.T.copy(), lnet.gradients,
-                lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.0075)
+                "003_64939f56b2e4bc34.txt", params, model, links("lnet", len(dims) - 1), x.T.copy(), y.T.copy(),
+                lnet.gradients, lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.0075)
 
 
 def _logreg(rng: np.random.Generator) -> Twin:
     x, y = _cat_batch(64, rng)
     params = {"w": rng.standard_normal((12288, 1)) * 0.01, "b": np.full((1, 1), 0.1)}
     model = nn.MLP([12288, 1], activation="sigmoid", rng=rng)
-    links = [Link("layers.0.weight", "w"), Link("layers.0.bias", "b", _column, _flat)]
     return Twin("logreg", "logistic regression on the cat images, 12288 inputs, one sigmoid unit",
-                "004_a0972d99761e4873.txt", params, model, links, x.T.copy(), y.T.copy(), logreg.gradients,
-                lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.005)
+                "004_a0972d99761e4873.txt", params, model, links("logreg", 1), x.T.copy(), y.T.copy(),
+                logreg.gradients, lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.005)
 
 
 SEEDS: dict[str, Callable[[np.random.Generator], Twin]] = {
@@ -171,9 +251,10 @@ class Row:
     name: str           # "engine name <- reference name"
     shape: tuple[int, ...]
     grad_abs: float     # max |engine - reference| of the gradients at the start
-    grad_rel: float     # the same, divided by max |reference gradient|
+    grad_rel: float     # the same, divided by max |engine gradient| (check_backprop's measure)
     param_abs: float    # max |engine - reference| of the parameters after the steps
-    param_rel: float
+    param_rel: float    # the same, divided by max |reference parameter|
+    diagnosis: str = ""  # check_backprop's, when the gradients disagree
 
 
 @dataclass
@@ -184,6 +265,7 @@ class Comparison:
     tolerance: float
     rows: list[Row] = field(default_factory=list)
     losses: tuple[float, float] = (0.0, 0.0)   # engine, reference at the start
+    check: BackpropReport | None = None        # the gradient comparison itself, in the engine's names
 
     @property
     def worst(self) -> float:
@@ -196,7 +278,7 @@ class Comparison:
         Gradients come first because one wrong gradient makes every parameter drift after a few steps.
         """
         for row in self.rows:
-            if row.grad_rel > self.tolerance:
+            if row.diagnosis:
                 return row
         for row in self.rows:
             if row.param_rel > self.tolerance:
@@ -220,6 +302,7 @@ class Comparison:
                          f"{r.param_abs:10.2e} {r.param_rel:10.2e}{flag}")
         verdict = "agree" if bad is None else "DISAGREE"
         lines.append(f"{verdict}: worst relative error {self.worst:.2e} (tolerance {self.tolerance:.0e})")
+        lines += [f"  {r.name}: {r.diagnosis}" for r in self.rows if r.diagnosis]
         return "\n".join(lines)
 
 
@@ -233,29 +316,32 @@ def _errors(engine: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
 
 def compare(seed: str | Twin, steps: int = 3, tolerance: float = 1e-10,
             rng: np.random.Generator | int | None = 0) -> Comparison:
-    """Run the engine twin and the hand-derived reference side by side; see the module docstring."""
+    """Run the engine twin and the hand-derived reference side by side; see the module docstring.
+
+    The gradients are compared by ``check_backprop``, in the engine's names and layout: the twin's own
+    parameters are the tensors it differentiates, and the reference's gradients are translated by the links.
+    """
     twin = build(seed, rng) if isinstance(seed, str) else seed
     engine = dict(twin.model.named_parameters())
-    result = Comparison(twin.key, twin.title, steps, tolerance)
+
+    def by_hand(arrays: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        loss, grads = twin.manual_gradients(twin.to_reference(arrays), twin.x, twin.y)
+        return loss, twin.to_engine(grads)
+
+    linked = {link.engine: engine[link.engine] for link in twin.links}
+    # loss(t) needs no t: the tensors in it are the model's own parameters
+    check = check_backprop(by_hand, lambda t: twin.engine_loss(twin.model), linked, tolerance)
     optimizer = optim.SGD(twin.model.parameters(), lr=twin.lr)
-    grad_errors: dict[str, tuple[float, float]] = {}
-    for step in range(max(steps, 1)):
-        optimizer.zero_grad()
-        loss = twin.engine_loss(twin.model)
-        loss.backward()
-        manual_loss, manual_grads = twin.manual_step()
-        if step == 0:
-            result.losses = (loss.item(), float(manual_loss))
-            for link in twin.links:
-                grad_errors[link.engine] = _errors(link.to_manual(engine[link.engine].grad),
-                                                   manual_grads[link.manual])
-        if steps:
-            optimizer.step()
-    for link in twin.links:
+    for step in range(steps):
+        if step > 0:  # the first step uses the gradients just checked
+            optimizer.zero_grad()
+            twin.engine_loss(twin.model).backward()
+        optimizer.step()
+        twin.manual_step()
+    result = Comparison(twin.key, twin.title, steps, tolerance, check=check,
+                        losses=(check.engine_cost, float("nan") if check.cost is None else check.cost))
+    for link, grad_row in zip(twin.links, check.rows):
         p_abs, p_rel = _errors(link.to_manual(engine[link.engine].data), twin.params[link.manual])
-        if not steps:
-            p_abs = p_rel = 0.0
-        g_abs, g_rel = grad_errors[link.engine]
-        result.rows.append(Row(f"{link.engine} <- {link.manual}", engine[link.engine].shape,
-                               g_abs, g_rel, p_abs, p_rel))
+        result.rows.append(Row(f"{link.engine} <- {link.manual}", engine[link.engine].shape, grad_row.abs_error,
+                               grad_row.rel_error, p_abs, p_rel, grad_row.diagnosis))
     return result
