@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor
-from tinygrad_edu.visualize import stepthrough
+from tinygrad_edu import Tensor, losses, nn
+from tinygrad_edu.visualize import draw, layout_svg, stepthrough
 
 pytestmark = pytest.mark.browser
 
@@ -112,3 +112,57 @@ def test_next_button_and_arrow_keys_walk_the_steps(browser: Any, tmp_path: Path,
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     assert browser.execute_script("return document.querySelectorAll('#graph g.node.done').length") >= 2
+
+
+# -- labels fit their boxes -------------------------------------------------------------------------------------
+
+# For every text of every node: how far its rendered box (getBBox, i.e. the width the browser's own font gives)
+# reaches past the node's shape (the rect, polygon, path or ellipse that the layout sized for it).
+_OVERFLOW = """
+const rows = [];
+document.querySelectorAll('g.node').forEach(function (g) {
+  const shape = g.querySelector('rect, polygon, path, ellipse');
+  const title = g.querySelector('title');
+  if (!shape || !title) { return; }
+  const box = shape.getBBox();
+  g.querySelectorAll('text').forEach(function (t) {
+    const text = t.getBBox();
+    const length = t.getComputedTextLength();
+    const over = Math.max(box.x - text.x, text.x + text.width - (box.x + box.width),
+                          length - box.width);
+    rows.push({node: title.textContent.trim(), text: t.textContent, over: over, width: length});
+  });
+});
+return rows;
+"""
+
+
+def _long_labels_graph() -> tuple[Tensor, Any]:
+    """Nielsen-like: summaries such as 'grad min -0.01393 mean 0.0001406 max 0.01659', the widest labels."""
+    model = nn.MLP([12, 7, 3], rng=3)
+    x = Tensor(np.random.default_rng(3).standard_normal((5, 12)), name="x")
+    loss = losses.quadratic_cost(model(x), np.eye(3)[[0, 1, 2, 0, 1]])
+    loss.backward()
+    return loss, model
+
+
+@pytest.mark.parametrize("layout", ["builtin", "dot"])
+def test_every_label_fits_inside_its_node(browser: Any, tmp_path: Path, layout: str) -> None:
+    if layout == "dot" and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    loss, model = _long_labels_graph()
+    svg = tmp_path / f"graph_{layout}.svg"
+    if layout == "dot":
+        draw(loss, path=svg, params=model, layout="dot")
+    else:
+        layout_svg(loss, path=svg, params=model)
+    page = Path(stepthrough(loss, tmp_path / f"page_{layout}.html", params=model, layout=layout))
+    for document in (svg, page):
+        browser.get(document.resolve().as_uri())
+        rows = browser.execute_script(_OVERFLOW)
+        assert len(rows) > 40  # every node was found and measured (the page draws the same graph)
+        assert any("grad min" in r["text"] for r in rows) or document == page
+        assert max(r["width"] for r in rows) > 150  # the long summaries are there
+        worst = max(rows, key=lambda r: r["over"])
+        assert worst["over"] <= 0.5, f"{document.name}: {worst['text']!r} runs {worst['over']:.1f}px out of " \
+                                     f"{worst['node']}"

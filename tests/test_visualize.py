@@ -21,6 +21,7 @@ from tinygrad_edu.visualize import (
     GRAD_PENDING_NOTE, SvgPicture, backprop_steps, draw, health_report, layer_health, layout_svg, plot_health,
     plot_history, plot_weights, stepthrough, to_dot, to_text,
 )
+from tinygrad_edu.visualize import render
 from tinygrad_edu.visualize.cli import graph_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,6 +347,7 @@ def test_draw_renders_through_graphviz(tmp_path: Path, capsys: pytest.CaptureFix
 def test_draw_without_graphviz_uses_the_builtin_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
+    monkeypatch.setattr(render, "_hint_shown", False)  # the hint prints once per process: make this the first
     g = tiny_net()
     picture = draw(g["loss"])
     out = capsys.readouterr().out

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "SEED_HELP"]
 
 
 def _sizes(text: str) -> list[int]:
@@ -26,6 +26,21 @@ def _sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"sizes for MNIST start with 784 (28x28 pixels) and end with 10 (digits), e.g. 784,30,10; got {text!r}")
     return sizes
+
+
+SEED_HELP = {
+    "mnist3": "3-layer MNIST net 784-64-64-10, sigmoid, no biases, cross-entropy (a course's numpy net)",
+    "nielsen": "Nielsen's Network([784, 30, 10]): sigmoid, quadratic cost, mini-batch SGD (his book, ch. 1-2)",
+    "xor": "2-layer XOR net 3-4-1, sigmoid, no biases, sum of squared errors (a blog post's numpy net)",
+    "lnet": "L-layer net [12288, 20, 7, 5, 1] on the cat pictures, params in a dict with caches (the course)",
+    "logreg": "logistic regression on the cat pictures: 12288 inputs, one sigmoid unit (the course, week 2)",
+}
+"""One line per seed key for ``compare --help`` and ``graph --help`` (``seeds.SEEDS`` holds the networks)."""
+
+
+def _seed_list(extra: dict[str, str] | None = None) -> str:
+    lines = [f"  {key:8} {text}" for key, text in {**SEED_HELP, **(extra or {})}.items()]
+    return "seeds:\n" + "\n".join(lines)
 
 
 def _positive(kind: type) -> object:
@@ -174,24 +189,41 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train an MNIST MLP (Nielsen-style, sigmoid, SGD)")
     train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
-    train.add_argument("--epochs", type=_positive(int), default=30)
-    train.add_argument("--batch-size", type=_positive(int), default=10)
+    train.add_argument("--epochs", type=_positive(int), default=30,
+                       help="passes over the training set, numbered from 0 as in Nielsen's book (default 30)")
+    train.add_argument("--batch-size", type=_positive(int), default=10,
+                       help="images per mini-batch, one SGD step each (default 10)")
     train.add_argument("--lr", type=_positive(float), default=3.0, help="learning rate eta (default 3.0)")
-    train.add_argument("--cost", choices=["quadratic", "cross_entropy"], default="quadratic")
-    train.add_argument("--init", choices=["normal", "nielsen", "xavier", "he"], default="normal")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    train.add_argument("--cost", choices=["quadratic", "cross_entropy"], default="quadratic",
+                       help="quadratic (book ch. 1) or cross_entropy on the sigmoid outputs (ch. 3) "
+                            "(default quadratic)")
+    train.add_argument("--init", choices=["normal", "nielsen", "xavier", "he"], default="normal",
+                       help="initial weights: normal = N(0, 1) as in ch. 1; nielsen = N(0, 1/fan_in) as in "
+                            "ch. 3; xavier = Glorot uniform; he = N(0, 2/fan_in) (default normal)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="random seed for the initial weights and the batch order (default 0)")
+    train.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                       help="floating-point type of data and weights; float32 is faster (default float64)")
     train.add_argument("--limit", type=_positive(int), default=None, help="use only the first N training images")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
 
-    comp = commands.add_parser("compare", help="engine gradients vs the hand-derived backprop of a seed")
-    comp.add_argument("seed", choices=[*seeds.SEEDS, "all"])
+    comp = commands.add_parser("compare", help="engine gradients vs the hand-derived backprop of a seed",
+                               description="Compare the engine's gradients with the hand-derived backprop of "
+                                           "a seed network.",
+                               epilog=_seed_list({"all": "every seed above, one after the other"}),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    comp.add_argument("seed", choices=[*seeds.SEEDS, "all"], metavar="SEED",
+                      help=f"which seed: {', '.join(seeds.SEEDS)} or all (listed below)")
     comp.add_argument("--steps", type=int, default=3, help="SGD steps before comparing parameters (default 3)")
     comp.set_defaults(run=_compare)
 
-    graph = commands.add_parser("graph", help="draw the computation graph of one step of a seed network")
-    graph.add_argument("seed", choices=list(seeds.SEEDS))
+    graph = commands.add_parser("graph", help="draw the computation graph of one step of a seed network",
+                                description="Draw the computation graph of one training step of a seed "
+                                            "network.",
+                                epilog=_seed_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    graph.add_argument("seed", choices=list(seeds.SEEDS), metavar="SEED",
+                       help=f"which seed: {', '.join(seeds.SEEDS)} (listed below)")
     graph.add_argument("-o", "--output", default="graph.svg", help="output file (default graph.svg)")
     graph.add_argument("--html", action="store_true", help="also write the backprop step-through page")
     graph.set_defaults(run=_graph)

@@ -67,7 +67,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         history["test_accuracy"] = []
     steps = (len(x) + batch_size - 1) // batch_size
     for epoch in range(1, epochs + 1):
-        bar = _progress(steps, f"epoch {epoch}/{epochs}", progress)
+        bar = _progress(steps, f"Epoch {epoch - 1} (of 0-{epochs - 1})", progress)  # from 0, as Nielsen prints
         loss_sum = correct = 0.0
         for xb, yb in batches(x, y, batch_size, rng=generator):
             prediction = model(Tensor(xb))

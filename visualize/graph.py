@@ -35,7 +35,7 @@ import numpy as np
 
 from tinygrad_edu.tensor import Tensor, _toposort
 
-__all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS"]
+__all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY"]
 
 GRAD_PENDING_NOTE = "grad: not computed yet — call loss.backward() first"
 """The note a picture carries when it is drawn before ``backward()``: no gradient is shown as zero."""
@@ -50,6 +50,15 @@ ROLE_COLOURS: dict[str, str] = {
     "more": "#ffffff",
 }
 """Fill colour of each role (tensor roles first, then the helper nodes)."""
+
+FONT_FAMILY = "DejaVu Sans Mono,Menlo,Consolas,Courier New,monospace"
+"""The font of every picture: monospace, so Graphviz, the built-in layout and the browser agree on widths.
+
+NOTE: a proportional font is measured by Graphviz with one font and drawn by the browser with whichever one
+it has for that name (Helvetica becomes a wider sans-serif on Linux), so long labels ran out of their boxes.
+Every monospace font advances about 0.6 em per character, so the width Graphviz (or ``layout.py``) reserves
+is the width the browser draws, whichever of these fonts it finds.
+"""
 
 HIGHLIGHT_COLOUR = "#d62728"
 _TENSOR_ROLES = ("input", "parameter", "intermediate", "loss")
@@ -500,9 +509,9 @@ def _legend(notes: list[str]) -> str:
 def picture_to_dot(picture: Picture) -> str:
     lines = [
         "digraph tinygrad_edu {",
-        f'  graph [rankdir={picture.rankdir}, fontname="Helvetica", fontsize=10, nodesep=0.25, ranksep=0.3, '
+        f'  graph [rankdir={picture.rankdir}, fontname="{FONT_FAMILY}", fontsize=10, nodesep=0.25, ranksep=0.3, '
         f"labelloc=b, label=<{_legend(picture.notes)}>];",
-        '  node [fontname="Helvetica", fontsize=10];',
+        f'  node [fontname="{FONT_FAMILY}", fontsize=10];',
         '  edge [color="#555555", arrowsize=0.6];',
     ]
     lines += [f"  {_dot_node(n)}" for n in picture.nodes]

@@ -26,12 +26,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture
+from .graph import FONT_FAMILY, HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture
 
 __all__ = ["layout_svg"]
 
 _FONT = 12.0
-_CHAR = 7.25  # advance of one character of a 12 px monospace font (DejaVu Sans Mono, Menlo, Consolas)
+_CHAR = 7.25  # advance of one character of a 12 px monospace font (FONT_FAMILY: about 0.6 em)
 _LINE = 15.0
 _PAD_X, _PAD_Y = 9.0, 6.0
 _GAP = 22.0       # between neighbours in a layer
@@ -280,8 +280,7 @@ def picture_to_svg(picture: Picture) -> str:
     total_height = height + legend_height
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width:.0f}" height="{total_height:.0f}" '
-        f'viewBox="0 0 {total_width:.1f} {total_height:.1f}" font-family="DejaVu Sans Mono, Menlo, Consolas, '
-        f'monospace" font-size="{_FONT:g}">',
+        f'viewBox="0 0 {total_width:.1f} {total_height:.1f}" font-family="{FONT_FAMILY}" font-size="{_FONT:g}">',
         '<rect class="background" x="0" y="0" width="100%" height="100%" fill="white"/>',
         '<g class="edges">',
     ]

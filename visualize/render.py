@@ -45,9 +45,26 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def _target(path: str | os.PathLike[str], suffix: str) -> str:
-    base, ext = os.path.splitext(os.fspath(path))
-    return f"{base}.{suffix}" if ext.lower().lstrip(".") in _FORMATS or not ext else f"{os.fspath(path)}.{suffix}"
+def _target(path: str | os.PathLike[str], format: str | None) -> tuple[str, str]:  # noqa: A002
+    """``(file to write, format)`` for ``draw(path=..., format=...)``; an unknown suffix or format is refused.
+
+    The suffix picks the format (``graph.png``); a path without one gets the format's (``graph`` -> ``graph.svg``).
+    """
+    text = os.fspath(path)
+    base, ext = os.path.splitext(text)
+    suffix = ext.lower().lstrip(".")
+    supported = ", ".join(f".{f}" for f in _FORMATS)
+    if ext and suffix not in _FORMATS:
+        raise ValueError(f"draw: cannot write {text!r}: pictures are written as {supported}; give the path one "
+                         f"of these suffixes, e.g. path={base + '.svg'!r}.")
+    if format is None:
+        format = suffix or "svg"  # noqa: A001
+    if format not in _FORMATS:
+        raise ValueError(f"draw: format must be one of {', '.join(_FORMATS)}, got {format!r}.")
+    return f"{base}.{format}", format
+
+
+_hint_shown = False  # the install hint is printed once per process, not on every picture
 
 
 def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | None = None,  # noqa: A002
@@ -59,9 +76,11 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
     same boxes and edges as SVG, returned as an ``SvgPicture``, and one line says how to install Graphviz.
 
     * ``path``: also write the picture there; its suffix (``.svg``, ``.png``, ``.pdf``) picks the format
-      unless ``format`` is given. Without Graphviz only SVG can be written: ``graph.png`` becomes
-      ``graph.svg``, and the printed line says so.
-    * ``layout``: ``"auto"`` (Graphviz when present; else the built-in layout and a one-line install hint),
+      unless ``format`` is given; any other suffix is refused. Without Graphviz only SVG can be written:
+      ``graph.png`` becomes ``graph.svg``, and a printed line says so every time (and when it replaced a
+      ``graph.svg`` that was there).
+    * ``layout``: ``"auto"`` (Graphviz when present; else the built-in layout and a one-line install hint,
+      printed once per process),
       ``"dot"`` (insist on Graphviz) or ``"builtin"`` (always the built-in layout, no hint).
     * every other option goes to ``to_dot``: ``params``, ``show_values``, ``rankdir``, ``collapse_modules``,
       ``max_depth``, ``highlight``, ``max_nodes``.
@@ -72,10 +91,9 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
     >>> "<svg" in picture._repr_mimebundle_()["image/svg+xml"]
     True
     """
-    if format is None:
-        ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") if path is not None else ""
-        format = ext if ext in _FORMATS else "svg"  # noqa: A001
-    if format not in _FORMATS:
+    if path is not None:
+        target, format = _target(path, format)  # noqa: A001
+    elif format is not None and format not in _FORMATS:
         raise ValueError(f"draw: format must be one of {', '.join(_FORMATS)}, got {format!r}.")
     if layout not in ("auto", "dot", "builtin"):
         raise ValueError(f"draw: layout must be 'auto', 'dot' or 'builtin', got {layout!r}.")
@@ -88,14 +106,22 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
         source = graphviz.Source(to_dot(*roots, **options))
         if path is not None:
             data = source.pipe(format=format)
-            with open(_target(path, format), "wb") as f:
+            with open(target, "wb") as f:
                 f.write(data)
         return source
     picture = SvgPicture(layout_svg(*roots, **options))
-    written = picture.save(_target(path, "svg")) if path is not None else None
-    wrong_format = f" (wrote {written}: SVG, not {format.upper()})" if written and format != "svg" else ""
-    if layout == "auto":  # Graphviz was wanted but is missing: say how to get it, in one line
-        print(INSTALL_GRAPHVIZ + (wrong_format or (f" (wrote {written})" if written else "")))
-    elif wrong_format:
-        print(f"draw(layout='builtin') writes SVG only{wrong_format}")
+    said = ""
+    if path is not None:
+        svg_path = os.path.splitext(target)[0] + ".svg"
+        replacing = format != "svg" and os.path.exists(svg_path)
+        written = picture.save(svg_path)
+        if format != "svg":  # said every time: the file asked for is not the file written
+            said = (f"wrote {written}: SVG, not {format.upper()}, which needs Graphviz"
+                    + (f"; it replaced the {written} that was there" if replacing else ""))
+    global _hint_shown
+    if layout == "auto" and not _hint_shown:  # Graphviz was wanted but is missing: say how to get it, once
+        _hint_shown = True
+        print(INSTALL_GRAPHVIZ + (f" ({said})" if said else ""))
+    elif said:
+        print(f"draw: {said}")
     return picture

@@ -21,7 +21,7 @@ from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
 from .render import dot_available
 
-__all__ = ["backprop_steps", "stepthrough"]
+__all__ = ["backprop_steps", "stepthrough", "fit_note"]
 
 _FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
 LEAF_RULE = ("Leaf: no rule to apply here. The gradient arriving at a leaf is added into its .grad "
@@ -134,6 +134,32 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
     return steps
 
 
+def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """What happened between the rule's gradient and the parent's shape, in words (the page shows it).
+
+    A rule such as ``sum``'s gives one number for a whole input: it is *expanded* to every element. Where
+    broadcasting stretched an input in the forward pass, the gradients of its copies are *summed* back.
+
+    >>> fit_note("a", (1,), (2,))
+    'the rule gave shape (1,), one gradient for all of a; it is expanded (copied) to every element of (2,)'
+    >>> print(fit_note("b", (4, 1), (1,)))
+    broadcasting stretched b from (1,) to (4, 1) in the forward pass; its copies' gradients are summed back to (1,)
+    """
+    raw, target = tuple(raw_shape), tuple(shape)
+    if int(np.prod(raw)) < int(np.prod(target)):
+        return (f"the rule gave shape {raw}, one gradient for all of {name}; it is expanded (copied) to every "
+                f"element of {target}")
+    return (f"broadcasting stretched {name} from {target} to {raw} in the forward pass; its copies' gradients "
+            f"are summed back to {target}")
+
+
+def _explain_fits(steps: list[dict[str, Any]]) -> None:
+    for step in steps:
+        for entry in step["parents"]:
+            if entry.get("fitted"):
+                entry["fit_note"] = fit_note(entry["name"], entry["raw_shape"], entry["value"]["shape"])
+
+
 def _inline_svg(svg: str) -> str:
     """An SVG document as an element inside HTML: no XML prolog, doctype, comments or namespace URLs."""
     svg = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", svg, flags=re.S)
@@ -154,6 +180,7 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     if layout not in ("auto", "dot", "builtin"):
         raise ValueError(f"stepthrough: layout must be 'auto', 'dot' or 'builtin', got {layout!r}.")
     steps = backprop_steps(loss, params)
+    _explain_fits(steps)
     # The drawing shows values but no gradients: those are the subject of the steps.
     picture = build_picture(({loss.name or "loss": loss},), params=params, show_grad=False, caller="stepthrough")
     if layout == "dot" or (layout == "auto" and dot_available()):
@@ -305,8 +332,7 @@ function show(k) {
     if (p.fitted) {
       const f = document.createElement("div");
       f.className = "hint";
-      f.textContent = "the rule gave shape " + shape(p.raw_shape) +
-        "; broadcasting is undone by summing to " + shape(p.value.shape);
+      f.textContent = p.fit_note;
       div.appendChild(f);
     }
     box.appendChild(div);

@@ -23,6 +23,7 @@ machines without a display and do not change the backend of a notebook.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +33,7 @@ import numpy as np
 
 from tinygrad_edu.tensor import Tensor
 
-__all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY"]
+__all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
 
 HEALTHY = {
     "saturated": 0.2,        # above this fraction of saturated sigmoid/tanh outputs: warn
@@ -60,19 +61,43 @@ def _save(figure: Any, path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
 
 
+class PngPicture:
+    """A finished plot that Jupyter shows inline (``_repr_png_``); ``save(path)`` writes it as a PNG file.
+
+    ``figure`` is the matplotlib ``Figure``, for changing the plot before showing or saving it.
+    """
+
+    def __init__(self, figure: Any) -> None:
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=110)
+        return buffer.getvalue()
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        return _save(self.figure, path)
+
+    def __repr__(self) -> str:
+        width, height = self.figure.get_size_inches()
+        return f"PngPicture({width:g} x {height:g} inch plot; save(path) writes it)"
+
+
 def _array(x: Any) -> np.ndarray:
     return x.data if isinstance(x, Tensor) else np.asarray(x)
 
 
 # -- loss and accuracy ------------------------------------------------------------------------------------------
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike[str],
-                 title: str | None = None) -> str:
+def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike[str] | None = None,
+                 title: str | None = None) -> str | PngPicture:
     """Curves of a training history, one point per epoch; writes a PNG to ``path`` and returns the path.
 
+    Without ``path`` it returns a ``PngPicture``, which Jupyter shows inline (``.save(path)`` writes it later).
     ``history`` is a dict of lists, as ``tinygrad_edu.train.fit`` returns: keys containing ``loss`` go in the
     left panel, keys containing ``acc`` (``train_accuracy``, ``test_accuracy``) in the right one, on a 0..1
-    scale; other keys join the loss panel. The legend shows each curve's last value.
+    scale; other keys join the loss panel. The legend shows each curve's last value. Epochs are numbered
+    from 0, as Nielsen's book prints them ("Epoch 0: 9129 / 10000"), with whole-number ticks.
     """
     if not isinstance(history, Mapping):
         raise TypeError(f"plot_history: history must be a dict of lists such as {{'loss': [...]}}, not a "
@@ -92,10 +117,13 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     losses = {k: v for k, v in series.items() if k not in accuracy}
     panels = [(name, group) for name, group in (("loss", losses), ("accuracy", accuracy)) if group]
     figure = _figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
+    from matplotlib.ticker import MaxNLocator
+
     for k, (name, group) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), k + 1)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 0, 1, 2...: never half an epoch
         for key, values in group.items():
-            epochs = np.arange(1, len(values) + 1)
+            epochs = np.arange(len(values))
             axes.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3,
                       label=f"{key} (last {values[-1]:.4g})")
         axes.set_xlabel("epoch")
@@ -109,7 +137,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         axes.legend(fontsize=8)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return _save(figure, path) if path is not None else PngPicture(figure)
 
 
 # -- first-layer weights ----------------------------------------------------------------------------------------
