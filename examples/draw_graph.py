@@ -32,8 +32,11 @@ def main() -> None:
     w = Tensor(rng.standard_normal((3, 1)), requires_grad=True, name="w")
     b = Tensor([0.0], requires_grad=True, name="b")
 
-    prediction = (x @ w + b).sigmoid()
-    loss = ((prediction - y) ** 2).mean() / 2  # the quadratic cost: 1/(2n) * sum of squared errors
+    z = x @ w + b  # the weighted input, named as the tutorials write it, so the picture says z, not t5
+    z.name = "z"
+    a = z.sigmoid()  # the activation
+    a.name = "a"
+    loss = ((a - y) ** 2).mean() / 2  # the quadratic cost: 1/(2n) * sum of squared errors
     loss.backward()
 
     svg = os.path.join(args.out, "graph.svg")

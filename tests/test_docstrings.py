@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["check", "datasets", "gradcheck", "losses", "manual", "nn", "optim", "seeds", "tensor", "train"]
+MODULES = ["autograd", "check", "datasets", "gradcheck", "losses", "manual", "nn", "optim", "seeds", "tensor", "train"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -15,7 +15,8 @@ from tinygrad_edu import (
     GradcheckError, Tensor, enable_grad, grad, gradcheck, is_grad_enabled, maximum, no_grad, where,
 )
 from tinygrad_edu.ops import OPS, Op
-from tinygrad_edu.tensor import _apply, _state, _toposort
+from tinygrad_edu.autograd import toposort
+from tinygrad_edu.tensor import apply_op, set_grad_enabled
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def restore_grad_mode() -> Iterator[None]:
     try:
         yield
     finally:
-        _state.grad_enabled = True
+        set_grad_enabled(True)
 
 
 # -- graph shape: fan-out and repeated edges ------------------------------------------------------------
@@ -47,7 +48,7 @@ def test_fan_out_ten_uses_sum_their_gradients() -> None:
         total = total + a * float(k)
     total.sum().backward()
     np.testing.assert_array_equal(a.grad, [55.0, 55.0])
-    uses = sum(p is a for node in _toposort([total]) for p in node.parents)
+    uses = sum(p is a for node in toposort([total]) for p in node.parents)
     assert uses == 10
 
 
@@ -107,7 +108,7 @@ def test_100k_op_chain_backward_without_recursion_error_and_in_linear_time() -> 
 # -- topological order ---------------------------------------------------------------------------------
 
 def _names(root: Tensor) -> list[str]:
-    return [node.op.name if node.op is not None else str(node.name) for node in _toposort([root])]
+    return [node.op.name if node.op is not None else str(node.name) for node in toposort([root])]
 
 
 def _build_graph(seed: int) -> Tensor:
@@ -128,8 +129,8 @@ def test_toposort_puts_parents_first_in_argument_order() -> None:
     e = d.tanh()
     constant = Tensor(np.array(3.0), name="constant")
     f = e * constant
-    assert [id(n) for n in _toposort([f])] == [id(t) for t in (a, b, c, d, e, f)]  # by identity: == is elementwise
-    order = _toposort([_build_graph(0)])
+    assert [id(n) for n in toposort([f])] == [id(t) for t in (a, b, c, d, e, f)]  # by identity: == is elementwise
+    order = toposort([_build_graph(0)])
     position = {id(node): i for i, node in enumerate(order)}
     assert len(position) == len(order)
     for node in order:
@@ -140,12 +141,12 @@ def test_toposort_puts_parents_first_in_argument_order() -> None:
 
 def test_toposort_is_deterministic() -> None:
     first = _build_graph(0)
-    assert _toposort([first]) == _toposort([first])
+    assert toposort([first]) == toposort([first])
     padding = [object() for _ in range(1000)]  # shift the ids (and so any id-keyed set order) of the rebuild
     second = _build_graph(1)
     assert _names(first) == _names(second)
     del padding
-    assert len(_toposort([first])) == len(_names(first)) > 15
+    assert len(toposort([first])) == len(_names(first)) > 15
 
 
 # -- recording switches ------------------------------------------------------------------------------
@@ -534,11 +535,11 @@ def _training_step(rng: np.random.Generator, hessian: bool) -> list[weakref.ref[
     params = [w1, b1, w2]
     logits = (data @ w1 + b1).tanh() @ w2
     loss = -logits.log_softmax(axis=1)[np.arange(8), labels].mean()
-    nodes = _toposort([loss])
+    nodes = toposort([loss])
     if hessian:
         grads = grad(loss, params, create_graph=True)
         total = (grads[0] * grads[0]).sum() + (grads[2] * grads[2]).sum()
-        nodes += _toposort([total])
+        nodes += toposort([total])
         total.backward()
     else:
         loss.backward()
@@ -610,7 +611,7 @@ def test_gradcheck_reports_a_wrong_rule_with_a_table(restore_ops: None) -> None:
     wrong = _wrong_sine()
     x = Tensor(np.array([[0.1, 0.7], [1.2, -0.4]]), requires_grad=True)
     with pytest.raises(GradcheckError) as info:
-        gradcheck(lambda t: _apply(wrong, t), [x])
+        gradcheck(lambda t: apply_op(wrong, t), [x])
     message = str(info.value)
     for word in ("input", "index", "analytic", "numeric"):
         assert word in message
@@ -619,7 +620,7 @@ def test_gradcheck_reports_a_wrong_rule_with_a_table(restore_ops: None) -> None:
     assert x.grad is None
     np.testing.assert_array_equal(x.data, [[0.1, 0.7], [1.2, -0.4]])  # the probes are undone
     right = _right_sine()
-    assert gradcheck(lambda t: _apply(right, t), [x])
+    assert gradcheck(lambda t: apply_op(right, t), [x])
 
 
 def test_gradcheck_names_the_input_that_is_wrong(restore_ops: None) -> None:
@@ -627,7 +628,7 @@ def test_gradcheck_names_the_input_that_is_wrong(restore_ops: None) -> None:
     a = Tensor(np.array([0.2, 0.4]), requires_grad=True)
     b = Tensor(np.array([0.3, 0.6]), requires_grad=True)
     with pytest.raises(GradcheckError) as info:
-        gradcheck(lambda p, q: p * 2 + _apply(wrong, q), [a, b])
+        gradcheck(lambda p, q: p * 2 + apply_op(wrong, q), [a, b])
     rows = str(info.value).splitlines()[2:]
     assert rows and all(row.split()[0] == "1" for row in rows)
 
@@ -648,11 +649,11 @@ def test_gradcheck_projection_path_for_large_inputs(restore_ops: None) -> None:
     assert gradcheck(lambda t: (t.tanh() * t).sum(axis=0, keepdims=True) * t[:3], [x], max_elements=100)
     wrong = _wrong_sine()
     with pytest.raises(GradcheckError, match="<u, J v"):
-        gradcheck(lambda t: _apply(wrong, t), [x], max_elements=100)
+        gradcheck(lambda t: apply_op(wrong, t), [x], max_elements=100)
     # The default threshold: 2001 elements take the projection path too.
     big = Tensor(rng.standard_normal(2001), requires_grad=True)
     with pytest.raises(GradcheckError) as info:
-        gradcheck(lambda t: _apply(wrong, t), [big])
+        gradcheck(lambda t: apply_op(wrong, t), [big])
     assert "of 4 checks" in str(info.value)
 
 

@@ -199,29 +199,35 @@ def test_a_write_through_a_tensor_that_shares_the_memory_is_caught() -> None:
         np.testing.assert_array_equal(x.grad, 2 * x.data)
 
 
-def test_a_write_to_other_bytes_of_the_same_array_is_not_a_change() -> None:
+def test_a_write_anywhere_in_an_array_is_a_change_of_all_its_views() -> None:
+    # NOTE: the version belongs to the owning array, as in PyTorch: other rows of the same array count as a
+    # change too (conservative: an error, never a wrong gradient). The fix the message gives works.
     rng = np.random.default_rng(0)
     data = rng.standard_normal((100, 3))
     w = Tensor(rng.standard_normal((3, 1)), requires_grad=True)
     first = Tensor(data[0:10])
     loss_first = ((first @ w) ** 2).mean()
     second = Tensor(data[10:20])
-    second[...] = second.data * 0.5  # rows 10-19 only: the first batch's values are untouched
+    second[...] = second.data * 0.5  # rows 10-19 only, but of the same array as `first`
+    with pytest.raises(RuntimeError, match="modified in place after matmul saved it"):
+        (loss_first + ((second @ w) ** 2).mean()).backward()
+    first = Tensor(data[0:10].copy())  # "give a tensor that will be changed its own copy of the data"
+    loss_first = ((first @ w) ** 2).mean()
+    second[...] = second.data * 0.5
     (loss_first + ((second @ w) ** 2).mean()).backward()
-    expected = 2 * data[0:10].T @ (data[0:10] @ w.data) / 10 + 2 * second.data.T @ (second.data @ w.data) / 10
+    expected = 2 * first.data.T @ (first.data @ w.data) / 10 + 2 * second.data.T @ (second.data @ w.data) / 10
     np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
-    # parameters cut from one flat vector: an update of one is not a change of the other
+    # parameters cut from one flat vector share its version: an update of one counts as a change of the other
     theta = rng.standard_normal(9)
     w1 = Tensor(theta[:6].reshape(2, 3), requires_grad=True)
     w2 = Tensor(theta[6:], requires_grad=True)
     x = Tensor(rng.standard_normal((4, 2)))
-    loss_a = (x @ w1).sum()
-    product = (x @ w1).data  # a constant for the second loss, which reads w2 only
-    loss_b = (product @ w2).sum()
-    loss_a.backward()
-    w1.data -= 0.1 * w1.grad  # writes theta[:6]
-    loss_b.backward()
-    np.testing.assert_allclose(w2.grad, product.sum(axis=0), rtol=1e-12)
+    product = (x @ w1).data
+    loss_b = (Tensor(product) * w2).sum()  # mul reads w2's values
+    with no_grad():
+        w1.data -= 0.1  # writes theta[:6]
+    with pytest.raises(RuntimeError, match="modified in place after mul saved it"):
+        loss_b.backward()
 
 
 def test_writes_through_strided_views_and_into_masks_or_indices_are_caught() -> None:
@@ -247,17 +253,18 @@ def test_writes_through_strided_views_and_into_masks_or_indices_are_caught() -> 
 
 
 def test_the_record_of_writes_goes_with_the_arrays() -> None:
-    from tinygrad_edu import tensor
+    from tinygrad_edu import inplace
 
-    before = len(tensor._WRITES)
+    versions = inplace._Log.versions  # the engine's own record, read here only to see that it does not grow
+    before = len(versions)
     params = [Tensor(np.zeros(2), requires_grad=True) for _ in range(3000)]
     with no_grad():
         for p in params:
             p.data -= 1.0  # in place: one record per array
-    assert len(tensor._WRITES) == before + 3000
+    assert len(versions) == before + 3000
     del params, p
     gc.collect()
-    assert len(tensor._WRITES) == before
+    assert len(versions) <= before  # (an array recorded before this test may have gone too)
 
 
 def test_a_change_is_refused_only_where_a_rule_reads_the_changed_values() -> None:
@@ -287,21 +294,15 @@ def test_new_data_of_another_shape_is_refused_even_where_a_rule_reads_only_shape
         a.data = [1, 2]
 
 
-def test_a_slice_written_through_the_whole_tensor_changes_only_that_slice() -> None:
+def test_slice_element_and_true_index_writes_through_the_whole_tensor_are_caught() -> None:
     rng = np.random.default_rng(1)
     data = Tensor(rng.standard_normal((100, 3)))
     w = Tensor(rng.standard_normal((3, 1)), requires_grad=True)
     first = data[0:10]
     loss = ((first @ w) ** 2).mean()
-    data[10:20] = data.data[10:20] * 0.5  # rows 10-19 only
-    loss.backward()
-    np.testing.assert_allclose(w.grad, 2 * first.data.T @ (first.data @ w.data) / 10, rtol=1e-12)
     data[5] = 0.0  # a row that `first` read
     with pytest.raises(RuntimeError, match="modified in place after matmul"):
         loss.backward()
-
-
-def test_element_and_true_index_writes_are_stamped_where_they_land() -> None:
     x = Tensor(np.array([0.1, 0.2, 0.3]), requires_grad=True)
     y = x.exp()
     with no_grad():
@@ -309,13 +310,9 @@ def test_element_and_true_index_writes_are_stamped_where_they_land() -> None:
     with pytest.raises(RuntimeError, match="made by exp.*changed after exp computed it"):
         y.sum().backward()
     data = Tensor(np.arange(24.0).reshape(8, 3))
-    w = Tensor(np.ones((3, 1)), requires_grad=True)
     batch = data[0:4]
     loss = (batch @ w).sum()
-    data[6, 0] = 0.0  # one element of a row the batch does not hold
-    loss.backward()
-    np.testing.assert_array_equal(w.grad.ravel(), batch.data.sum(axis=0))
-    data[2, 1] = 0.0  # one element it does hold
+    data[2, 1] = 0.0  # one element
     with pytest.raises(RuntimeError, match="modified in place after matmul"):
         loss.backward()
 
@@ -430,14 +427,14 @@ def test_detect_anomaly_is_off_by_default_and_restored() -> None:
 def test_graph_is_freed_without_the_garbage_collector() -> None:
     import weakref
 
-    from tinygrad_edu.tensor import _toposort
+    from tinygrad_edu.autograd import toposort
 
     gc.disable()
     try:
         w = Tensor(np.ones((3, 2)), requires_grad=True)
         loss = ((Tensor(np.ones((4, 3))) @ w).sigmoid() ** 2).mean()
         loss.backward()
-        refs = [weakref.ref(t) for t in _toposort([loss]) if t is not w]
+        refs = [weakref.ref(t) for t in toposort([loss]) if t is not w]
         del loss
         assert all(r() is None for r in refs)
     finally:

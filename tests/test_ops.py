@@ -25,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 from tinygrad_edu import Tensor, concatenate, grad, gradcheck, maximum, minimum, stack, where
 from tinygrad_edu.ops import OPS
-from tinygrad_edu.tensor import _toposort
+from tinygrad_edu.autograd import toposort
 
 _RNG = np.random.default_rng(20240611)
 
@@ -280,7 +280,7 @@ def test_reads_inputs_false_means_the_rule_never_reads_input_values(case: Case) 
     op = OPS[case.op]
     out = case.fn(*_leaves(case))
     rng = np.random.default_rng(1)
-    for node in _toposort([out]):
+    for node in toposort([out]):
         if node.op is op:
             kwargs = dict(node._kwargs)
             if op.selective:
@@ -307,7 +307,7 @@ def test_case_table_names_only_real_ops() -> None:
 def test_gradcheck(case: Case) -> None:
     leaves = _leaves(case)
     out = case.fn(*leaves)
-    used = {node.op for node in _toposort([out])}
+    used = {node.op for node in toposort([out])}
     assert OPS[case.op] in used, f"case {case.label} does not use {case.op}: it used {used}"
     assert gradcheck(case.fn, leaves)
 

@@ -166,3 +166,66 @@ def test_every_label_fits_inside_its_node(browser: Any, tmp_path: Path, layout: 
         worst = max(rows, key=lambda r: r["over"])
         assert worst["over"] <= 0.5, f"{document.name}: {worst['text']!r} runs {worst['over']:.1f}px out of " \
                                      f"{worst['node']}"
+
+
+# -- arrays as heat-maps ----------------------------------------------------------------------------------------
+
+def test_a_large_gradient_is_a_heat_map_with_its_numbers_one_click_away(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    rng = np.random.default_rng(4)
+    w = Tensor(rng.standard_normal((10, 10)), requires_grad=True, name="w")
+    x = Tensor(rng.standard_normal((3, 10)), name="x")
+    path = stepthrough((x @ w).tanh().sum(), tmp_path / "heat.html", layout="builtin")
+    browser.get(Path(path).resolve().as_uri())
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.END)
+    shown = browser.execute_script(
+        "const up = document.getElementById('upstream');"
+        "const c = up.querySelector('.heat canvas'); const d = up.querySelector('details');"
+        "const px = c.getContext('2d').getImageData(1, 1, 1, 1).data;"
+        "return {w: c.width, h: c.height, stats: up.querySelector('.stats').textContent, open: d.open,"
+        " visible: d.getBoundingClientRect().height,"
+        " numbers: d.querySelector('pre').textContent,"
+        " pixel: [px[0], px[1], px[2]], name: document.getElementById('node-name').textContent};")
+    assert shown["name"] == "w" and shown["w"] == shown["h"] > 40  # 10 x 10 cells
+    assert shown["stats"].startswith("min ") and " mean " in shown["stats"] and " max " in shown["stats"]
+    assert not shown["open"] and shown["visible"] < 30  # the numbers are folded away (a one-line summary)...
+    assert shown["pixel"] != [255, 255, 255]  # ...and the cells are coloured
+    browser.find_element(By.CSS_SELECTOR, "#upstream details summary").click()
+    assert browser.execute_script(
+        "return document.querySelector('#upstream details').getBoundingClientRect().height") > 100
+    assert len(shown["numbers"].splitlines()) == 10
+
+    node = browser.execute_script(
+        "const id = Object.keys(DATA.nodes).find(function (k) { return DATA.nodes[k].name === 'x'; });"
+        "return Array.from(document.querySelectorAll('#graph g.node'))"
+        ".find(function (g) { return g.querySelector('title').textContent.trim() === id; });")
+    ActionChains(browser).move_to_element(node).perform()
+    tip = browser.execute_script(
+        "const t = document.getElementById('tip');"
+        "return {display: getComputedStyle(t).display, text: t.textContent,"
+        " maps: t.querySelectorAll('canvas').length};")
+    assert tip["display"] == "block" and tip["text"].startswith("x (3, 10)") and tip["maps"] == 1
+
+
+def test_the_inline_page_works_inside_its_iframe(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    path, steps = _page(tmp_path, "builtin")
+    notebook = tmp_path / "notebook.html"  # what Jupyter does with _repr_html_: put it in its own page
+    from tinygrad_edu.visualize import StepthroughPage
+
+    inline = StepthroughPage(str(path), path.read_text(encoding="utf-8"))._repr_html_()
+    notebook.write_text(f"<!DOCTYPE html><html><body><h1>cell output</h1>{inline}</body></html>", encoding="utf-8")
+    browser.get(notebook.resolve().as_uri())
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        assert _shown(browser)["counter"] == f"step 1 / {len(steps)}"
+        browser.find_element(By.ID, "next").click()
+        assert _shown(browser)["counter"] == f"step 2 / {len(steps)}"
+        assert browser.execute_script("return document.querySelectorAll('#graph g.node').length") > 5
+    finally:
+        browser.switch_to.default_content()

@@ -26,7 +26,7 @@ functional = pytest.importorskip("torch.nn.functional")
 
 from tinygrad_edu import Tensor, concatenate, grad, maximum, minimum, stack, where  # noqa: E402
 from tinygrad_edu.ops import OPS  # noqa: E402
-from tinygrad_edu.tensor import _toposort  # noqa: E402
+from tinygrad_edu.autograd import toposort  # noqa: E402
 
 TOL = 1e-10
 _RNG = np.random.default_rng(424242)
@@ -251,7 +251,7 @@ def test_forward_and_backward_match_torch(pair: Pair) -> None:
     ours, theirs = _both(pair)
     out = pair.ours(*ours)
     expected = pair.theirs(*theirs)
-    assert OPS[pair.op] in {node.op for node in _toposort([out])}
+    assert OPS[pair.op] in {node.op for node in toposort([out])}
     assert out.shape == tuple(expected.shape)
     np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=TOL, atol=TOL)
     u = np.random.default_rng(len(pair.label)).standard_normal(out.shape) + 0.5

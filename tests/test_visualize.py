@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import Tensor
-from tinygrad_edu.tensor import _toposort
+from tinygrad_edu.autograd import toposort
 from tinygrad_edu.visualize import (
     GRAD_PENDING_NOTE, SvgPicture, backprop_steps, draw, health_report, layer_health, layout_svg, plot_health,
     plot_history, plot_weights, stepthrough, to_dot, to_text,
@@ -406,7 +406,7 @@ def test_stepthrough_page_is_offline_and_its_gradients_are_the_engines(
     assert len(steps) == len(needing) == 8
     assert [s["name"] for s in steps] == ["loss", "t8", "t7", "t6", "t5", "t4", "b", "w"]  # reversed creation order
     assert "<B>loss</B>" in text or ">loss</text>" in text  # the drawing labels the root the same way
-    order = list(reversed(_toposort([loss])))
+    order = list(reversed(toposort([loss])))
     assert [s["shape"] for s in steps] == [list(t.shape) for t in order]
     assert [s["rule"] for s in steps[:5]] == [t.op.__doc__.strip() for t in order[:5]]
     assert steps[0]["rule"].startswith("d mean(a)")

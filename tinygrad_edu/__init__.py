@@ -8,11 +8,11 @@
 [[0.5, 0.25]]
 """
 
+from .autograd import grad
 from .check import check_backprop
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import (
-    Tensor, concatenate, detect_anomaly, enable_grad, grad, is_grad_enabled, maximum, minimum, no_grad, stack,
-    where,
+    Tensor, concatenate, detect_anomaly, enable_grad, is_grad_enabled, maximum, minimum, no_grad, stack, where,
 )
 
 __all__ = [

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, grad
+from .autograd import grad
+from .tensor import Tensor
 
 __all__ = ["gradcheck", "GradcheckError"]
 

@@ -13,11 +13,11 @@ The engine never imports this package.
 from .graph import GRAD_PENDING_NOTE, to_dot, to_text
 from .layout import layout_svg
 from .render import SvgPicture, draw
-from .stepthrough import backprop_steps, stepthrough
-from .training import health_report, layer_health, plot_health, plot_history, plot_weights
+from .stepthrough import StepthroughPage, backprop_steps, stepthrough
+from .training import PngPicture, health_report, layer_health, plot_health, plot_history, plot_weights
 
 __all__ = [
     "to_dot", "to_text", "draw", "layout_svg", "SvgPicture", "GRAD_PENDING_NOTE",
-    "stepthrough", "backprop_steps",
-    "plot_history", "plot_weights", "layer_health", "health_report", "plot_health",
+    "stepthrough", "backprop_steps", "StepthroughPage",
+    "plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "PngPicture",
 ]

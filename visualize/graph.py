@@ -26,6 +26,8 @@ grad: not computed yet — call loss.backward() first
 from __future__ import annotations
 
 import html
+import sys
+import warnings
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,9 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.tensor import Tensor, _toposort
+from tinygrad_edu.autograd import toposort
+from tinygrad_edu.inplace import stale_inputs
+from tinygrad_edu.tensor import Tensor
 
-__all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY"]
+__all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY", "changed_tensors"]
 
 GRAD_PENDING_NOTE = "grad: not computed yet — call loss.backward() first"
 """The note a picture carries when it is drawn before ``backward()``: no gradient is shown as zero."""
@@ -61,6 +65,11 @@ is the width the browser draws, whichever of these fonts it finds.
 """
 
 HIGHLIGHT_COLOUR = "#d62728"
+CHANGED_COLOUR = "#7b3294"  # the dashed purple border of a tensor changed after the forward pass
+CHANGED_LINE = "changed after the forward pass"
+CHANGED_NOTE = ("dashed purple: changed after the forward pass (optimizer.step()?); draw before the step, or run "
+                "the forward pass again")
+CLUSTER_COLOUR = "#9a7b1c"  # the dashed frame around a module's boxes
 _TENSOR_ROLES = ("input", "parameter", "intermediate", "loss")
 _SMALL = 6  # tensors with at most this many elements show every value, like micrograd's data|grad records
 
@@ -75,6 +84,7 @@ class Node:
     title: str
     lines: list[str] = field(default_factory=list)
     highlight: bool = False
+    changed: bool = False  # its values changed after the forward pass used them (e.g. optimizer.step())
 
 
 @dataclass
@@ -82,6 +92,16 @@ class Edge:
     tail: str
     head: str
     highlight: bool = False
+
+
+@dataclass
+class Cluster:
+    """A labelled frame around the boxes of one module (``layers.0: Linear(784 -> 30)``)."""
+
+    id: str
+    title: str      # the module's dotted name, ``layers.0``
+    label: str      # what the frame says: the name and, for a model, what the module is
+    members: list[str]
 
 
 @dataclass
@@ -93,6 +113,7 @@ class Picture:
     notes: list[str]
     rankdir: str
     tensor_ids: dict[int, str]  # id(tensor) -> node id, for every tensor in the graph (drawn or not)
+    clusters: list[Cluster] = field(default_factory=list)
 
 
 # -- reading the arguments ------------------------------------------------------------------------------------
@@ -145,13 +166,59 @@ def named_tensors(params: Any, caller: str) -> list[tuple[str, Tensor]]:
     return pairs
 
 
+def describe_module(module: Any) -> str:
+    """What a module is, in a few words: ``Linear(784 -> 30)``, ``Sigmoid``.
+
+    >>> from tinygrad_edu import nn
+    >>> describe_module(nn.Linear(784, 30, rng=0)), describe_module(nn.Sigmoid())
+    ('Linear(784 -> 30)', 'Sigmoid')
+    """
+    kind = type(module).__name__
+    sizes = getattr(module, "in_features", None), getattr(module, "out_features", None)
+    if all(isinstance(n, (int, np.integer)) for n in sizes):
+        return f"{kind}({sizes[0]} -> {sizes[1]})"
+    return kind
+
+
+def module_labels(params: Any) -> dict[str, str]:
+    """``{dotted module name: "name: what it is"}`` for a model (``named_modules()``); {} for dicts and lists."""
+    if not hasattr(params, "named_modules"):
+        return {}
+    return {name: f"{name}: {describe_module(module)}" for name, module in params.named_modules() if name}
+
+
+def changed_tensors(order: list[Tensor]) -> list[Tensor]:
+    """The tensors whose values changed after a node that reads them was computed, in drawing order.
+
+    After ``optimizer.step()`` these are the weights: the graph still holds the activations and gradients
+    that the old weights gave. ``tinygrad_edu.inplace.stale_inputs`` is the engine's own answer, per node.
+    """
+    found: dict[int, Tensor] = {}
+    for t in order:
+        if t.parents:
+            for s in stale_inputs(t):
+                found.setdefault(id(s), s)
+    position = {id(t): i for i, t in enumerate(order)}
+    return sorted(found.values(), key=lambda t: position.get(id(t), -1))
+
+
+def _learner_stacklevel() -> int:
+    """The ``stacklevel`` of a warning that points at the learner's line: the first frame outside this package."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(("tinygrad_edu.visualize",
+                                                                                "visualize.")):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def walk(roots: list[Tensor]) -> list[Tensor]:
     """Every tensor the roots were computed from, parents before children, following *all* parents.
 
     ``backward`` never visits parents that need no gradient (inputs, constants), but a drawing must show them.
     The engine's own walk: iterative and deterministic, so the same graph gives the same order.
     """
-    return _toposort(roots, all_parents=True)
+    return toposort(roots, all_parents=True)
 
 
 # -- small summaries of arrays --------------------------------------------------------------------------------
@@ -253,6 +320,14 @@ def build_picture(roots: tuple[Any, ...], *, params: Any = None, show_values: bo
     if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
         raise ValueError(f"{caller}: max_nodes must be a positive whole number or None, got {max_nodes!r}.")
     graph = _Graph(flatten_roots(roots, caller), named_tensors(params, caller), caller)
+    graph.module_labels = module_labels(params)
+    if graph.changed:
+        names = ", ".join(graph.names[i] for i in sorted(graph.changed))
+        warnings.warn(f"{names} changed after the forward pass that computed this graph (an "
+                      f"optimizer.step()?), so the picture shows new values beside activations and gradients "
+                      f"computed from the old ones; they are marked with a dashed purple border. Draw before "
+                      f"optimizer.step(), or run the forward pass again and draw the new loss.",
+                      UserWarning, stacklevel=_learner_stacklevel())
     target = graph.find(highlight) if highlight is not None else None
     options = dict(show_values=show_values, show_grad=show_grad, rankdir=rankdir, target=target)
     picture = graph.picture(collapse=collapse_modules, max_depth=max_depth, **options)
@@ -304,6 +379,8 @@ class _Graph:
                 self.consumers[self.index[id(p)]].append(c)
         self.depth = _depths(self.order, self.index, self.roots)
         self.pending = grad_pending(self.order)
+        self.module_labels: dict[str, str] = {}
+        self.changed = {self.index[id(t)] for t in changed_tensors(self.order) if id(t) in self.index}
         self._line_cache: dict[tuple[int, bool, bool], list[str]] = {}
 
     def role(self, i: int) -> str:
@@ -371,6 +448,7 @@ class _Graph:
         order, index = self.order, self.index
         visible = [max_depth is None or d <= max_depth for d in self.depth]
         tensor_module, op_module = self._modules() if collapse else ({}, {})
+        clusters = [] if collapse else self._clusters(visible)
         path = self._on_path(target) if target is not None else set()
         show_grads = show_values and show_grad and not self.pending
 
@@ -436,8 +514,8 @@ class _Graph:
                     add_edge(more, head, False)
             if i in tensor_module:
                 continue
-            add_node(Node(f"t{i}", "tensor", self.role(i), self.names[i],
-                          self._lines(i, show_values, show_grads), i in path))
+            lines = self._lines(i, show_values, show_grads) + ([CHANGED_LINE] if i in self.changed else [])
+            add_node(Node(f"t{i}", "tensor", self.role(i), self.names[i], lines, i in path, i in self.changed))
             if head:
                 add_edge(head, f"t{i}", i in path and i != target)
 
@@ -452,10 +530,34 @@ class _Graph:
             notes.append(f"max_depth={max_depth}: tensors more than {max_depth} op(s) from the loss are shown as …")
         if target is not None:
             notes.append(f"highlighted: the path from the loss to {self.names[target]}")
+        if any(node.changed for node in nodes):
+            notes.append(CHANGED_NOTE)
         if modules:
             notes.append("each dashed box is one module: its parameters and the ops that use them")
+        if clusters and any(visible):
+            notes.append("each dashed frame is one module (layer): its parameters and the ops that use them")
         tensor_ids = {id(t): f"t{i}" for i, t in enumerate(order)}
-        return Picture(nodes, edges, notes, rankdir, tensor_ids)
+        drawn = set(by_id)
+        for cluster in clusters:
+            cluster.members = [m for m in cluster.members if m in drawn]
+        clusters = [c for c in clusters if c.members]
+        return Picture(nodes, edges, notes, rankdir, tensor_ids, clusters)
+
+    def _clusters(self, visible: list[bool]) -> list[Cluster]:
+        """One frame per module around its parameters, the ops using them, and what those ops make inside."""
+        if not self.has_modules():
+            return []
+        tensor_module, op_module = self._modules()
+        members: dict[str, list[str]] = {}
+        for i in range(len(self.order)):
+            if not visible[i]:
+                continue
+            if i in tensor_module:
+                members.setdefault(tensor_module[i], []).append(f"t{i}")
+            if i in op_module:
+                members.setdefault(op_module[i], []).append(f"op{i}")
+        return [Cluster(f"cluster_{k}", name, self.module_labels.get(name, name), ids)
+                for k, (name, ids) in enumerate(members.items())]
 
     def _lines(self, i: int, show_values: bool, show_grads: bool) -> list[str]:
         key = (i, show_values, show_grads)
@@ -483,6 +585,8 @@ def _html(text: str) -> str:
 
 def _dot_node(node: Node) -> str:
     border = f', color="{HIGHLIGHT_COLOUR}", penwidth=3' if node.highlight else ', color="#444444"'
+    if node.changed and not node.highlight:
+        border = f', color="{CHANGED_COLOUR}", penwidth=2.5'
     fill = ROLE_COLOURS[node.role]
     if node.kind == "op":
         extra = "".join(f'<BR/><FONT POINT-SIZE="8">{_html(line)}</FONT>' for line in node.lines)
@@ -490,7 +594,7 @@ def _dot_node(node: Node) -> str:
                 f'height=0.3{border}, label=<<B>{_html(node.title)}</B>{extra}>];')
     if node.kind == "more":
         return f'{node.id} [shape=box, style="dotted", color="#777777", fontsize=12, label="…"];'
-    style = '"dashed,rounded,filled"' if node.kind == "module" else '"rounded,filled"'
+    style = '"dashed,rounded,filled"' if node.kind == "module" or node.changed else '"rounded,filled"'
     # NOTE: one table row per line: Graphviz sizes table cells from the real font, so the bold title is not
     # clipped by the rounded border as it can be with <BR/>-separated lines.
     rows = "".join(f"<TR><TD>{_html(line)}</TD></TR>" for line in node.lines)
@@ -506,6 +610,11 @@ def _legend(notes: list[str]) -> str:
     return f'<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="2">{rows}</TABLE>'
 
 
+def _cluster_label(cluster: Cluster) -> str:
+    rest = cluster.label[len(cluster.title):] if cluster.label.startswith(cluster.title) else ""
+    return f"<B>{_html(cluster.title)}</B>{_html(rest)}" if rest else f"<B>{_html(cluster.label)}</B>"
+
+
 def picture_to_dot(picture: Picture) -> str:
     lines = [
         "digraph tinygrad_edu {",
@@ -515,6 +624,12 @@ def picture_to_dot(picture: Picture) -> str:
         '  edge [color="#555555", arrowsize=0.6];',
     ]
     lines += [f"  {_dot_node(n)}" for n in picture.nodes]
+    for c in picture.clusters:  # a node named again inside a cluster is drawn inside its frame
+        lines.append(f"  subgraph {c.id} {{")
+        lines.append(f'    label=<{_cluster_label(c)}>; labeljust=l; labelloc=t; style="dashed,rounded"; '
+                     f'color="{CLUSTER_COLOUR}"; fontsize=10;')
+        lines.append(f"    {'; '.join(c.members)};")
+        lines.append("  }")
     for e in picture.edges:
         lit = f' [color="{HIGHLIGHT_COLOUR}", penwidth=2.5]' if e.highlight else ""
         lines.append(f"  {e.tail} -> {e.head}{lit};")
@@ -584,6 +699,8 @@ def to_text(*roots: Any, params: Any = None, show_values: bool = True) -> str:
             line += f", data {summary(t.data)}"
             if show_grads and t.requires_grad:
                 line += ", grad None" if t.grad is None else f", grad {summary(t.grad)}"
+        if i in graph.changed:
+            line += f" ({CHANGED_LINE})"
         out.append(line)
         parents = [graph.index[id(p)] for p in t.parents]
         for k in reversed(range(len(parents))):

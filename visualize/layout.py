@@ -26,7 +26,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import FONT_FAMILY, HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture
+from .graph import (
+    CHANGED_COLOUR, CLUSTER_COLOUR, FONT_FAMILY, HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture,
+)
 
 __all__ = ["layout_svg"]
 
@@ -117,6 +119,23 @@ def _layers(n: int, edges: list[tuple[int, int]]) -> tuple[list[int], list[tuple
     return [top - h for h in height], forward
 
 
+def _grouped(level: list[int], cluster_of: dict[int, int]) -> list[int]:
+    """The layer's order with the members of each cluster side by side, where its first member was.
+
+    Then a module's frame, drawn layer by layer around its members, holds no other box.
+    """
+    out: list[int] = []
+    placed: set[int] = set()
+    for v in level:
+        if v in placed:
+            continue
+        k = cluster_of.get(v)
+        group = [v] if k is None else [u for u in level if cluster_of.get(u) == k]
+        out += group
+        placed.update(group)
+    return out
+
+
 def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float, float]]], float, float]:
     """Centre and size of every box, the points of every edge, and the size of the drawing."""
     ids = [node.id for node in picture.nodes]
@@ -124,6 +143,7 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
     n = len(ids)
     raw_edges = [(number[e.tail], number[e.head]) for e in picture.edges]
     layer, forward = _layers(n, raw_edges)
+    cluster_of = {number[m]: k for k, c in enumerate(picture.clusters) for m in c.members}
 
     # Split long edges into chains through dummy points (dummies are numbered from n up). All long edges
     # leaving one box share one trunk of dummies and branch off where they arrive: a constant or a weight
@@ -169,7 +189,7 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
         count = total_crossings()
         if count < best_count:
             best, best_count = [list(level) for level in levels], count
-    levels = best
+    levels = [_grouped(level, cluster_of) for level in best]
 
     # Sizes along the layer (``across``) and between layers (``along``), whatever the direction.
     horizontal = picture.rankdir == "TB"
@@ -271,19 +291,83 @@ def _text(s: str) -> str:
     return html.escape(s, quote=True)
 
 
+def _frames(picture: Picture, boxes: dict[str, _Box],
+            horizontal: bool) -> list[tuple[Any, list[tuple[float, float]], tuple[float, float, float, float],
+                                            tuple[float, float]]]:
+    """``(cluster, outline, (left, top, right, bottom), label's x and y)`` of the frame around each module.
+
+    The outline is drawn layer by layer: in each layer it spans only the module's own boxes (which the layout
+    keeps side by side), and neighbouring layers' spans are joined, so no other box falls inside the frame.
+    The label sits just above the frame, in the gap between layers.
+    """
+    frames = []
+    for cluster in picture.clusters:
+        bands: dict[float, list[float]] = {}  # position along the layers -> [low, high] across, [start, end]
+        for m in cluster.members:
+            b = boxes[m]
+            along, across = (b.y, b.x) if horizontal else (b.x, b.y)
+            half_along, half_across = (b.height, b.width) if horizontal else (b.width, b.height)
+            band = bands.setdefault(round(along, 1), [across - half_across / 2, across + half_across / 2,
+                                                      along - half_along / 2, along + half_along / 2])
+            band[0] = min(band[0], across - half_across / 2)
+            band[1] = max(band[1], across + half_across / 2)
+            band[2] = min(band[2], along - half_along / 2)
+            band[3] = max(band[3], along + half_along / 2)
+        spans = [bands[k] for k in sorted(bands)]
+        pad_across, pad_along = (_PAD_X, _PAD_Y) if horizontal else (_PAD_Y, _PAD_X)
+        for span in spans:
+            span[0] -= pad_across
+            span[1] += pad_across
+        spans[0][2] -= pad_along
+        spans[-1][3] += pad_along
+        for upper, lower in zip(spans, spans[1:]):
+            middle = (upper[3] + lower[2]) / 2
+            upper[3] = lower[2] = middle
+        # Around the outline: down the far side, back up the near side.
+        points: list[tuple[float, float]] = []
+        for span in spans:
+            points += [(span[1], span[2]), (span[1], span[3])]
+        for span in reversed(spans):
+            points += [(span[0], span[3]), (span[0], span[2])]
+        if not horizontal:
+            points = [(a, b) for b, a in points]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        first = spans[0]  # the label sits above the frame's first layer, like a tab
+        label = (first[0] + 4, first[2] - 5) if horizontal else (first[2] + 4, first[0] - 5)
+        frames.append((cluster, points, (min(xs), min(ys), max(xs), max(ys)), label))
+    return frames
+
+
 def picture_to_svg(picture: Picture) -> str:
     """Lay out and draw a ``Picture``; every node is one ``<g class="node">`` holding one ``<rect>``."""
     boxes, routes, width, height = _positions(picture)
+    frames = _frames(picture, boxes, picture.rankdir == "TB")
+    labels = [(c, x, y) for c, _, _, (x, y) in frames]
     legend_height = _LINE * (1 + len(picture.notes)) + 14
     total_width = max(width, 4 * 110.0 + 2 * _MARGIN,
-                      max((len(note) * _CHAR + 2 * _MARGIN for note in picture.notes), default=0.0))
+                      max((len(note) * _CHAR + 2 * _MARGIN for note in picture.notes), default=0.0),
+                      max((b[2] + 4 for _, _, b, _ in frames), default=0.0),
+                      max((x + len(c.label) * _CHAR + 4 for c, x, _ in labels), default=0.0))
     total_height = height + legend_height
+    # A frame may reach above or left of the first boxes: the drawing then starts at negative coordinates.
+    low_x = min([0.0] + [b[0] - 4 for _, _, b, _ in frames])
+    low_y = min([0.0] + [b[1] - 4 for _, _, b, _ in frames] + [y - _LINE for _, _, y in labels])
+    view_width, view_height = total_width - low_x, total_height - low_y
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width:.0f}" height="{total_height:.0f}" '
-        f'viewBox="0 0 {total_width:.1f} {total_height:.1f}" font-family="{FONT_FAMILY}" font-size="{_FONT:g}">',
-        '<rect class="background" x="0" y="0" width="100%" height="100%" fill="white"/>',
-        '<g class="edges">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{view_width:.0f}" height="{view_height:.0f}" '
+        f'viewBox="{low_x:.1f} {low_y:.1f} {view_width:.1f} {view_height:.1f}" font-family="{FONT_FAMILY}" '
+        f'font-size="{_FONT:g}">',
+        f'<rect class="background" x="{low_x:.1f}" y="{low_y:.1f}" width="100%" height="100%" fill="white"/>',
     ]
+    for cluster, points, _, (x, y) in frames:
+        outline = " ".join(f"{a:.1f},{b:.1f}" for a, b in points)
+        out.append(f'<g class="cluster" id="{cluster.id}"><title>{cluster.id}</title>'
+                   f'<polygon points="{outline}" fill="none" stroke="{CLUSTER_COLOUR}" stroke-dasharray="6,3" '
+                   f'stroke-linejoin="round"/>'
+                   f'<text x="{x:.1f}" y="{y:.1f}" fill="#5c4a10">'
+                   f'<tspan font-weight="bold">{_text(cluster.title)}</tspan>'
+                   f'{_text(cluster.label[len(cluster.title):])}</text></g>')
+    out.append('<g class="edges">')
     for edge, points in zip(picture.edges, routes):
         colour, stroke = (HIGHLIGHT_COLOUR, 2.5) if edge.highlight else ("#555555", 1.0)
         d = "M " + " L ".join(f"{x:.1f},{y:.1f}" for x, y in points)
@@ -301,8 +385,10 @@ def picture_to_svg(picture: Picture) -> str:
         box = boxes[node.id]
         left, top = box.x - box.width / 2, box.y - box.height / 2
         colour, stroke = (HIGHLIGHT_COLOUR, 3.0) if node.highlight else ("#444444", 1.0)
+        if node.changed and not node.highlight:
+            colour, stroke = CHANGED_COLOUR, 2.5
         radius = box.height / 2 if node.kind == "op" else 6.0
-        dash = ' stroke-dasharray="5,3"' if node.kind in ("module", "more") else ""
+        dash = ' stroke-dasharray="5,3"' if node.kind in ("module", "more") or node.changed else ""
         size = _FONT * 0.9 if node.kind == "op" else _FONT
         out.append(f'<g class="node role-{node.role}" id="node-{node.id}"><title>{node.id}</title>'
                    f'<rect x="{left:.1f}" y="{top:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" '

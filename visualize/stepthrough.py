@@ -1,13 +1,13 @@
 """A self-contained web page that walks the backward pass one node at a time, in the engine's own order.
 
-``backprop_steps`` replays ``backward()`` in Python, exactly as the engine runs it (newest tensor first:
-reversed ``tensor._toposort``; each op's rule via ``tensor._rule``; ``tensor._fit`` to undo broadcasting),
-without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one
+``backprop_steps`` records the steps of the engine's own backward walk (``autograd.backward_steps``, the
+generator that ``Tensor.backward()`` consumes), without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one
 HTML file: no network, no CDN, open it from disk in any browser.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -15,15 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.tensor import Tensor, _check_unchanged, _fit, _rule, _toposort
+from tinygrad_edu import ops
+from tinygrad_edu.autograd import backward_steps
+from tinygrad_edu.tensor import Tensor
 
-from .graph import build_picture, named_tensors, picture_to_dot, summary, walk
+from .graph import build_picture, changed_tensors, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
 from .render import dot_available
 
-__all__ = ["backprop_steps", "stepthrough", "fit_note"]
+__all__ = ["backprop_steps", "stepthrough", "StepthroughPage", "fit_note", "heat_map"]
 
 _FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
+HEAT_ABOVE = 16  # a 2-D array of more elements (larger than about 4x4) is shown as a heat-map
+HEAT_CELLS = 48  # a heat-map has at most this many cells along each side; larger arrays are averaged in blocks
 LEAF_RULE = ("Leaf: no rule to apply here. The gradient arriving at a leaf is added into its .grad "
              "(leaves accumulate across backward() calls; call zero_grad() between steps).")
 
@@ -39,15 +43,55 @@ def _plain(values: Any) -> Any:
     return values
 
 
+def heat_map(a: Any) -> dict[str, Any] | None:
+    """A 2-D array of more than ``HEAT_ABOVE`` elements as the cells of a small heat-map; None otherwise.
+
+    At most ``HEAT_CELLS`` cells along each side: a larger array is cut into blocks (``block`` = rows and
+    columns per cell) and each cell holds its block's mean. ``scale`` is the largest absolute value, so the
+    page colours each cell by ``cell / scale`` from blue (negative) through white (0) to red (positive).
+    NaN and infinities become ``None`` cells (drawn grey) and are left out of min, mean and max.
+
+    >>> record = heat_map(np.arange(-12.0, 12.0).reshape(4, 6))
+    >>> record["min"], record["mean"], record["max"], record["scale"], record["block"]
+    (-12.0, -0.5, 11.0, 12.0, [1, 1])
+    >>> heat_map(np.ones((4, 4))) is None, heat_map(np.ones((300, 30)))["block"]
+    (True, [7, 1])
+    """
+    a = np.asarray(a)
+    if a.ndim != 2 or a.size <= HEAT_ABOVE or a.dtype.kind not in "iufb":
+        return None
+    values = a.astype(np.float64)
+    finite = np.isfinite(values)
+    rows, cols = values.shape
+    block = [-(-rows // HEAT_CELLS), -(-cols // HEAT_CELLS)]  # ceiling division
+    cells: list[list[float | None]] = []
+    for r in range(0, rows, block[0]):
+        line: list[float | None] = []
+        for c in range(0, cols, block[1]):
+            part = values[r:r + block[0], c:c + block[1]]
+            good = part[np.isfinite(part)]
+            line.append(float(f"{good.mean():.4g}") if good.size else None)
+        cells.append(line)
+    seen = values[finite]
+    if seen.size == 0:
+        return {"cells": cells, "block": block, "min": None, "mean": None, "max": None, "scale": 0.0}
+    return {"cells": cells, "block": block, "min": float(seen.min()), "mean": float(seen.mean()),
+            "max": float(seen.max()), "scale": float(np.abs(seen).max())}
+
+
 def _array(a: Any) -> dict[str, Any]:
     a = np.asarray(a)
     record: dict[str, Any] = {
         "shape": list(a.shape),
-        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=64),
+        # NOTE: one row per line (wide lines scroll in the page), so a (10, 10) array is 10 lines, not 20
+        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=200),
         "summary": summary(a),
     }
     if a.size <= _FULL:
         record["values"] = _plain(a.tolist())
+    heat = heat_map(a)
+    if heat is not None:
+        record["heat"] = heat
     return record
 
 
@@ -90,13 +134,9 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             return "loss"
         return "intermediate" if t.parents else ("parameter" if t.requires_grad else "input")
 
-    grads: dict[int, np.ndarray] = {id(loss): np.ones_like(loss.data)}
     sources: dict[int, list[str]] = {id(loss): ["the seed: d loss / d loss = 1"]}
     steps: list[dict[str, Any]] = []
-    for node in reversed(_toposort([loss])):  # NOTE: the very order Tensor.backward() uses
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
+    for node, grad_out, parent_grads in backward_steps([loss], [np.ones_like(loss.data)], caller="backprop_steps"):
         op = node.op if node.parents else None
         rule = (op.__doc__ or op.name).strip() if op is not None else LEAF_RULE
         step: dict[str, Any] = {
@@ -104,37 +144,27 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             "op_id": f"op{number[id(node)]}" if op is not None else None,
             "name": name(node), "role": role(node), "op": op.name if op is not None else None, "rule": rule,
             "shape": list(node.shape), "dtype": str(node.dtype), "value": _array(node.data),
-            "upstream": _array(g), "contributions": sources.pop(id(node), []), "parents": [], "note": None,
+            "upstream": _array(grad_out), "contributions": sources.pop(id(node), []), "parents": [], "note": None,
         }
-        if op is None:
-            if node.grad is not None and (np.shape(node.grad) != g.shape or not np.allclose(node.grad, g)):
-                step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds what was there "
-                                f"before (earlier backward() calls, or a value set by hand); gradients "
-                                f"accumulate in leaves.")
-            steps.append(step)
-            continue
-        _check_unchanged(node, "backprop_steps")
-        raw = _rule(node, g, create_graph=False)
-        for k, (parent, pg) in enumerate(zip(node.parents, raw)):
+        if op is None and node.grad is not None and (
+                np.shape(node.grad) != np.shape(grad_out) or not np.allclose(node.grad, grad_out)):
+            step["note"] = (f"{step['name']}.grad differs from this pass's gradient: it holds what was there "
+                            f"before (earlier backward() calls, or a value set by hand); gradients "
+                            f"accumulate in leaves.")
+        for k, (parent, pg) in enumerate(zip(node.parents, parent_grads)):
             entry: dict[str, Any] = {"index": k, "id": f"t{number[id(parent)]}", "name": name(parent),
                                      "role": role(parent), "value": _array(parent.data), "grad": None,
                                      "fitted": False}
-            if pg is not None and parent.requires_grad:
-                pg = np.asarray(pg)
-                if pg.shape != parent.shape:
-                    entry["fitted"] = True
-                    entry["raw_shape"] = list(pg.shape)
-                    pg = _fit(pg, parent.shape)
+            if pg is not None:
+                entry.update(_fitting(node, parent))
                 entry["grad"] = _array(pg)
-                key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
-                sources.setdefault(key, []).append(f"{step['name']} (argument {k} of {op.name})")
+                sources.setdefault(id(parent), []).append(f"{step['name']} (argument {k} of {op.name})")
             step["parents"].append(entry)
         steps.append(step)
     return steps
 
 
-def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...]) -> str:
+def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...], how: str | None = None) -> str:
     """What happened between the rule's gradient and the parent's shape, in words (the page shows it).
 
     A rule such as ``sum``'s gives one number for a whole input: it is *expanded* to every element. Where
@@ -146,7 +176,9 @@ def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...]) -> s
     broadcasting stretched b from (1,) to (4, 1) in the forward pass; its copies' gradients are summed back to (1,)
     """
     raw, target = tuple(raw_shape), tuple(shape)
-    if int(np.prod(raw)) < int(np.prod(target)):
+    if how is None:  # "expanded" or "summed", as backprop_steps records it; else told apart by the sizes
+        how = "expanded" if int(np.prod(raw)) < int(np.prod(target)) else "summed"
+    if how == "expanded":
         return (f"the rule gave shape {raw}, one gradient for all of {name}; it is expanded (copied) to every "
                 f"element of {target}")
     return (f"broadcasting stretched {name} from {target} to {raw} in the forward pass; its copies' gradients "
@@ -157,7 +189,45 @@ def _explain_fits(steps: list[dict[str, Any]]) -> None:
     for step in steps:
         for entry in step["parents"]:
             if entry.get("fitted"):
-                entry["fit_note"] = fit_note(entry["name"], entry["raw_shape"], entry["value"]["shape"])
+                entry["fit_note"] = fit_note(entry["name"], entry["raw_shape"], entry["value"]["shape"],
+                                             entry.get("how"))
+
+
+_REDUCTIONS = (ops.Sum, ops.Mean, ops.Max, ops.Min, ops.Var, ops.LogSumExp)
+_NOT_BROADCASTING = (ops.MatMul, ops.Concatenate, ops.Stack)
+
+
+def _fitting(node: Tensor, parent: Tensor) -> dict[str, Any]:
+    """How the engine's ``unbroadcast`` brought the rule's gradient for ``parent`` to its shape, for the page:
+    a reduction's keepdims-shaped gradient is expanded; where broadcasting stretched an input, it is summed."""
+    op = node.op
+    if op in _REDUCTIONS and parent.shape != node.shape:
+        axis = node.op_args.get("axis")
+        axes = range(parent.ndim) if axis is None else {a % parent.ndim for a in np.atleast_1d(axis).tolist()}
+        kept = [1 if i in axes else n for i, n in enumerate(parent.shape)]
+        return {"fitted": kept != list(parent.shape), "raw_shape": kept, "how": "expanded"}
+    if op is ops.MatMul and parent.ndim >= 2 and node.ndim > parent.ndim:  # a batch of matrices times one
+        return {"fitted": True, "raw_shape": list(node.shape[:-2] + parent.shape[-2:]), "how": "summed"}
+    if (op is ops.BroadcastTo or (len(node.parents) > 1 and op not in _NOT_BROADCASTING)) \
+            and parent.shape != node.shape:
+        return {"fitted": True, "raw_shape": list(node.shape), "how": "summed"}
+    return {"fitted": False}
+
+
+def _refuse_changed(loss: Tensor, params: Any, caller: str) -> None:
+    """Refuse, in the learner's terms, a loss whose forward-pass values changed since (``optimizer.step()``)."""
+    changed = changed_tensors(walk([loss]))
+    if not changed:
+        return
+    names = {id(t): name for name, t in named_tensors(params, caller)}
+    shown = [names.get(id(t)) or t.name or f"a {t.shape} tensor" for t in changed]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    verb = "was" if len(shown) == 1 else "were"
+    raise RuntimeError(
+        f"{caller}: {listed} {verb} changed after the forward pass that computed this loss (by "
+        f"optimizer.step(), or a write such as w.data -= ...). The step-through needs the values the forward "
+        f"pass used: call {caller}() before optimizer.step(), or run the forward pass again (loss = "
+        f"loss_fn(model(x), y)) and step through that loss.")
 
 
 def _inline_svg(svg: str) -> str:
@@ -166,8 +236,28 @@ def _inline_svg(svg: str) -> str:
     return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg).strip()
 
 
+class StepthroughPage(str):
+    """The path of a written step-through page: a ``str`` (the path, as before) that Jupyter shows inline.
+
+    ``page`` holds the HTML; ``_repr_html_`` puts it in an ``<iframe srcdoc=...>`` (escaped, and sandboxed
+    so that its script can run but cannot reach the notebook around it).
+    """
+
+    page: str
+
+    def __new__(cls, path: str, page: str) -> StepthroughPage:
+        made = super().__new__(cls, path)
+        made.page = page
+        return made
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{html.escape(self.page, quote=True)}" sandbox="allow-scripts" '
+                f'title="{html.escape(os.path.basename(self), quote=True)}" '
+                f'style="width: 100%; height: 640px; border: 1px solid #ddd;"></iframe>')
+
+
 def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", params: Any = None,
-                layout: str = "auto", title: str | None = None) -> str:
+                layout: str = "auto", title: str | None = None) -> StepthroughPage:
     """Write one self-contained HTML page that steps through ``loss``'s backward pass; return its path.
 
     The page shows the graph (drawn by Graphviz when ``dot`` is installed, else by the built-in layout;
@@ -175,10 +265,12 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     node (outlined in red in the drawing), its op's local derivative rule, the upstream gradient, the gradient
     sent to each parent, and the values. Next/Previous buttons or the arrow keys move between steps.
     ``params`` names the parameters as in ``to_dot``. ``loss.backward()`` may or may not have been called.
+    The path is returned as a ``StepthroughPage``: a ``str`` that Jupyter shows as the page itself, inline.
     """
     _check_loss(loss, "stepthrough")
     if layout not in ("auto", "dot", "builtin"):
         raise ValueError(f"stepthrough: layout must be 'auto', 'dot' or 'builtin', got {layout!r}.")
+    _refuse_changed(loss, params, "stepthrough")
     steps = backprop_steps(loss, params)
     _explain_fits(steps)
     # The drawing shows values but no gradients: those are the subject of the steps.
@@ -190,14 +282,18 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     else:
         svg = picture_to_svg(picture)
     heading = title or f"Backpropagation through {len(steps)} nodes"
+    # Every drawn tensor's value, for the tooltip shown when the pointer rests on its box.
+    drawn = {node.id: node.title for node in picture.nodes if node.kind == "tensor"}
+    values = {picture.tensor_ids[id(t)]: t for t in walk([loss])}
+    nodes = {node_id: {"name": name, "value": _array(values[node_id].data)} for node_id, name in drawn.items()}
     payload = json.dumps({"title": heading, "loss": _plain(float(loss.data.reshape(-1)[0])),
-                          "steps": steps}, allow_nan=False, separators=(",", ":"))
+                          "steps": steps, "nodes": nodes}, allow_nan=False, separators=(",", ":"))
     payload = payload.replace("</", "<\\/")  # a docstring may not end the <script> element early
     page = (_PAGE.replace("%TITLE%", _escape(heading)).replace("%SVG%", _inline_svg(svg))
             .replace("%STEPS%", payload))
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
-    return os.fspath(path)
+    return StepthroughPage(os.fspath(path), page)
 
 
 def _escape(text: str) -> str:
@@ -221,6 +317,16 @@ _PAGE = """<!DOCTYPE html>
   #panel h2 { font-size: 17px; margin: 4px 0 8px; }
   .label { color: #666; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; margin-top: 12px; }
   pre { background: #f6f6f6; padding: 6px 8px; margin: 4px 0; white-space: pre-wrap; font-size: 12.5px; }
+  pre.array { white-space: pre; overflow-x: auto; }
+  .heat { margin: 4px 0; }
+  .heat canvas { border: 1px solid #bbb; image-rendering: pixelated; display: block; }
+  .heat .stats { font-size: 12px; color: #444; font-variant-numeric: tabular-nums; margin: 2px 0; }
+  .heat details summary { cursor: pointer; font-size: 12px; color: #1f5f9f; }
+  #tip { position: fixed; display: none; background: #fff; border: 1px solid #999; padding: 6px 8px;
+         box-shadow: 0 2px 8px rgba(0,0,0,0.25); font-size: 12px; max-width: 420px; pointer-events: none;
+         z-index: 10; }
+  #tip b { display: block; margin-bottom: 2px; }
+  #tip pre.array { white-space: pre-wrap; }
   #rule { background: #fff8e1; border-left: 4px solid #f0b400; }
   .parent { border-top: 1px solid #eee; padding-top: 6px; margin-top: 6px; }
   .hint { color: #666; font-size: 12px; }
@@ -254,15 +360,16 @@ _PAGE = """<!DOCTYPE html>
     <div class="label">local derivative rule</div>
     <pre id="rule"></pre>
     <div class="label">upstream gradient arriving here</div>
-    <pre id="upstream"></pre>
+    <div id="upstream"></div>
     <div id="contributions" class="hint"></div>
     <div class="label">value (forward pass)</div>
-    <pre id="value"></pre>
+    <div id="value"></div>
     <div class="label">gradient sent to each parent</div>
     <div id="parents"></div>
     <p id="note"></p>
   </div>
 </main>
+<div id="tip"></div>
 <script type="application/json" id="steps">%STEPS%</script>
 <script>
 "use strict";
@@ -283,6 +390,61 @@ document.querySelectorAll("#graph g.edge").forEach(function (g) {
 let current = 0;
 
 function text(id, value) { document.getElementById(id).textContent = value; }
+
+// A diverging colour for v / scale in [-1, 1]: blue below 0, white at 0, red above (null: grey).
+function colour(t) {
+  if (t === null) { return "rgb(187,187,187)"; }
+  const end = t < 0 ? [33, 102, 172] : [178, 24, 43];
+  const k = Math.min(1, Math.abs(t));
+  const mix = end.map(function (c) { return Math.round(255 + (c - 255) * k); });
+  return "rgb(" + mix.join(",") + ")";
+}
+
+function number(x) { return x === null ? "-" : Number(x.toPrecision(4)).toString(); }
+
+// An array as the learner should first see it: a <pre> of its numbers, or for a 2-D array larger than
+// about 4x4 a small heat-map with min/mean/max, the numbers one click away in a <details>.
+function arrayView(record) {
+  const pre = document.createElement("pre");
+  pre.className = "array";
+  pre.textContent = record.text;
+  if (!record.heat) { return pre; }
+  const h = record.heat;
+  const box = document.createElement("div");
+  box.className = "heat";
+  const rows = h.cells.length, cols = h.cells[0].length;
+  const size = Math.max(3, Math.min(20, Math.floor(240 / Math.max(rows, cols))));
+  const canvas = document.createElement("canvas");
+  canvas.width = cols * size;
+  canvas.height = rows * size;
+  const paint = canvas.getContext("2d");
+  h.cells.forEach(function (line, r) {
+    line.forEach(function (v, c) {
+      paint.fillStyle = colour(v === null ? null : (h.scale > 0 ? v / h.scale : 0));
+      paint.fillRect(c * size, r * size, size, size);
+    });
+  });
+  box.appendChild(canvas);
+  const stats = document.createElement("div");
+  stats.className = "stats";
+  stats.textContent = "min " + number(h.min) + "  mean " + number(h.mean) + "  max " + number(h.max) +
+    "  (blue < 0 < red" + (h.block[0] * h.block[1] > 1 ? "; each cell is the mean of " + h.block[0] + "x" +
+    h.block[1] + " values" : "") + ")";
+  box.appendChild(stats);
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "the numbers " + shape(record.shape);
+  details.appendChild(summary);
+  details.appendChild(pre);
+  box.appendChild(details);
+  return box;
+}
+
+function showArray(id, record) {
+  const place = document.getElementById(id);
+  place.textContent = "";
+  place.appendChild(arrayView(record));
+}
 function mark(id, cls) { if (id && nodes[id]) { nodes[id].classList.add(cls); } }
 function shape(s) { return "(" + s.join(", ") + (s.length === 1 ? ",)" : ")"); }
 
@@ -305,9 +467,9 @@ function show(k) {
   text("node-name", s.name + (s.op ? " = " + s.op + "(" + args + ")" : ""));
   text("node-info", s.role + ", shape " + shape(s.shape) + ", " + s.dtype + (nodes[s.id] ? "" : " (not drawn)"));
   text("rule", s.rule);
-  text("upstream", s.upstream.text);
+  showArray("upstream", s.upstream);
   text("contributions", s.contributions.length ? "= the sum of: " + s.contributions.join("; ") : "");
-  text("value", s.value.text);
+  showArray("value", s.value);
   const box = document.getElementById("parents");
   box.textContent = "";
   if (!s.parents.length) {
@@ -322,13 +484,13 @@ function show(k) {
     const head = document.createElement("div");
     head.textContent = "argument " + p.index + ": " + p.name + " (" + p.role + ", shape " + shape(p.value.shape) + ")";
     div.appendChild(head);
-    const g = document.createElement("pre");
     if (p.grad) {
-      g.textContent = p.grad.text;
+      div.appendChild(arrayView(p.grad));
     } else {
+      const g = document.createElement("pre");
       g.textContent = "no gradient: " + p.name + " does not require grad";
+      div.appendChild(g);
     }
-    div.appendChild(g);
     if (p.fitted) {
       const f = document.createElement("div");
       f.className = "hint";
@@ -344,6 +506,34 @@ function show(k) {
     nodes[s.id].scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 }
+
+// Tooltips: resting the pointer on a tensor's box shows its value (and gradient) as in the panel.
+const grads = {};
+steps.forEach(function (s) { grads[s.id] = s.upstream; });
+const tip = document.getElementById("tip");
+Object.keys(nodes).forEach(function (id) {
+  const info = (DATA.nodes || {})[id];
+  if (!info) { return; }
+  nodes[id].addEventListener("mouseenter", function () {
+    tip.textContent = "";
+    const head = document.createElement("b");
+    head.textContent = info.name + " " + shape(info.value.shape);
+    tip.appendChild(head);
+    tip.appendChild(document.createTextNode("value"));
+    tip.appendChild(arrayView(info.value));
+    if (grads[id]) {
+      tip.appendChild(document.createTextNode("gradient"));
+      tip.appendChild(arrayView(grads[id]));
+    }
+    tip.querySelectorAll("details").forEach(function (d) { d.remove(); });  // a tooltip cannot be clicked
+    tip.style.display = "block";
+  });
+  nodes[id].addEventListener("mousemove", function (event) {
+    tip.style.left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8) + "px";
+    tip.style.top = Math.min(event.clientY + 14, window.innerHeight - tip.offsetHeight - 8) + "px";
+  });
+  nodes[id].addEventListener("mouseleave", function () { tip.style.display = "none"; });
+});
 
 document.getElementById("next").addEventListener("click", function () { show(current + 1); });
 document.getElementById("prev").addEventListener("click", function () { show(current - 1); });

@@ -1,0 +1,231 @@
+"""The backward pass: the chain rule, walked over the recorded graph.
+
+One walk, ``backward_steps``, does the work. It starts from the output's gradient and visits tensors newest
+first. At each tensor it applies the op's rule from ``ops`` (the local derivative), undoes broadcasting in one
+place (``unbroadcast``) and adds the results into the gradients waiting at the parents. It yields every step,
+so that ``Tensor.backward()``, ``grad()`` and the step-through page all read the same walk.
+
+>>> from tinygrad_edu import Tensor
+>>> x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+>>> y = (x * x).sum()
+>>> for node, grad_out, parent_grads in backward_steps([y], [np.ones(())]):
+...     print(node.op.name if node.op else node.name, grad_out, parent_grads)
+sum 1.0 (array([1., 1.]),)
+mul [1. 1.] (array([1., 2.]), array([1., 2.]))
+x [2. 4.] ()
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import diagnostics, inplace
+from .tensor import Tensor, enable_grad, is_anomaly_enabled
+
+__all__ = ["toposort", "unbroadcast", "apply_rule", "backward_steps", "backward", "grad"]
+
+Step = tuple[Tensor, Any, tuple[Any, ...]]
+"""``(node, grad_out, parent_grads)``: a tensor, the gradient that reached it, and what it sends to each parent."""
+
+
+def toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor]:
+    """Every tensor that needs a gradient, parents before children; iterative, so depth is unlimited.
+
+    ``all_parents=True`` also follows parents that need no gradient (inputs, constants): what a drawing shows.
+    """
+    # NOTE: a tensor is made after its parents, so creation order is already a topological order: collect
+    # the graph with a stack, then sort it by creation number (deterministic, and cheaper than a DFS order).
+    seen: set[Tensor] = set(roots)  # Tensor hashes by identity
+    stack = list(seen)
+    while stack:
+        for p in stack.pop().parents:
+            if (all_parents or p.requires_grad) and p not in seen:
+                seen.add(p)
+                stack.append(p)
+    return sorted(seen, key=lambda t: t._seq)
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Bring a rule's gradient to its input's shape: the one place where broadcasting is undone.
+
+    NOTE: if numpy stretched an input (leading axes added, or size-1 axes repeated), each stretched copy
+    got its own gradient, and the input's gradient is their sum. A reduction's rule returns a smaller,
+    keepdims-shaped gradient instead; that one is expanded to the input's shape.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    if lead >= 0:
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+        if lead:
+            grad = grad.reshape(grad.shape[lead:])
+        if grad.shape == shape:
+            return grad
+    if isinstance(grad, Tensor):
+        return grad.broadcast_to(shape)
+    full = np.empty(shape, dtype=grad.dtype)  # np.broadcast_to would give a read-only view
+    full[...] = grad
+    return full
+
+
+def apply_rule(node: Tensor, grad_out: Any, create_graph: bool = False) -> tuple[Any, ...]:
+    """The op's backward rule at ``node``: one gradient per parent (or None), shaped as the rule returns it.
+
+    The rule gets the arrays the forward pass saw or, with ``create_graph``, the Tensors themselves, so that
+    the backward pass is recorded too (higher-order gradients).
+    """
+    op, parents = node.op, node.parents
+    kwargs = node.op_args
+    if op.selective:  # which inputs want a gradient, so the rule can skip the others
+        kwargs = {**kwargs, "needs": tuple(p.requires_grad for p in parents)}
+    if create_graph:
+        with enable_grad():
+            return op.backward(grad_out, node, *parents, **kwargs)
+    return op.backward(grad_out, node.data, *[p.data for p in parents], **kwargs)
+
+
+def backward_steps(roots: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool = False,
+                   caller: str = "backward()") -> Iterator[Step]:
+    """Walk the graph back from ``roots``, whose gradients are ``seeds``; yield each step, newest tensor first.
+
+    A step is ``(node, grad_out, parent_grads)``: ``grad_out`` is the whole gradient of the roots with respect
+    to ``node`` (every consumer has sent its share), ``parent_grads`` what the rule sends to each parent, in
+    the parent's shape (None where a parent needs no gradient). A leaf's step has no ``parent_grads``.
+    """
+    pending: dict[Tensor, Any] = {}  # gradients arrived at a tensor, not yet passed on
+    for root, seed in zip(roots, seeds):
+        pending[root] = pending[root] + seed if root in pending else seed
+    # NOTE: a tensor is made after its parents, so the newest tensor with a pending gradient has heard from
+    # every tensor it feeds: its gradient is complete. Creation numbers are unique: no two entries tie.
+    queue = [(-t._seq, t) for t in pending]
+    heapq.heapify(queue)
+    while queue:
+        node = heapq.heappop(queue)[1]
+        grad_out = pending.pop(node)
+        if not node.parents:
+            yield node, grad_out, ()
+            continue
+        inplace.check(node, caller)
+        parent_grads = tuple(None if g is None or not p.requires_grad else unbroadcast(g, p.shape)
+                             for p, g in zip(node.parents, apply_rule(node, grad_out, create_graph)))
+        if is_anomaly_enabled():
+            diagnostics.check_finite_grads(node, parent_grads)
+        yield node, grad_out, parent_grads
+        for parent, g in zip(node.parents, parent_grads):
+            if g is None:
+                continue
+            if parent in pending:
+                pending[parent] = pending[parent] + g
+            else:
+                # a rule may pass its upstream array on as it is (add does): a leaf gets its own copy
+                pending[parent] = g.copy() if g is grad_out and not parent.parents and not create_graph else g
+                heapq.heappush(queue, (-parent._seq, parent))
+
+
+def backward(root: Tensor, gradient: Any = None) -> None:
+    """``root.backward(gradient)``: every leaf adds its gradient into ``.grad``; intermediates keep this pass's."""
+    if not root.requires_grad:
+        raise diagnostics.not_requiring_grad(root)
+    if gradient is None and root.size != 1:
+        raise diagnostics.non_scalar(root)
+    seed = np.ones_like(root.data) if gradient is None else _seed(root, gradient, "backward(gradient=...)")
+    for node, grad_out, _ in backward_steps([root], [seed]):
+        if node.parents:
+            node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
+        else:
+            accumulate(node, grad_out)
+
+
+def accumulate(leaf: Tensor, g: Any) -> None:
+    """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
+
+    The first gradient is taken as it is when it already fits (no copy); later ones are added in place.
+    """
+    data, total = leaf.data, leaf._grad
+    if total is None:
+        # NOTE: PyTorch's gradient layout contract: a .grad laid out like its .data keeps every later
+        # elementwise pass (the update, the next accumulation) running along the grain of memory.
+        if not (type(g) is np.ndarray and g.dtype == data.dtype and g.strides == data.strides
+                and g.flags.writeable):
+            g, copy = np.empty_like(data), g
+            g[...] = copy
+        leaf._grad = g
+    elif total.shape != data.shape:  # `w.data = ...` gave the leaf another shape since its .grad was set
+        raise RuntimeError(
+            f"backward(): {diagnostics.describe(leaf)} has a .grad of shape {total.shape} from before its data "
+            f"changed shape, so this pass's gradient cannot be added to it. Call zero_grad() after changing the "
+            f"shape of a parameter.")
+    elif total.dtype == data.dtype and total.flags.writeable and np.can_cast(g.dtype, total.dtype, "same_kind"):
+        total += g
+    else:  # made read-only, or the data given another dtype: a new array
+        leaf._grad = (total + g).astype(data.dtype, copy=False)
+
+
+def _seed(root: Tensor, gradient: Any, caller: str) -> np.ndarray:
+    array = np.array(getattr(gradient, "data", gradient), dtype=root.dtype)  # a copy: never the caller's buffer
+    if array.shape != root.shape:
+        raise ValueError(
+            f"{caller}: the gradient has shape {array.shape}, but the output is a {diagnostics.describe(root)}; "
+            f"the upstream gradient must have exactly the output's shape, {root.shape}.")
+    return array
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Any, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned without touching any ``.grad``.
+
+    With ``create_graph=True`` the rules run on Tensors, so the returned gradients are Tensors with a graph
+    of their own and can be differentiated again (second derivatives, Hessian-vector products).
+
+    >>> x = Tensor(2.0, requires_grad=True)
+    >>> (dy,) = grad(x ** 3, x, create_graph=True)
+    >>> (d2y,) = grad(dy, x)
+    >>> float(dy.data), float(d2y)
+    (12.0, 12.0)
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        upstream = [None] * len(outs)
+    elif isinstance(grad_outputs, (list, tuple)):
+        upstream = list(grad_outputs)
+    else:
+        upstream = [grad_outputs]
+    if len(upstream) != len(outs):
+        raise ValueError(f"grad(): {len(outs)} outputs but {len(upstream)} grad_outputs; give one per output.")
+    seeds = []
+    for out, g in zip(outs, upstream):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"grad(): output {diagnostics.describe(out)} does not require grad; nothing to differentiate.")
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(
+                    f"grad(): output {diagnostics.describe(out)} is not a scalar; pass grad_outputs=[an array of "
+                    f"shape {out.shape}].")
+            g = np.ones_like(out.data)
+        elif not (create_graph and isinstance(g, Tensor)):
+            g = _seed(out, g, "backward(gradient=...)")
+        seeds.append(Tensor(g) if create_graph and not isinstance(g, Tensor) else g)
+    wanted = set(ins)
+    found = {node: g for node, g, _ in backward_steps(outs, seeds, create_graph, "grad()") if node in wanted}
+    result = []
+    for i, t in enumerate(ins):
+        if t not in found:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad(): input {i} ({diagnostics.describe(t)}) is not used to compute the outputs (or does "
+                    f"not require grad). Pass allow_unused=True to get None for it.")
+            result.append(None)
+        else:
+            g = found[t]
+            result.append(g if isinstance(g, Tensor) else np.array(g))
+    return tuple(result)
