@@ -260,3 +260,27 @@ def test_the_table_and_the_html_show_every_row() -> None:
     page = report._repr_html_()
     assert page.count("<tr") == 1 + len(PARAMS) and page.count("#fde0dc") == 1
     assert "DISAGREE" in page and "factor" in page
+
+
+def test_a_gradient_never_filled_in_is_all_zeros() -> None:
+    row = _only_bad_row(with_mistake({"dW3": lambda g: np.zeros_like(g["dW3"])}), "W3")
+    assert row.diagnosis.startswith("all zeros")
+
+
+def test_a_forward_pass_that_overflows_is_blamed_on_loss() -> None:
+    def overflowing(t: dict[str, Tensor]) -> Tensor:
+        return loss(t) + (t["b1"] * 1e4).exp().sum()   # exp(10000 b1) is inf in float64
+
+    with np.errstate(over="ignore"):
+        report = check_backprop(backprop, overflowing, PARAMS)
+    assert "the engine's has Inf" in report.row("b1").diagnosis and "loss(t)" in report.row("b1").diagnosis
+
+
+def test_bad_arguments_are_refused_with_a_message() -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        check_backprop(backprop, loss, PARAMS, tolerance=-1.0)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        check_backprop(backprop, loss, {})
+    frozen = {**PARAMS, "W1": Tensor(PARAMS["W1"].copy())}
+    with pytest.raises(ValueError, match=r"params\['W1'\] is a Tensor that does not require grad"):
+        check_backprop(backprop, loss, frozen)

@@ -95,7 +95,7 @@ class BackpropReport:
     def _cells(self) -> list[tuple[str, str, str, str, str]]:
         cells = []
         for r in self.rows:
-            where = ("-" if r.ok else "see below") if r.index is None else \
+            where = ("-" if r.ok else "see the diagnosis") if r.index is None else \
                 f"{r.index}: yours {r.yours:.6g}, engine {r.engine:.6g}"
             cells.append((r.name, str(r.shape), f"{r.abs_error:.2e}", f"{r.rel_error:.2e}", where))
         return cells
@@ -154,6 +154,9 @@ def check_backprop(manual: Callable[[Arrays], Any], loss: Callable[[dict[str, Te
     if not isinstance(params, Mapping) or not params:
         raise TypeError(f"check_backprop: params must be a non-empty dict of name -> array, like "
                         f"{{'W1': W1, 'b1': b1}}; got {type(params).__name__}.")
+    if not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        raise ValueError(f"check_backprop: tolerance is the largest relative error that agrees, a number >= 0 "
+                         f"(1e-10 in float64, about 1e-4 in float32); got {tolerance!r}.")
     arrays = {name: _as_array(name, value) for name, value in params.items()}
     cost, by_hand = _manual_gradients(manual, arrays)
     tensors = {name: _as_tensor(name, params[name], arrays[name]) for name in arrays}

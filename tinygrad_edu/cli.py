@@ -156,6 +156,38 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Run a learner's file that defines ``params``, ``manual`` and ``loss``; print check_backprop's report."""
+    import runpy
+
+    from .check import check_backprop
+
+    path = os.path.abspath(args.file)
+    if not os.path.isfile(path):
+        print(f"tinygrad-edu check: no file {args.file!r}.", file=sys.stderr)
+        return 2
+    sys.path.insert(0, os.path.dirname(path))  # so the file can import its neighbours, as `python FILE` would
+    try:
+        # NOTE: not run as "__main__": a training loop under `if __name__ == "__main__":` stays asleep.
+        names = runpy.run_path(path, run_name="__tinygrad_edu_check__")
+    finally:
+        sys.path.remove(os.path.dirname(path))
+    missing = [name for name in ("params", "manual", "loss") if name not in names]
+    if missing:
+        print(f"tinygrad-edu check: {args.file} does not define {', '.join(missing)}. The file must define "
+              f"params (a dict of name -> numpy array), manual(params) (your backprop: returns the gradients "
+              f"as a dict, or (cost, grads)) and loss(t) (the same cost written with engine operators on the "
+              f"dict of Tensors t).", file=sys.stderr)
+        return 2
+    try:
+        report = check_backprop(names["manual"], names["loss"], names["params"], tolerance=args.tolerance)
+    except (KeyError, ValueError, TypeError) as error:  # a mistake in the gradients' keys or shapes
+        print(f"tinygrad-edu check: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0 if report.ok else 1
+
+
 def _graph(args: argparse.Namespace) -> int:
     from . import seeds
     from .visualize.cli import graph_command
@@ -217,6 +249,13 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"which seed: {', '.join(seeds.SEEDS)} or all (listed below)")
     comp.add_argument("--steps", type=int, default=3, help="SGD steps before comparing parameters (default 3)")
     comp.set_defaults(run=_compare)
+
+    check = commands.add_parser("check", help="check the backprop you derived by hand: FILE.py defines params, "
+                                              "manual(params) and loss(t)")
+    check.add_argument("file", metavar="FILE.py", help="a Python file defining params, manual and loss")
+    check.add_argument("--tolerance", type=_positive(float), default=1e-10,
+                       help="largest relative error that agrees (default 1e-10)")
+    check.set_defaults(run=_check)
 
     graph = commands.add_parser("graph", help="draw the computation graph of one step of a seed network",
                                 description="Draw the computation graph of one training step of a seed "

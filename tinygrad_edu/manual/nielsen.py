@@ -34,7 +34,7 @@ from numpy.typing import DTypeLike
 from ._common import generator, softplus, stable_sigmoid
 
 __all__ = [
-    "sigmoid", "sigmoid_prime", "Network", "COSTS", "params_of", "loss", "gradients", "training_pairs",
+    "sigmoid", "sigmoid_prime", "Network", "COSTS", "params_of", "as_params", "loss", "gradients", "training_pairs",
     "test_pairs",
 ]
 
@@ -224,10 +224,19 @@ class Network:
 
 def params_of(network: Network) -> Params:
     """A copy of the network's parameters as ``{"w0", "b0", "w1", "b1", ...}``: weights (out, in), biases (out, 1)."""
+    return as_params([w.copy() for w in network.weights], [b.copy() for b in network.biases])
+
+
+def as_params(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> Params:
+    """Lists of weights and biases (or of their gradients, ``nabla_w`` and ``nabla_b``) as ``{"w0", "b0", ...}``.
+
+    >>> sorted(as_params([np.ones((3, 4)), np.ones((2, 3))], [np.ones((3, 1)), np.ones((2, 1))]))
+    ['b0', 'b1', 'w0', 'w1']
+    """
     params: Params = {}
-    for i, (w, b) in enumerate(zip(network.weights, network.biases)):
-        params[f"w{i}"] = w.copy()
-        params[f"b{i}"] = b.copy()
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        params[f"w{i}"] = w
+        params[f"b{i}"] = b
     return params
 
 
@@ -287,10 +296,7 @@ def gradients(params: Params, x: np.ndarray, y: np.ndarray, *, cost: str = "quad
     delta = _output_delta(activations[-1], y, zs[-1], cost)
     nabla_b, nabla_w = _backward(weights, zs, activations, delta)
     m = x.shape[1]
-    grads: Params = {}
-    for i, (nw, nb) in enumerate(zip(nabla_w, nabla_b)):
-        grads[f"w{i}"] = nw / m
-        grads[f"b{i}"] = nb / m
+    grads = as_params([nw / m for nw in nabla_w], [nb / m for nb in nabla_b])
     return _cost(activations[-1], y, zs[-1], cost), grads
 
 

@@ -1,0 +1,90 @@
+"""tinygrad-edu check FILE.py: runs a learner's params, manual and loss, prints the report, exits 0, 1 or 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tinygrad_edu.cli import main
+
+LEARNER = '''
+import numpy as np
+
+X = np.array([[1.0, 2.0, -1.0, 0.5], [0.0, 1.0, 1.0, -2.0]])   # two features, four examples
+Y = np.array([[1.0, 0.0, 1.0, 0.0]])
+params = {"w": np.array([[0.3, -0.2]]), "b": np.array([[0.1]])}
+
+
+def manual(p):
+    m = X.shape[1]
+    A = 1 / (1 + np.exp(-(p["w"] @ X + p["b"])))
+    cost = -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A)) / m
+    dZ = (A - Y) / m * FACTOR
+    return cost, {"dw": dZ @ X.T, "db": np.sum(dZ, axis=1, keepdims=True)}
+
+
+def loss(t):
+    A = (t["w"] @ X + t["b"]).sigmoid()
+    return -(Y * A.log() + (1 - Y) * (1 - A).log()).sum() / X.shape[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit("the check must not run the file as a script")
+'''
+
+
+def learner_file(tmp_path: Path, factor: float = 1.0, drop: str = "") -> str:
+    text = LEARNER.replace("FACTOR", repr(factor))
+    if drop:
+        text = text.replace(f"def {drop}(", f"def not_{drop}(").replace(f"{drop} = ", f"not_{drop} = ")
+    path = tmp_path / "my_backprop.py"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_correct_file_prints_the_report_and_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", learner_file(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cost: yours") and "agree: worst relative error" in out
+    assert [line.split()[0] for line in out.splitlines()[2:4]] == ["w", "b"]
+
+
+def test_a_wrong_gradient_exits_1_with_the_diagnosis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", learner_file(tmp_path, factor=4.0)]) == 1
+    out = capsys.readouterr().out
+    assert "DISAGREE" in out and "factor" in out and "4.00" in out
+
+
+def test_the_tolerance_is_an_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", learner_file(tmp_path, factor=1.001), "--tolerance", "1e-2"]) == 0
+    assert main(["check", learner_file(tmp_path, factor=1.001)]) == 1
+
+
+@pytest.mark.parametrize("name", ["params", "manual", "loss"])
+def test_a_file_without_one_of_the_names_exits_2(name: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", learner_file(tmp_path, drop=name)]) == 2
+    err = capsys.readouterr().err
+    assert f"does not define {name}." in err and "manual(params)" in err
+
+
+def test_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tmp_path / "nope.py")]) == 2
+    assert "no file" in capsys.readouterr().err
+
+
+def test_a_gradient_under_a_wrong_key_exits_1_naming_it(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = learner_file(tmp_path)
+    Path(path).write_text(Path(path).read_text().replace('"dw":', '"dW":'))
+    assert main(["check", path]) == 1
+    assert "'dW'" in capsys.readouterr().err
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: tinygrad-edu check" in out and "FILE.py" in out and "--tolerance" in out

@@ -1,0 +1,108 @@
+"""A way out to PyTorch and back: the same network, the same weights, the same outputs.
+
+``to_torch(model)`` gives an equivalent ``torch.nn.Sequential``; ``from_torch(module)`` the reverse, for
+``Linear`` and the activations this engine has (Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax). Layer
+``layers.i`` here is layer ``i`` there, so ``layers.0.weight`` is PyTorch's ``0.weight``.
+
+Our ``Linear`` computes ``x @ weight`` with ``weight`` of shape (in, out); PyTorch's computes ``x @ weight.T``
+with ``weight`` of shape (out, in). Crossing over transposes every weight; biases are the same.
+
+PyTorch is optional: it is imported inside these functions only (``pip install 'tinygrad_edu[torch]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import nn
+
+__all__ = ["to_torch", "from_torch"]
+
+_SIMPLE = ("Sigmoid", "Tanh", "ReLU", "Identity")     # the same class name, no arguments, on both sides
+_AXIS = ("Softmax", "LogSoftmax")                      # our axis is PyTorch's dim
+_SUPPORTED = "Linear, " + ", ".join(_SIMPLE + _AXIS) + " and Sequential (or MLP)"
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("tinygrad_edu.interop needs PyTorch, which is optional: pip install 'tinygrad_edu[torch]'"
+                          ) from None
+    return torch
+
+
+def to_torch(model: nn.Module) -> Any:
+    """An equivalent ``torch.nn.Sequential`` of ``model`` (a Sequential, an MLP, or one layer), weights copied.
+
+    Parameters keep their dtype (float64 stays float64) and live on the CPU.
+    """
+    torch = _torch()
+    layers = list(model) if isinstance(model, nn.Sequential) else [model]
+    converted = [_layer_to_torch(torch, layer, f"layers.{i}" if isinstance(model, nn.Sequential) else "model")
+                 for i, layer in enumerate(layers)]
+    return torch.nn.Sequential(*converted)
+
+
+def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
+    kind = type(layer).__name__
+    if isinstance(layer, nn.Sequential):
+        inner = [_layer_to_torch(torch, sub, f"{where}.layers.{i}") for i, sub in enumerate(layer)]
+        return torch.nn.Sequential(*inner)
+    if isinstance(layer, nn.Linear):
+        dtypes = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+        if layer.weight.dtype not in dtypes:
+            raise TypeError(f"to_torch: {where} (Linear) holds {layer.weight.dtype} weights; only float64 and "
+                            f"float32 cross over.")
+        dtype = dtypes[layer.weight.dtype]
+        linear = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(layer.weight.data.T.copy()))   # (in, out) -> (out, in)
+            if layer.bias is not None:
+                linear.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+        return linear
+    if kind in _SIMPLE and type(layer) is getattr(nn, kind):
+        return getattr(torch.nn, kind)()
+    if kind in _AXIS and type(layer) is getattr(nn, kind):
+        return getattr(torch.nn, kind)(dim=layer.axis)
+    raise TypeError(f"to_torch: {where} is a {kind}, which has no PyTorch counterpart here; supported: "
+                    f"{_SUPPORTED}.")
+
+
+def from_torch(module: Any) -> nn.Module:
+    """The reverse of ``to_torch``: our ``nn.Sequential`` for a ``torch.nn.Sequential``, or our layer for one layer.
+
+    Weights are copied (float64 and float32 keep their dtype), so later training on either side does not
+    change the other.
+    """
+    torch = _torch()
+    if isinstance(module, torch.nn.Sequential):
+        return nn.Sequential(*(_layer_from_torch(torch, sub, str(i)) for i, sub in enumerate(module)))
+    return _layer_from_torch(torch, module, "module")
+
+
+def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
+    kind = type(layer).__name__
+    if isinstance(layer, torch.nn.Sequential):
+        return nn.Sequential(*(_layer_from_torch(torch, sub, f"{where}.{i}") for i, sub in enumerate(layer)))
+    if type(layer) is torch.nn.Linear:
+        weight = layer.weight.detach().cpu().numpy()
+        if weight.dtype not in (np.float64, np.float32):
+            raise TypeError(f"from_torch: {where} (Linear) holds {weight.dtype} weights; convert the model with "
+                            f".double() or .float() first.")
+        linear = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, init="zeros",
+                           dtype=weight.dtype)
+        linear.weight.data = weight.T.copy()   # (out, in) -> (in, out)
+        if layer.bias is not None:
+            linear.bias.data = layer.bias.detach().cpu().numpy().copy()
+        return linear
+    if kind in _SIMPLE and type(layer) is getattr(torch.nn, kind):
+        return getattr(nn, kind)()
+    if kind in _AXIS and type(layer) is getattr(torch.nn, kind):
+        if layer.dim is None:
+            raise ValueError(f"from_torch: {where} is a {kind} without dim; give it one, e.g. {kind}(dim=1).")
+        return getattr(nn, kind)(axis=layer.dim)
+    raise TypeError(f"from_torch: {where} is a {kind}, which this engine does not have; supported: "
+                    f"{_SUPPORTED}.")
