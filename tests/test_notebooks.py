@@ -4,7 +4,7 @@ Each notebook asserts its own key figures in code cells (gradients agree within 
 training reaches), so a notebook whose numbers rot fails here. The kernel is the venv's own Python: the test
 writes a kernelspec for ``sys.executable`` into a temporary folder, so a ``python3`` kernel installed elsewhere
 on the machine is never picked up. Cells run with the notebook's folder as working directory; the kernel's
-TMPDIR is the test's temporary folder, where the notebooks write their pictures.
+TMPDIR is the test's temporary folder, where the notebooks write their files.
 
 Needs the ``notebooks`` extra (nbclient, ipykernel, nbformat, ipywidgets for the progress bars); skipped
 without it.
@@ -81,7 +81,10 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     )
     temp = tmp_path / "files"
     temp.mkdir()
-    env = {**os.environ, "TMPDIR": str(temp), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    # One BLAS thread unless told otherwise: the kernel shares the cores with pytest and whatever else runs, and
+    # BLAS threads waiting for a busy core made a notebook ten times slower here; one thread runs steadily.
+    threads = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {**threads, **os.environ, "TMPDIR": str(temp), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     try:
         client.execute(env=env)
     except CellExecutionError as error:
