@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -88,7 +89,8 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     try:
         client.execute(env=env)
     except CellExecutionError as error:
-        pytest.fail(f"{path.name} failed in a cell:\n{error}", pytrace=False)
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the traceback without its terminal colours
+        pytest.fail(f"{path.name} failed in a cell:\n{plain}", pytrace=False)
     except CellTimeoutError:
         pytest.fail(f"{path.name} did not finish within {TIMEOUT_S} s", pytrace=False)
     problems = _problems(notebook)
