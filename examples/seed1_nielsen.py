@@ -13,7 +13,7 @@ import argparse
 
 from tinygrad_edu import datasets, losses, nn, optim
 from tinygrad_edu.seeds import compare
-from tinygrad_edu.train import fit
+from tinygrad_edu.train import epoch_report, fit
 
 
 def main() -> None:
@@ -29,13 +29,10 @@ def main() -> None:
     mnist = datasets.load_mnist()
     model = nn.MLP([784, args.hidden, 10], activation="sigmoid", rng=args.seed)  # N(0, 1) init, as the seed
     cost = losses.quadratic_cost if args.cost == "quadratic" else losses.sigmoid_cross_entropy
-
-    def report(epoch: int, history: dict[str, list[float]]) -> None:
-        print(f"Epoch {epoch - 1}: {round(history['test_accuracy'][-1] * 10000)} / 10000", flush=True)
-
     history = fit(model, cost, optim.SGD(model.parameters(), lr=args.eta),
                   (mnist.train_x, datasets.one_hot(mnist.train_y)), epochs=args.epochs, batch_size=10,
-                  rng=args.seed, test=(mnist.test_x, mnist.test_y), progress=False, on_epoch=report)
+                  rng=args.seed, test=(mnist.test_x, mnist.test_y), progress=False,
+                  on_epoch=epoch_report(len(mnist.test_x)))
     print(f"best test accuracy: {max(history['test_accuracy']):.2%}")
 
 

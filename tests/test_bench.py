@@ -22,8 +22,10 @@ def _batches(n: int, sizes: list[int], seed: int = 0) -> list[tuple[np.ndarray, 
 def test_nielsen_engines_agree_and_stay_together_while_training() -> None:
     sizes = [6, 4, 3]
     engines = bench.nielsen_engines(sizes, np.float64, seed=3, per_sample=1.0)
-    assert [e.name for e in engines][:3] == ["numpy, whole mini-batch (baseline)",
-                                             "numpy, per sample (as the seed; 100% timed)", "tinygrad_edu"]
+    assert [e.name for e in engines][:5] == [
+        "numpy, rows, W (out, in), as a careful programmer writes (baseline)",
+        "numpy, the seed's matrix form (columns)", "numpy, per sample (as the seed; 100% timed)",
+        "tinygrad_edu, nn.MLP + optim.SGD", "tinygrad_edu, the learner's step: (a @ W.T + b).sigmoid()"]
     first, *rest = _batches(4, sizes)
     before = engines[0].gradients(engines[0].batches(first))
     assert bench.check_gradients(engines, first) < 1e-12
@@ -39,15 +41,15 @@ def test_nielsen_engines_agree_and_stay_together_while_training() -> None:
 def test_a_wrong_engine_is_refused_before_it_is_timed() -> None:
     sizes = [6, 4, 3]
     engines = bench.nielsen_engines(sizes, np.float64, per_sample=0, with_torch=False)
-    honest = engines[1].gradients
+    honest = engines[2].gradients
 
     def off_by_a_little(batch: object) -> list[np.ndarray]:
         grads = honest(batch)
         grads[-1] = grads[-1] + 1e-8
         return grads
 
-    engines[1].gradients = off_by_a_little
-    with pytest.raises(bench.BenchmarkError, match=r"tinygrad_edu: gradients differ .* by 1e-08"):
+    engines[2].gradients = off_by_a_little
+    with pytest.raises(bench.BenchmarkError, match=r"tinygrad_edu, nn.MLP \+ optim.SGD: gradients differ .* by 1e-08"):
         bench.check_gradients(engines, _batches(1, sizes)[0])
 
 

@@ -241,3 +241,124 @@ def test_linear_regression_with_plain_sgd_finds_the_true_weights():
     assert loss.item() < 1e-6 * first
     np.testing.assert_allclose(layer.weight.data, true_w, atol=1e-3)
     np.testing.assert_allclose(layer.bias.data, true_b, atol=1e-3)
+
+
+# -- AMSGrad ------------------------------------------------------------------------------------------------
+
+def _amsgrad_reference(start, grads, lr, b1, b2, eps):
+    p, m, v, v_max, history = start.copy(), np.zeros_like(start), np.zeros_like(start), np.zeros_like(start), []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        v_max = np.maximum(v_max, v)
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v_max / (1 - b2**t)) + eps)
+        history.append(p.copy())
+    return history
+
+
+def test_amsgrad_matches_the_numpy_reference_and_differs_from_adam():
+    # a large first gradient, then small ones: v decays but v_max keeps the large value, so AMSGrad moves less
+    grads = [g * (10.0 if k == 0 else 0.1) for k, g in enumerate(_gradients(4, START.shape, steps=6))]
+    got = _run(lambda params: Adam(params, lr=0.1, betas=(0.9, 0.9), amsgrad=True), START, grads)
+    expected = _amsgrad_reference(START, grads, 0.1, 0.9, 0.9, 1e-8)
+    for step, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=f"step {step}")
+    plain = _run(lambda params: Adam(params, lr=0.1, betas=(0.9, 0.9)), START, grads)
+    assert np.abs(got[-1] - START).sum() < np.abs(plain[-1] - START).sum()
+
+
+def test_amsgrad_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    grads = [g * (10.0 if k == 0 else 0.1) for k, g in enumerate(_gradients(5, START.shape, steps=6))]
+    got = _run(lambda params: Adam(params, lr=0.05, amsgrad=True, weight_decay=0.01), START, grads)
+    w = torch.tensor(START.copy(), requires_grad=True)
+    reference = torch.optim.Adam([w], lr=0.05, amsgrad=True, weight_decay=0.01)
+    for step, g in enumerate(grads):
+        w.grad = torch.tensor(g)
+        reference.step()
+        np.testing.assert_allclose(got[step], w.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=f"step {step}")
+
+
+# -- state_dict / load_state_dict ---------------------------------------------------------------------------
+
+MAKERS = {
+    "SGD": lambda ps: SGD(ps, lr=0.1),
+    "momentum": lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    "nesterov": lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "Adam": lambda ps: Adam(ps, lr=0.01, weight_decay=0.1),
+    "AMSGrad": lambda ps: Adam(ps, lr=0.01, amsgrad=True),
+}
+
+
+def _steps(opt, params, grads):
+    for g in grads:
+        for p, gp in zip(params, g):
+            p.grad = gp.copy()
+        opt.step()
+
+
+@pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
+def test_a_saved_and_loaded_state_continues_bit_for_bit(make, tmp_path):
+    rng = np.random.default_rng(6)
+    starts = [rng.standard_normal((3, 4)), rng.standard_normal(4)]
+    grads = [[rng.standard_normal(s.shape) for s in starts] for _ in range(6)]
+    straight = [Tensor(s.copy(), requires_grad=True) for s in starts]
+    straight_opt = make(straight)
+    _steps(straight_opt, straight, grads)
+
+    first = [Tensor(s.copy(), requires_grad=True) for s in starts]
+    opt = make(first)
+    _steps(opt, first, grads[:3])
+    np.savez(tmp_path / "opt.npz", **opt.state_dict())  # through a file, read without pickle
+    with np.load(tmp_path / "opt.npz", allow_pickle=False) as archive:
+        state = {name: archive[name] for name in archive.files}
+    resumed = [Tensor(p.data.copy(), requires_grad=True) for p in first]
+    fresh = make(resumed)
+    fresh.lr = 123.0  # the settings come from the state, as in PyTorch
+    fresh.load_state_dict(state)
+    _steps(fresh, resumed, grads[3:])
+    for a, b in zip(resumed, straight):
+        assert a.data.tobytes() == b.data.tobytes()
+    got, expected = fresh.state_dict(), straight_opt.state_dict()
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        assert got[name].tobytes() == expected[name].tobytes(), name
+
+
+def test_state_dict_names_its_entries_and_is_a_copy():
+    w = Tensor(np.ones(2), requires_grad=True)
+    unused = Tensor(np.ones(3), requires_grad=True)
+    opt = Adam([w, unused], lr=0.1, amsgrad=True)
+    w.grad = np.array([1.0, -2.0])
+    opt.step()
+    state = opt.state_dict()
+    assert sorted(state) == ["amsgrad", "betas", "eps", "lr", "m.0", "step.0", "type", "v.0", "v_max.0",
+                             "weight_decay"]
+    assert str(state["type"]) == "Adam" and int(state["step.0"]) == 1 and state["betas"].tolist() == [0.9, 0.999]
+    before = state["m.0"].copy()
+    opt.step()
+    np.testing.assert_array_equal(state["m.0"], before)  # later steps leave the copy alone
+
+
+def test_load_state_dict_refuses_a_mismatch_and_changes_nothing():
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    sgd = SGD([w], lr=0.1, momentum=0.9)
+    w.grad = np.ones((2, 2))
+    sgd.step()
+    state = sgd.state_dict()
+    with pytest.raises(ValueError, match="the state is from SGD, not Adam"):
+        Adam([Tensor(np.ones((2, 2)), requires_grad=True)]).load_state_dict(state)
+    other = SGD([Tensor(np.ones(3), requires_grad=True)], lr=0.5, momentum=0.5)
+    with pytest.raises(ValueError, match=r"'velocity.0' has shape \(2, 2\).*needs \(3,\).*Nothing was loaded"):
+        other.load_state_dict(state)
+    assert other.lr == 0.5 and other.velocity == [None]
+    with pytest.raises(ValueError, match="unexpected entry 'moment.0'"):
+        sgd.load_state_dict({**state, "moment.0": np.ones((2, 2))})
+    with pytest.raises(ValueError, match="is for parameter 3, but this optimizer has 1"):
+        sgd.load_state_dict({**state, "velocity.3": np.ones((2, 2))})
+    with pytest.raises(ValueError, match="missing setting 'momentum'"):
+        sgd.load_state_dict({k: v for k, v in state.items() if k != "momentum"})
+    with pytest.raises(ValueError, match="no 'type' entry"):
+        sgd.load_state_dict({"lr": np.array(0.1)})
+    with pytest.raises(TypeError, match="expected a dict"):
+        sgd.load_state_dict([1, 2])

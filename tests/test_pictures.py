@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import Tensor
-from tinygrad_edu.cli import SEED_HELP, _parser
+from tinygrad_edu.cli import SEED_HELP, main
 from tinygrad_edu.seeds import SEEDS
 from tinygrad_edu.visualize import backprop_steps, draw, plot_history, stepthrough
 from tinygrad_edu.visualize import render
@@ -92,7 +92,7 @@ def test_a_sum_step_says_expanded_and_a_broadcast_says_summed(tmp_path: Path) ->
 
 def _help(*command: str) -> None:
     with pytest.raises(SystemExit):
-        _parser().parse_args([*command, "--help"])
+        main([*command, "--help"])
 
 
 def test_train_help_explains_every_option_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:

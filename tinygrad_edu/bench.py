@@ -10,8 +10,11 @@
   Microseconds per op.
 * **Memory**: peak RSS of W1, and RSS after 1,000 and after 10,000 steps, each engine in a fresh process.
 
-The baseline is the hand-derived numpy backprop of the seeds (``tinygrad_edu.manual.nielsen``) in its
-whole-mini-batch matrix form; the per-sample form the seed describes and PyTorch eager (CPU) run beside it.
+The baseline is the numpy a careful programmer writes by hand: the mini-batch in rows, ``a @ W.T + b`` per
+layer, the backward pass in matrix form, updates in place. Beside it run the seed's own forms
+(``tinygrad_edu.manual.nielsen``: the whole mini-batch in columns, and per sample), the engine twice (``nn.MLP``
+with ``optim.SGD``, and the step a learner writes with the README's operators, ``(a @ W.T + b).sigmoid()``),
+and PyTorch eager (CPU).
 Every engine starts from the same weights, and before anything is timed each one must give the same
 gradients on one mini-batch (float64, max abs difference below 1e-9): a benchmark of a wrong computation is
 worthless. Each engine is timed ``--repeats`` times, interleaved with the others so that a noisy neighbour
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import datasets, losses, nn, optim
+from . import datasets, losses, nn, optim, seeds
 from .manual import nielsen
 from .tensor import Tensor
 
@@ -81,19 +84,20 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
                     with_torch: bool = True) -> list[Engine]:
     """The same network, from the same N(0, 1) weights, as each engine runs it; a batch is ``(x, y)`` rows.
 
-    ``per_sample`` is the share of the batches that the slow per-sample form is timed on (0: left out).
+    The first engine, the baseline, is the numpy a careful programmer writes: the mini-batch in rows,
+    ``a @ W.T + b`` per layer, the backward pass in matrix form, updates in place. ``per_sample`` is the share
+    of the batches that the slow per-sample form of the seed is timed on (0: left out).
     """
     matrix = nielsen.Network(sizes, rng=seed, dtype=dtype)
     seed_form = nielsen.Network(sizes, rng=seed, dtype=dtype)
+    start = nielsen.params_of(matrix)  # w0 (out, in), b0 (out, 1), ...: the seed's layout
     model = nn.MLP(sizes, activation="sigmoid", rng=seed, dtype=dtype)
-    for i, (w, b) in enumerate(zip(matrix.weights, matrix.biases)):
-        model.layers[2 * i].weight.data = w.T.copy()
-        model.layers[2 * i].bias.data = b.ravel().copy()
+    model.load_state_dict(seeds.to_engine("nielsen", start))
     optimizer = optim.SGD(model.parameters(), lr=ETA)
 
     def manual_layout(grads: tuple[list[np.ndarray], list[np.ndarray]]) -> Grads:
         nabla_b, nabla_w = grads
-        return [a for nw, nb in zip(nabla_w, nabla_b) for a in (nw.T, nb.ravel())]
+        return list(seeds.to_engine("nielsen", nielsen.as_params(nabla_w, nabla_b)).values())
 
     def columns(batch: Any) -> Any:
         x, y = batch
@@ -125,19 +129,80 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
         return [p.grad.copy() for p in model.parameters()]
 
     engines = [
-        Engine("numpy, whole mini-batch (baseline)",
+        _rows_numpy(start, dtype),
+        Engine("numpy, the seed's matrix form (columns)",
                lambda b: matrix.update_mini_batch_matrix(*b, ETA),
                lambda b: manual_layout(matrix.backprop_batch(*b)), columns),
-        Engine("tinygrad_edu", engine_step, engine_gradients),
+        Engine("tinygrad_edu, nn.MLP + optim.SGD", engine_step, engine_gradients),
+        _learner_step(start, dtype),
     ]
     if per_sample:
-        engines.insert(1, Engine(f"numpy, per sample (as the seed; {per_sample:.0%} timed)",
+        engines.insert(2, Engine(f"numpy, per sample (as the seed; {per_sample:.0%} timed)",
                                  lambda b: seed_form.update_mini_batch(b, ETA), per_sample_gradients, pairs,
                                  fraction=per_sample))
     torch = _torch() if with_torch else None
     if torch is not None:
         engines.append(_torch_nielsen(torch, matrix, dtype))
     return engines
+
+
+def _rows_numpy(start: dict[str, np.ndarray], dtype: Any) -> Engine:
+    """The baseline: hand-written numpy with the batch in rows, W (out, in), the backward in matrix form."""
+    weights = [start[f"w{i}"].astype(dtype) for i in range(len(start) // 2)]
+    biases = [start[f"b{i}"].ravel().astype(dtype) for i in range(len(start) // 2)]
+
+    def gradients(batch: Any) -> Grads:
+        x, y = batch
+        activations = [x]
+        for w, b in zip(weights, biases):
+            activations.append(1 / (1 + np.exp(-(activations[-1] @ w.T + b))))
+        a = activations[-1]
+        delta = (a - y) * a * (1 - a) / len(x)  # dC/dz of the last layer, C = sum ||a - y||^2 / 2n
+        grads: list[np.ndarray] = []
+        for layer in range(len(weights) - 1, -1, -1):
+            grads[:0] = [delta.T @ activations[layer], delta.sum(axis=0)]
+            if layer:
+                a = activations[layer]
+                delta = (delta @ weights[layer]) * a * (1 - a)
+        return grads  # w0 (out, in), b0, w1, ...
+
+    def step(batch: Any) -> None:
+        grads = gradients(batch)
+        for p, g in zip([p for pair in zip(weights, biases) for p in pair], grads):
+            p -= ETA * g
+
+    def engine_layout(batch: Any) -> Grads:
+        return [g.T if g.ndim == 2 else g for g in gradients(batch)]
+
+    return Engine("numpy, rows, W (out, in), as a careful programmer writes (baseline)", step, engine_layout)
+
+
+def _learner_step(start: dict[str, np.ndarray], dtype: Any) -> Engine:
+    """The step a learner writes from the README's operators, in the seeds' layout W (out, in)."""
+    weights = [Tensor(start[f"w{i}"].astype(dtype), requires_grad=True) for i in range(len(start) // 2)]
+    biases = [Tensor(start[f"b{i}"].ravel().astype(dtype), requires_grad=True) for i in range(len(start) // 2)]
+    params = [p for pair in zip(weights, biases) for p in pair]
+
+    def gradients(batch: Any) -> Grads:
+        x, y = batch
+        a = Tensor(x)
+        for w, b in zip(weights, biases):
+            a = (a @ w.T + b).sigmoid()
+        loss = ((a - y) ** 2).sum() / (2 * len(x))
+        for p in params:
+            p.grad = None
+        loss.backward()
+        return [p.grad for p in params]
+
+    def step(batch: Any) -> None:
+        gradients(batch)
+        for p in params:
+            p.data -= ETA * p.grad
+
+    def engine_layout(batch: Any) -> Grads:
+        return [g.T.copy() if g.ndim == 2 else g.copy() for g in gradients(batch)]
+
+    return Engine("tinygrad_edu, the learner's step: (a @ W.T + b).sigmoid()", step, engine_layout)
 
 
 def _torch_nielsen(torch: Any, reference: nielsen.Network, dtype: Any) -> Engine:
@@ -307,6 +372,10 @@ def _chain_workload(n_chains: int, repeats: int, seed: int) -> str:
 
 # -- memory: each engine alone in a fresh process --------------------------------------------------------------
 
+# the rows numpy baseline, nn.MLP, the learner's step and PyTorch, in nielsen_engines(..., per_sample=0)
+_MEMORY_ENGINES = (0, 2, 3, 4)
+
+
 def _status_mib(field: str) -> float:
     """A memory figure of this process from /proc/self/status (Linux), in MiB: VmRSS now, VmHWM the peak."""
     with open("/proc/self/status") as status:
@@ -318,7 +387,7 @@ def _status_mib(field: str) -> float:
 
 def _memory_child(index: int, steps: int, seed: int) -> dict[str, Any]:
     """Run W1 for ``steps`` steps with engine number ``index`` alone; resident memory as it goes (MiB)."""
-    engine = nielsen_engines(W1_SIZES, np.float64, seed, per_sample=0, with_torch=index == 2)[index]
+    engine = nielsen_engines(W1_SIZES, np.float64, seed, per_sample=0, with_torch=index == _MEMORY_ENGINES[-1])[index]
     data = datasets.load_mnist()
     x, y = data.train_x, datasets.one_hot(data.train_y)
     order = np.random.default_rng(seed).permutation(len(x))
@@ -349,7 +418,7 @@ def _memory_workload(steps: int, seed: int) -> str:
     if not os.path.exists("/proc/self/status"):
         return "Memory: skipped (it reads /proc/self/status, which only Linux has)"
     rows = []
-    for index in range(3 if _torch() is not None else 2):
+    for index in _MEMORY_ENGINES if _torch() is not None else _MEMORY_ENGINES[:-1]:
         command = [sys.executable, "-m", "tinygrad_edu.bench", "--memory-child", str(index), "--steps", str(steps),
                    "--seed", str(seed)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -361,12 +430,12 @@ def _memory_workload(steps: int, seed: int) -> str:
     lines = [f"Memory: W1 for {steps} steps, each engine alone in a fresh process; resident MiB, and the peak "
              + ("while training (after the data is loaded)" if reset else
                 "of the whole process (this system refused to reset the peak after loading the data)"),
-             f"  {'engine':36} {'loaded':>8} {f'after {first_step}':>11} {later:>12} {'growth':>8} {'peak':>8} "
+             f"  {'engine':66} {'loaded':>8} {f'after {first_step}':>11} {later:>12} {'growth':>8} {'peak':>8} "
              f"{'peak ratio':>11} {'peak - loaded':>14}"]
     for row in rows:
         first = row[f"after {first_step}"]
         growth = row[later] - first
-        lines.append(f"  {row['name']:36} {row['loaded']:8.1f} {first:11.1f} {row[later]:12.1f} "
+        lines.append(f"  {row['name']:66} {row['loaded']:8.1f} {first:11.1f} {row[later]:12.1f} "
                      f"{growth:+8.1f} {row['peak']:8.1f} {row['peak'] / rows[0]['peak']:10.2f}x "
                      f"{row['peak'] - row['loaded']:+14.1f}")
     lines.append("  (loaded: after importing the engine and reading MNIST as float64, about 420 MiB of it the data; "
@@ -378,11 +447,11 @@ def _memory_workload(steps: int, seed: int) -> str:
 
 def _table(title: str, unit: str, engines: Sequence[Engine], note: str) -> str:
     base = statistics.median(engines[0].times)
-    lines = [title, f"  {note}", f"  {'engine':52} {'median':>9} {'min - max':>19} {'ratio':>7}   ({unit})"]
+    lines = [title, f"  {note}", f"  {'engine':66} {'median':>9} {'min - max':>19} {'ratio':>7}   ({unit})"]
     for engine in engines:
         median = statistics.median(engine.times)
         spread = f"{min(engine.times):.3g} - {max(engine.times):.3g}"
-        lines.append(f"  {engine.name:52} {median:9.3g} {spread:>19} {median / base:6.2f}x")
+        lines.append(f"  {engine.name:66} {median:9.3g} {spread:>19} {median / base:6.2f}x")
     return "\n".join(lines)
 
 

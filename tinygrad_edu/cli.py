@@ -57,24 +57,28 @@ def _positive(kind: type) -> object:
 
 
 def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost: str, seed: int,
-                 dtype: type, init: str, limit: int | None, progress: bool) -> tuple[object, dict[str, list[float]]]:
-    """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the seed."""
+                 dtype: type, init: str, limit: int | None, progress: bool, *, optimizer: str = "sgd",
+                 momentum: float = 0.0, checkpoint: str | None = None,
+                 resume: bool = False) -> tuple[object, dict[str, list[float]]]:
+    """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the seed.
+
+    With ``checkpoint`` the state is saved after every epoch; ``resume`` continues from it (``train.fit``).
+    """
     from . import datasets, losses, nn, optim
-    from .train import fit
+    from .train import epoch_report, fit
 
     data = datasets.load_mnist(dtype=dtype)
     train_x, train_y = data.train_x[:limit], datasets.one_hot(data.train_y[:limit], dtype=dtype)
     model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype)
     # Nielsen's two costs: quadratic, and cross-entropy on the sigmoid outputs (averaged over the batch)
     loss_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
-    optimizer = optim.SGD(model.parameters(), lr=lr)
-
-    def report(epoch: int, history: dict[str, list[float]]) -> None:
-        correct = round(history["test_accuracy"][-1] * len(data.test_x))
-        print(f"Epoch {epoch - 1}: {correct} / {len(data.test_x)}", flush=True)
-
-    history = fit(model, loss_fn, optimizer, (train_x, train_y), epochs=epochs, batch_size=batch_size,
-                  rng=seed, test=(data.test_x, data.test_y), progress=progress, on_epoch=report)
+    if optimizer == "adam":
+        chosen: optim.Optimizer = optim.Adam(model.parameters(), lr=lr)
+    else:
+        chosen = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    history = fit(model, loss_fn, chosen, (train_x, train_y), epochs=epochs, batch_size=batch_size,
+                  rng=seed, test=(data.test_x, data.test_y), progress=progress,
+                  on_epoch=epoch_report(len(data.test_x)), checkpoint=checkpoint, resume=resume)
     return model, history
 
 
@@ -137,9 +141,24 @@ def _pictures(model: object, history: dict[str, list[float]], out: str) -> list[
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .train import CheckpointError
+
+    if args.resume and not args.checkpoint:
+        print("tinygrad-edu train: --resume needs --checkpoint PATH, the file to continue from.", file=sys.stderr)
+        return 2
+    if args.momentum < 0 or (args.momentum and args.optimizer != "sgd"):
+        print(f"tinygrad-edu train: --momentum takes a number >= 0 (got {args.momentum}), for --optimizer sgd only.",
+              file=sys.stderr)
+        return 2
     dtype = np.float32 if args.dtype == "float32" else np.float64
-    _, history = _train_mnist(args.sizes, args.epochs, args.batch_size, args.lr, args.cost, args.seed, dtype,
-                              args.init, args.limit, progress=not args.no_progress)
+    lr = args.lr if args.lr is not None else (3.0 if args.optimizer == "sgd" else 1e-3)
+    try:
+        _, history = _train_mnist(args.sizes, args.epochs, args.batch_size, lr, args.cost, args.seed, dtype,
+                                  args.init, args.limit, progress=not args.no_progress, optimizer=args.optimizer,
+                                  momentum=args.momentum, checkpoint=args.checkpoint, resume=args.resume)
+    except CheckpointError as error:
+        print(f"tinygrad-edu train: {error}", file=sys.stderr)
+        return 2
     print(f"best test accuracy {max(history['test_accuracy']):.2%}")
     return 0
 
@@ -224,8 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive(int), default=30,
                        help="passes over the training set, numbered from 0 as in Nielsen's book (default 30)")
     train.add_argument("--batch-size", type=_positive(int), default=10,
-                       help="images per mini-batch, one SGD step each (default 10)")
-    train.add_argument("--lr", type=_positive(float), default=3.0, help="learning rate eta (default 3.0)")
+                       help="images per mini-batch, one step each (default 10)")
+    train.add_argument("--lr", type=_positive(float), default=None,
+                       help="learning rate eta (default 3.0 for sgd, 0.001 for adam)")
+    train.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                       help="sgd, as Nielsen's book, or adam (default sgd)")
+    train.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0: plain SGD)")
     train.add_argument("--cost", choices=["quadratic", "cross_entropy"], default="quadratic",
                        help="quadratic (book ch. 1) or cross_entropy on the sigmoid outputs (ch. 3) "
                             "(default quadratic)")
@@ -238,6 +261,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="floating-point type of data and weights; float32 is faster (default float64)")
     train.add_argument("--limit", type=_positive(int), default=None, help="use only the first N training images")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--checkpoint", metavar="PATH", default=None,
+                       help="save the whole training state to PATH (.npz), atomically, after every epoch")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint PATH at the next epoch; with the same arguments the run "
+                            "ends bit for bit as an uninterrupted one")
     train.set_defaults(run=_train)
 
     comp = commands.add_parser("compare", help="engine gradients vs the hand-derived backprop of a seed",

@@ -27,13 +27,13 @@ import numpy as np
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-__all__ = ["CLOCK", "note_write", "note_new_data", "stale_inputs", "check"]
+__all__ = ["CLOCK", "Log", "note_write", "note_new_data", "stale_inputs", "check"]
 
 CLOCK = itertools.count()
 """One clock for two events: a tensor's creation (``t._seq``) and a write into memory (a version)."""
 
 
-class _Log:
+class Log:
     """The latest change of anything (nodes made after it need no check), and each written array's version."""
 
     last_change = -1
@@ -56,25 +56,25 @@ def note_write(array: np.ndarray) -> None:
     """A write into ``array``'s memory: bump the version of the array that owns it."""
     owner = _owner(array)
     key = id(owner)
-    if key not in _Log.versions:
-        weakref.finalize(owner, _Log.versions.pop, key, None).atexit = False
-    _Log.versions[key] = _Log.last_change = next(CLOCK)
+    if key not in Log.versions:
+        weakref.finalize(owner, Log.versions.pop, key, None).atexit = False
+    Log.versions[key] = Log.last_change = next(CLOCK)
 
 
 def note_new_data(t: Tensor) -> None:
     """``t.data = new``: the tensor holds another array from now on."""
-    t._changed = _Log.last_change = next(CLOCK)
+    t._changed = Log.last_change = next(CLOCK)
 
 
 def _version(array: np.ndarray) -> int:
-    return _Log.versions.get(id(_owner(array)), -1)
+    return Log.versions.get(id(_owner(array)), -1)
 
 
 def stale_inputs(node: Tensor) -> list[Tensor]:
     """The tensors whose values ``node``'s rule reads and that changed after ``node`` was computed: among its
     parents, and ``node`` itself where the rule reads its output. Empty when the rule can run."""
     made, op = node._seq, node._op
-    if made > _Log.last_change or op is None or not node._parents:
+    if made > Log.last_change or op is None or not node._parents:
         return []
     stale = [node] if op.reads_out and max(node._changed, _version(node._data)) > made else []
     for parent in node._parents:
@@ -85,11 +85,13 @@ def stale_inputs(node: Tensor) -> list[Tensor]:
 
 
 def check(node: Tensor, caller: str = "backward()") -> None:
-    """Raise if ``node``'s rule would read a value (input, output, kept mask or index) changed since the forward."""
-    made = node._seq
-    if made > _Log.last_change:  # nothing was written since this node was made: the common case
-        return
+    """Raise if ``node``'s rule would read a value (input, output, kept mask or index) changed since the forward.
+
+    Callers skip it where nothing was written since the node was made (``node._seq > Log.last_change``).
+    """
     from .diagnostics import describe
+
+    made = node._seq
 
     op = node._op
     for t in stale_inputs(node):

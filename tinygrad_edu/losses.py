@@ -213,13 +213,22 @@ def binary_cross_entropy_with_logits(z: Any, y: Any, reduction: str = "mean") ->
     y = _target(y, z, "binary_cross_entropy_with_logits")
     _check_range(y, "target", "binary_cross_entropy_with_logits",
                  "Targets are probabilities: 0 or 1 for hard labels.")
-    return _reduce(-(y * z.log_sigmoid() + (1 - y) * (-z).log_sigmoid()), reduction)
+    z_for_y, z_for_not_y = z, z
+    finite = np.isfinite(z.data)
+    if not finite.all():
+        # NOTE: an infinite logit whose term has coefficient 0 (z = -inf with y = 0: a right answer) would give
+        # 0 * -inf = nan. There the logit is replaced by 0 before log_sigmoid, so the term is 0 * finite = 0
+        # with gradient 0: the loss is the limit (0 for a right answer, inf for a wrong one), not nan.
+        labels = y.data
+        z_for_y = where(finite | (labels != 0), z, 0.0)
+        z_for_not_y = where(finite | (labels != 1), z, 0.0)
+    return _reduce(-(y * z_for_y.log_sigmoid() + (1 - y) * (-z_for_not_y).log_sigmoid()), reduction)
 
 
 # -- multi-class classification -----------------------------------------------------------------------------
 
-def _class_targets(target: Any, scores: Tensor, loss: str) -> Tensor:
-    """Integer labels (n,) become one-hot rows; (n, C) float rows must be distributions (one-hot or soft)."""
+def _class_targets(target: Any, scores: Tensor, loss: str) -> np.ndarray | Tensor:
+    """Integer labels (n,) are returned checked; (n, C) float rows must be distributions (one-hot or soft)."""
     if scores.ndim != 2:
         raise ValueError(f"{loss}: expected scores of shape (n_samples, n_classes), got {scores.shape}; "
                          f"for one sample use x.reshape(1, -1).")
@@ -237,9 +246,7 @@ def _class_targets(target: Any, scores: Tensor, loss: str) -> Tensor:
         if t.size and (t.min() < 0 or t.max() >= classes):
             raise ValueError(f"{loss}: labels must lie in [0, {classes - 1}] for {classes} classes, but they "
                              f"range from {t.min()} to {t.max()}.")
-        one_hot = np.zeros(scores.shape, dtype=scores.dtype)
-        one_hot[np.arange(n), t] = 1
-        return Tensor(one_hot)
+        return t
     if t.dtype.kind == "f":
         if t.shape != scores.shape:
             hint = (" Integer labels must have an integer dtype: labels.astype(np.int64)."
@@ -256,11 +263,27 @@ def _class_targets(target: Any, scores: Tensor, loss: str) -> Tensor:
                     f"{scores.shape}; got dtype {t.dtype} with shape {t.shape}.")
 
 
+def _log_likelihood(log_probs: Tensor, target: np.ndarray | Tensor) -> Tensor:
+    """Each sample's log-likelihood: ``log_probs[i, label_i]`` (n,), or the terms ``t * log_probs`` (n, C).
+
+    NOTE: for labels the target's entry is picked, not multiplied by a one-hot row: a class the model rules out
+    (log_probs = -inf, e.g. a logit of -inf) would otherwise give -inf * 0 = nan for a label it does not
+    concern. For probability rows an entry of weight 0 is left out the same way (0 log 0 = 0).
+    """
+    if isinstance(target, np.ndarray):
+        return log_probs[np.arange(len(target)), target]
+    finite = np.isfinite(log_probs.data)
+    if finite.all():
+        return log_probs * target
+    return where(finite | (target.data != 0), log_probs, 0.0) * target
+
+
 def nll_loss(log_probs: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities (n, C), e.g. a LogSoftmax's output.
 
-    L = -(1/n) sum_i sum_c t_ic log_probs_ic, with t the one-hot rows of the labels (or the given one-hot/soft
-    rows): the mean over samples of -log_probs[i, label_i].  dL/dlog_probs = -t / n.
+    L = -(1/n) sum_i log_probs[i, label_i]: the mean over samples of the picked entries; for one-hot or soft
+    rows t, L = -(1/n) sum_i sum_c t_ic log_probs_ic.  dL/dlog_probs = -t / n (t: the labels' one-hot rows).
+    A log-probability of -inf (probability 0) costs nothing where the target is 0, and inf where it is not.
 
     >>> round(nll_loss(Tensor(np.log([[0.5, 0.5], [0.1, 0.9]])), np.array([0, 1])).item(), 4)
     0.3993
@@ -268,14 +291,15 @@ def nll_loss(log_probs: Any, target: Any, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction, "nll_loss")
     log_probs = _prediction(log_probs, "nll_loss")
     t = _class_targets(target, log_probs, "nll_loss")
-    return _reduce(-(log_probs * t), reduction)
+    return _reduce(-_log_likelihood(log_probs, t), reduction)
 
 
 def softmax_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Cross-entropy of softmax(logits) (n, C) against labels (n,) or one-hot rows (n, C).
 
     L = -(1/n) sum_i sum_c t_ic log softmax(z_i)_c, computed as ``nll_loss(log_softmax(z))`` so large logits
-    cannot overflow.  dL/dz = (softmax(z) - t) / n.
+    cannot overflow, and a logit of -inf (a class ruled out) is fine unless it is the target's.
+    dL/dz = (softmax(z) - t) / n.
 
     >>> logits = Tensor([[2.0, 0.0, 0.0]], requires_grad=True)
     >>> softmax_cross_entropy(logits, np.array([0])).backward()
@@ -285,7 +309,7 @@ def softmax_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> 
     _check_reduction(reduction, "softmax_cross_entropy")
     logits = _prediction(logits, "softmax_cross_entropy")
     t = _class_targets(target, logits, "softmax_cross_entropy")
-    return _reduce(-(logits.log_softmax(axis=-1) * t), reduction)
+    return _reduce(-_log_likelihood(logits.log_softmax(axis=-1), t), reduction)
 
 
 # -- the same losses as Modules -----------------------------------------------------------------------------

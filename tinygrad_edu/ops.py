@@ -15,7 +15,7 @@ The engine calls it on plain arrays for a normal ``backward()`` (full numpy spee
 
 A rule may return a gradient whose shape is *broadcast-compatible* with its input rather than equal to it
 (``a + b`` returns ``grad_out`` for both): the engine sums or broadcasts it back to the input's shape, in one
-place (``tensor._fit``), so no rule here undoes broadcasting itself.
+place (``autograd.unbroadcast``), so no rule here undoes broadcasting itself.
 """
 
 from __future__ import annotations
@@ -95,6 +95,12 @@ def count(in_shape: tuple[int, ...], axis: Any) -> int:
         return int(np.prod(in_shape))
     axes = (axis,) if isinstance(axis, int) else axis
     return int(np.prod([in_shape[a] for a in axes]))
+
+
+def row_major(x: Any) -> bool:
+    """False for a matrix stored column by column (a transposed view such as ``W.T``)."""
+    strides = value(x).strides
+    return strides[-1] <= strides[-2]
 
 
 def is_basic(index: Any) -> bool:
@@ -429,7 +435,7 @@ class Softmax(Op):
     @staticmethod
     def forward(a, *, axis):
         # NOTE: subtracting the max changes nothing mathematically and keeps exp() from overflowing.
-        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        e = np.exp(_shifted(a, axis))
         return e / e.sum(axis=axis, keepdims=True)
 
     @staticmethod
@@ -446,12 +452,23 @@ class LogSoftmax(Op):
 
     @staticmethod
     def forward(a, *, axis):
-        shifted = a - a.max(axis=axis, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = _shifted(a, axis)
+        with np.errstate(divide="ignore"):  # log(0) only for an empty axis, whose result is empty anyway
+            return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
     @staticmethod
     def backward(g, out, a, *, axis):
         return (g - exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+def _shifted(a: np.ndarray, axis: Any) -> np.ndarray:
+    """``a - max(a)`` along ``axis``, for softmax and log_softmax: an empty axis gives an empty result.
+
+    NOTE: ``initial=-inf`` gives an empty axis a maximum (numpy has none, so ``a.max`` raises), and a
+    difference that overflows (1e308 - (-1e308)) is -inf, whose exp() is 0: the right limit, so no warning.
+    """
+    with np.errstate(over="ignore"):
+        return a - a.max(axis=axis, keepdims=True, initial=-np.inf)
 
 
 class LogSumExp(Op):
@@ -461,9 +478,10 @@ class LogSumExp(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims):
-        top = a.max(axis=axis, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0)  # all -inf rows: keep them -inf, not nan
-        out = np.log(np.exp(a - top).sum(axis=axis, keepdims=True)) + top
+        top = a.max(axis=axis, keepdims=True, initial=-np.inf)  # an empty axis: -inf, the log of a sum of nothing
+        top = np.where(np.isfinite(top), top, 0)  # all -inf rows (and empty ones): keep them -inf, not nan
+        with np.errstate(over="ignore", divide="ignore"):  # a - top may overflow to -inf; log(0) is -inf
+            out = np.log(np.exp(a - top).sum(axis=axis, keepdims=True)) + top
         if keepdims:
             return out
         return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
@@ -501,7 +519,19 @@ class Mean(Op):
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims):
-        return (keep(g, a.shape, axis) / count(a.shape, axis),)
+        # NOTE: n == 0 only for an empty input, whose gradient is empty too; max(n, 1) avoids a 0/0 warning
+        return (keep(g, a.shape, axis) / max(count(a.shape, axis), 1),)
+
+
+def _refuse_empty(a: np.ndarray, axis: Any, name: str) -> None:
+    """max and min of nothing have no value (numpy and PyTorch refuse them too): say so plainly."""
+    if a.size == 0:
+        axes = range(a.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+        empty = [ax % a.ndim for ax in axes if -a.ndim <= ax < a.ndim and a.shape[ax] == 0]
+        if empty or axis is None:
+            raise ValueError(f"{name} over an empty axis ({'all axes' if axis is None else f'axis {empty[0]}'} of "
+                             f"shape {a.shape}) has no value; numpy and PyTorch refuse it too. Check the shape, or "
+                             f"use logsumexp (-inf for nothing) or sum (0 for nothing) if that is what you need.")
 
 
 class Max(Op):
@@ -511,6 +541,7 @@ class Max(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims):
+        _refuse_empty(a, axis, "max")
         return a.max(axis=axis, keepdims=keepdims)
 
     @staticmethod
@@ -526,6 +557,7 @@ class Min(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims):
+        _refuse_empty(a, axis, "min")
         return a.min(axis=axis, keepdims=keepdims)
 
     backward = staticmethod(Max.backward)  # the same rule: the gradient goes to the chosen elements
@@ -536,12 +568,20 @@ class Var(Op):
 
     @staticmethod
     def forward(a, *, axis, keepdims, ddof):
-        return a.var(axis=axis, keepdims=keepdims, ddof=ddof)
+        return a.var(axis=axis, keepdims=keepdims, ddof=ddof)  # n - ddof <= 0: nan or inf, with a warning
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims, ddof):
+        n = count(a.shape, axis)
+        if n == 0:
+            return (keep(g, a.shape, axis) * a,)  # an empty input: an empty gradient (and no mean to take)
+        # NOTE: with no degrees of freedom left (n - ddof <= 0, e.g. one element and ddof=1) the value is
+        # 0 / 0 = nan, as in numpy and PyTorch, and the factor 2 / (n - ddof) is infinite (numpy, too, divides
+        # by max(n - ddof, 0)): the gradient is nan where a equals its mean, +-inf elsewhere.
+        scale = 2 / (n - ddof) if n > ddof else np.inf
         centred = a - a.mean(axis=axis, keepdims=True)
-        return (keep(g, a.shape, axis) * centred * (2 / (count(a.shape, axis) - ddof)),)
+        with np.errstate(invalid="ignore"):  # 0 * inf = nan is the answer here, and forward already warned
+            return (keep(g, a.shape, axis) * centred * scale,)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -559,7 +599,12 @@ class MatMul(Op):
     @staticmethod
     def backward(g, out, a, b, *, needs=(True, True)):
         if a.ndim > 1 and b.ndim > 1:  # the common case; batch axes are summed by the engine
-            return (g @ b.mT if needs[0] else None), (a.mT @ g if needs[1] else None)
+            # NOTE: each gradient is computed in its input's memory layout: for b = W.T (stored column by
+            # column) grad_b = (g^T a)^T rather than a^T g, the same numbers. W's .grad then comes out laid out
+            # like W's data, and every later pass over it (the update, accumulation) runs along the grain.
+            grad_a = (g @ b.mT if row_major(a) else (b @ g.mT).mT) if needs[0] else None
+            grad_b = (a.mT @ g if row_major(b) else (g.mT @ a).mT) if needs[1] else None
+            return grad_a, grad_b
         # NOTE: numpy treats a 1-D a as a row (1, k) and a 1-D b as a column (k, 1); do the same
         # explicitly, then drop the axis that was added.
         a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a

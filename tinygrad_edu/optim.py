@@ -1,8 +1,12 @@
-"""Optimizers: ``SGD`` (with momentum, Nesterov and weight decay) and ``Adam``.
+"""Optimizers: ``SGD`` (with momentum, Nesterov and weight decay) and ``Adam`` (optionally AMSGrad).
 
 An optimizer holds the parameters (leaf tensors) it updates. ``step()`` moves each parameter that has a
 gradient, in place with numpy on ``.data`` (nothing is recorded in the graph), and assigns it back through the
 ``data`` setter so the engine stamps the change. ``zero_grad()`` sets every ``.grad`` to None.
+
+``state_dict()`` returns everything ``step()`` will use next (the settings and each parameter's running
+state: SGD's velocity, Adam's moments and step counts) as a flat dict of numpy arrays, ready for ``np.savez``;
+``load_state_dict()`` puts it back, so training continues exactly where it stopped.
 
 >>> import numpy as np
 >>> from tinygrad_edu import Tensor
@@ -99,6 +103,107 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    # -- saving and loading ---------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The hyperparameters by name (``lr`` and the subclass's own), as ``state_dict()`` stores them."""
+        return {"lr": self.lr}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of the optimizer's state as named numpy arrays (PyTorch's method name; a flat layout).
+
+        ``type`` is the class name, then one entry per setting (``lr``, ``momentum``, ...), then the running
+        state as ``<kind>.<i>`` for parameter ``i`` (in the order the parameters were given), only for the
+        parameters that have taken a step. Later steps do not change the copy.
+
+        >>> w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        >>> opt = SGD([w], lr=0.1, momentum=0.9)
+        >>> sorted(opt.state_dict())  # no velocity yet: w has not taken a step
+        ['lr', 'momentum', 'nesterov', 'type', 'weight_decay']
+        >>> w.grad = np.ones(2); opt.step()
+        >>> opt.state_dict()["velocity.0"].tolist()
+        [1.0, 1.0]
+        """
+        state: dict[str, np.ndarray] = {"type": np.array(type(self).__name__)}
+        state.update({name: np.array(value) for name, value in self.settings().items()})
+        for kind, arrays in self._running_state().items():
+            for i, array in enumerate(arrays):
+                if array is not None:
+                    state[f"{kind}.{i}"] = np.array(array, copy=True)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``: the settings and the running state, so the next step continues exactly.
+
+        As in PyTorch, the settings (``lr``, ``momentum``, ...) are taken from ``state``. The state must come
+        from the same optimizer class over parameters of the same shapes and dtypes; every problem is reported
+        in one ``ValueError`` and nothing changes unless everything fits.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{who}: expected a dict of name -> numpy array (as state_dict() returns), got "
+                            f"{type(state).__name__}.")
+        if "type" not in state:
+            raise ValueError(f"{who}: the state has no 'type' entry, so it is not an optimizer's state_dict(). "
+                             f"Nothing was loaded.")
+        saved_type = str(np.asarray(state["type"]))
+        if saved_type != type(self).__name__:
+            raise ValueError(f"{who}: the state is from {saved_type}, not {type(self).__name__}; load it into "
+                             f"a {saved_type}. Nothing was loaded.")
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for name, current in self.settings().items():
+            if name not in state:
+                problems.append(f"missing setting {name!r}")
+                continue
+            value = np.asarray(state[name])
+            if value.shape != np.shape(current):
+                problems.append(f"setting {name!r} has shape {value.shape}, expected {np.shape(current)}")
+            elif isinstance(current, bool):
+                values[name] = bool(value)
+            elif isinstance(current, tuple):
+                values[name] = tuple(float(v) for v in value)
+            else:
+                values[name] = float(value)
+        kinds = self._running_state()
+        loaded: dict[str, list[np.ndarray | None]] = {kind: [None] * len(self.params) for kind in kinds}
+        for key in state:
+            if key == "type" or key in values or key in self.settings():
+                continue
+            kind, _, index = str(key).rpartition(".")
+            if kind not in kinds or not index.isdigit():
+                problems.append(f"unexpected entry {key!r}")
+                continue
+            i = int(index)
+            if i >= len(self.params):
+                problems.append(f"{key!r} is for parameter {i}, but this optimizer has {len(self.params)}")
+                continue
+            array = np.asarray(state[key])
+            expected = self._state_shape(kind, self.params[i])
+            if array.shape != expected[0] or array.dtype != expected[1]:
+                problems.append(f"{key!r} has shape {array.shape} and dtype {array.dtype}, parameter {i} needs "
+                                f"{expected[0]} and {expected[1]}")
+                continue
+            loaded[kind][i] = np.array(array, copy=True)
+        if problems:
+            raise ValueError(f"{who}: {'; '.join(problems)}. Nothing was loaded.")
+        self._set_settings(values)
+        self._set_running_state(loaded)
+
+    # the hooks a subclass fills in: its settings and its per-parameter state
+    def _set_settings(self, values: dict[str, Any]) -> None:
+        self.lr = values["lr"]
+
+    def _running_state(self) -> dict[str, list[np.ndarray | None]]:
+        """Each kind of per-parameter state (``velocity``, ``m``, ...): one array or None per parameter."""
+        return {}
+
+    def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
+        """The shape and dtype the running state ``kind`` has for parameter ``p``: by default, the parameter's."""
+        return p.shape, p.dtype
+
+    def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
+        """Take the per-parameter state that ``load_state_dict`` checked, by kind as ``_running_state()``."""
+
     def _buffer(self, i: int, data: np.ndarray) -> np.ndarray:
         buf = self._scratch[i]
         if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
@@ -164,6 +269,20 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
+    def settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+    def _set_settings(self, values: dict[str, Any]) -> None:
+        self.lr, self.momentum, self.nesterov, self.weight_decay = (
+            values["lr"], values["momentum"], values["nesterov"], values["weight_decay"])
+
+    def _running_state(self) -> dict[str, list[np.ndarray | None]]:
+        return {"velocity": self.velocity}
+
+    def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
+        self.velocity = loaded["velocity"]
+
     def step(self) -> None:
         lr, momentum, decay = float(self.lr), self.momentum, self.weight_decay
         for i, p in enumerate(self.params):
@@ -204,6 +323,9 @@ class Adam(Optimizer):
         m <- b1 m + (1 - b1) d;   v <- b2 v + (1 - b2) d^2          (m, v start at 0)
         p <- p - lr * m_hat / (sqrt(v_hat) + eps),   m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)
 
+    ``amsgrad=True`` (Reddi et al., 2018, as PyTorch's option) keeps the largest v seen so far,
+    v_max <- max(v_max, v), and uses it in place of v: a step size never grows back after a large gradient.
+
     >>> w = Tensor(np.array([1.0, -1.0]), requires_grad=True)
     >>> opt = Adam([w], lr=0.1)
     >>> (w * w).sum().backward(); opt.step()
@@ -212,7 +334,7 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair (b1, b2), got {betas!r}.")
@@ -220,9 +342,31 @@ class Adam(Optimizer):
                       _check_number(betas[1], "betas[1]", "Adam", 0.0, 1.0, high_open=True))
         self.eps = _check_number(eps, "eps", "Adam", 0.0)
         self.weight_decay = _check_number(weight_decay, "weight_decay", "Adam", 0.0)
+        self.amsgrad = bool(amsgrad)
         self.steps = [0] * len(self.params)
         self.m: list[np.ndarray | None] = [None] * len(self.params)
         self.v: list[np.ndarray | None] = [None] * len(self.params)
+        self.v_max: list[np.ndarray | None] = [None] * len(self.params)
+
+    def settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay,
+                "amsgrad": self.amsgrad}
+
+    def _set_settings(self, values: dict[str, Any]) -> None:
+        self.lr, self.betas, self.eps, self.weight_decay, self.amsgrad = (
+            values["lr"], values["betas"], values["eps"], values["weight_decay"], values["amsgrad"])
+
+    def _running_state(self) -> dict[str, list[np.ndarray | None]]:
+        # the step counts travel as 0-d int64 arrays, like the moments, only for parameters that have stepped
+        steps = [np.array(t, dtype=np.int64) if t else None for t in self.steps]
+        return {"step": steps, "m": self.m, "v": self.v, "v_max": self.v_max}
+
+    def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
+        self.steps = [0 if t is None else int(t) for t in loaded["step"]]
+        self.m, self.v, self.v_max = loaded["m"], loaded["v"], loaded["v_max"]
+
+    def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
+        return ((), np.dtype(np.int64)) if kind == "step" else (p.shape, p.dtype)
 
     def step(self) -> None:
         lr, (b1, b2), eps, decay = float(self.lr), self.betas, self.eps, self.weight_decay
@@ -238,6 +382,7 @@ class Adam(Optimizer):
             if m is None or v is None or m.shape != data.shape:
                 m = self.m[i] = np.zeros_like(data)
                 v = self.v[i] = np.zeros_like(data)
+                self.v_max[i] = None
             self.steps[i] = t = self.steps[i] + 1
             m *= b1
             np.multiply(g, 1.0 - b1, out=out)
@@ -246,6 +391,12 @@ class Adam(Optimizer):
             np.multiply(g, g, out=out)
             out *= 1.0 - b2
             v += out
+            if self.amsgrad:
+                v_max = self.v_max[i]
+                if v_max is None:
+                    v_max = self.v_max[i] = np.zeros_like(data)
+                np.maximum(v_max, v, out=v_max)
+                v = v_max
             # NOTE: lr m_hat / (sqrt(v_hat) + eps) rewritten as (lr / c1) m / (sqrt(v) / sqrt(c2) + eps) with
             # c = 1 - b^t: the same number, computed with scalar corrections instead of two more arrays.
             np.sqrt(v, out=out)
@@ -256,5 +407,6 @@ class Adam(Optimizer):
             self._apply(p, out)
 
     def __repr__(self) -> str:
-        return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}, "
-                f"{len(self.params)} parameters)")
+        amsgrad = ", amsgrad=True" if self.amsgrad else ""
+        return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}"
+                f"{amsgrad}, {len(self.params)} parameters)")

@@ -1,8 +1,9 @@
 """A self-contained web page that walks the backward pass one node at a time, in the engine's own order.
 
 ``backprop_steps`` records the steps of the engine's own backward walk (``autograd.backward_steps``, the
-generator that ``Tensor.backward()`` consumes), without touching any ``.grad``. ``stepthrough`` embeds those steps as JSON next to an SVG of the graph in one
-HTML file: no network, no CDN, open it from disk in any browser.
+generator that ``Tensor.backward()`` consumes), without touching any ``.grad``. ``stepthrough`` embeds those
+steps as JSON next to an SVG of the graph in one HTML file: no network, no CDN, open it from disk in any
+browser.
 """
 
 from __future__ import annotations
