@@ -37,6 +37,9 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
              if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
     assert not dirty, (f"{path.name}: code cells {dirty} hold outputs or execution counts; clear them before "
                        f"committing (Jupyter: Edit > Clear Outputs of All Cells, then save).")
+    assert "widgets" not in notebook.get("metadata", {}), (
+        f"{path.name} stores the state of its progress bars (metadata 'widgets'); clear it before committing "
+        f"(JupyterLab: Settings > Save Widget State Automatically off, then save again).")
 
 
 def _kernel_manager(kernel_dir: Path):  # -> jupyter_client.AsyncKernelManager
@@ -74,6 +77,7 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)  # a hand-edited notebook that Jupyter could not open fails here
     deadline = time.monotonic() + TIMEOUT_S
     client = nbclient.NotebookClient(
         notebook, km=_kernel_manager(tmp_path / "kernels"),
