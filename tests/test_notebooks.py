@@ -18,8 +18,13 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # the notebooks extra is optional: imported inside the tests
+    from jupyter_client import AsyncKernelManager
+    from nbformat import NotebookNode
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "examples" / "notebooks").glob("*.ipynb"))
 TIMEOUT_S = 300  # for a whole notebook; each takes seconds, so this only stops a hung kernel
@@ -42,7 +47,7 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
         f"(JupyterLab: Settings > Save Widget State Automatically off, then save again).")
 
 
-def _kernel_manager(kernel_dir: Path):  # -> jupyter_client.AsyncKernelManager
+def _kernel_manager(kernel_dir: Path) -> AsyncKernelManager:
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -56,7 +61,7 @@ def _kernel_manager(kernel_dir: Path):  # -> jupyter_client.AsyncKernelManager
     return AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
 
-def _problems(notebook) -> list[str]:  # noqa: ANN001 (an nbformat NotebookNode)
+def _problems(notebook: NotebookNode) -> list[str]:
     problems = []
     for i, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
