@@ -4,13 +4,14 @@ error catalogue quotes the engine's real messages."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor, no_grad
+from tinygrad_edu import LearnerWarning, Tensor, losses, no_grad
 from tinygrad_edu.ops import OPS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -73,7 +74,33 @@ ENGINE_ERRORS = {
     "changed input": _changed_input,
     "changed output": _changed_output,
     ".grad shape": _grad_of_wrong_shape,
+    "ragged": lambda: Tensor([[1, 2], [3]]),
+    "labels": lambda: losses.quadratic_cost(Tensor(np.full((4, 10), 0.1)), np.array([3, 1, 4, 1])),
 }
+
+
+def _second_pass() -> None:
+    w = Tensor(np.ones(2), requires_grad=True, name="w")
+    for _ in range(2):
+        (w * w).sum().backward()
+
+
+LEARNER_WARNINGS = {
+    "second pass": _second_pass,
+    "float32 meets float64": lambda: Tensor(np.ones(2, dtype=np.float32), name="x") * Tensor(np.ones(2), name="w"),
+    "log(0)": lambda: Tensor(np.array([0.0, 1.0])).log(),
+    "saturated": lambda: [Tensor(np.full((8, 4), 50.0), requires_grad=True).sigmoid() for _ in range(40)],
+}
+
+
+@pytest.mark.parametrize("case", list(LEARNER_WARNINGS))
+def test_the_error_catalogue_quotes_the_real_learner_warnings(case: str) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LEARNER_WARNINGS[case]()
+    messages = [str(w.message) for w in caught if issubclass(w.category, LearnerWarning)]
+    assert len(messages) == 1, messages
+    assert messages[0] in README.read_text(), f"README's error catalogue is out of date for {case!r}:\n{messages[0]}"
 
 
 @pytest.mark.parametrize("case", list(ENGINE_ERRORS))

@@ -10,6 +10,7 @@
 
 from .autograd import grad
 from .check import check_backprop
+from .diagnostics import LearnerWarning
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import (
     Tensor, concatenate, detect_anomaly, enable_grad, is_grad_enabled, maximum, minimum, no_grad, stack, where,
@@ -18,6 +19,6 @@ from .tensor import (
 __all__ = [
     "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
     "where", "maximum", "minimum", "concatenate", "stack", "gradcheck", "GradcheckError",
-    "check_backprop",
+    "check_backprop", "LearnerWarning",
 ]
 __version__ = "0.1.0"

@@ -6,8 +6,11 @@ says what was called, with which shapes, and how to fix it (the README's error c
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +22,103 @@ if TYPE_CHECKING:
     from .ops import Op
     from .tensor import Tensor
 
-__all__ = ["describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar",
-           "check_finite_output", "check_finite_grads"]
+__all__ = ["LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite",
+           "watch_saturation", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar", "data_not_float",
+           "checked_grad", "not_float", "part_of_graph", "write_into_parameter", "check_finite_output",
+           "check_finite_grads"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class LearnerWarning(UserWarning):
+    """A likely mistake that is not an error. Each kind is shown once per place in your code; silence them with
+    ``warnings.simplefilter("ignore", LearnerWarning)``."""
+
+
+_WARNED: set[tuple[str, str, int]] = set()
+
+
+def learner_warning(kind: str, message: str) -> None:
+    """Warn at the innermost line of the learner's own code, once per kind and place."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("tinygrad_edu"):
+        frame = frame.f_back
+    place = (kind, frame.f_code.co_filename, frame.f_lineno)
+    if place not in _WARNED:
+        _WARNED.add(place)
+        warnings.warn_explicit(message, LearnerWarning, frame.f_code.co_filename, frame.f_lineno,
+                               module=frame.f_globals.get("__name__", "__main__"))
+
+
+def second_pass(leaf: Tensor) -> None:
+    """A leaf's .grad receives a second backward() pass: right for gradient accumulation, a bug in a loop."""
+    learner_warning("accumulate", (
+        f"backward(): {describe(leaf)} already had a .grad, and this pass was added to it (leaves accumulate "
+        f"gradients). In a training loop, call zero_grad() (optimizer.zero_grad() or model.zero_grad()) before "
+        f"each backward(); if you accumulate on purpose, silence this LearnerWarning."))
+
+
+def watch_promotion(op: type[Op], parents: Sequence[Tensor], out: np.ndarray) -> None:
+    """float32 meets float64: numpy silently makes the result float64 (twice the memory, slower math)."""
+    kinds = {p.dtype for p in parents}
+    if out.dtype == np.float64 and np.dtype(np.float32) in kinds:
+        names = ", ".join(f"{p.name or f'input {i}'} {p.dtype}" for i, p in enumerate(parents))
+        learner_warning("promotion", (
+            f"{op.name}: a float32 tensor met a float64 one ({names}), so the result is float64. Make both the "
+            f"same dtype, e.g. Tensor(x, dtype=np.float32) or model parameters created with dtype=np.float32."))
+
+
+def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
+    """``log`` or a division made Inf or NaN from finite inputs (log(0), x / 0)."""
+    if not np.isfinite(out.data).all() and all(np.isfinite(t.data).all() for t in inputs):
+        learner_warning("nonfinite", (
+            f"{out.op.name} produced Inf or NaN from finite inputs ({stats(out.data)}); log(0) and x / 0 are the "
+            f"usual causes. Wrap the step in `with detect_anomaly():` to find where it starts, and prefer the "
+            f"stable losses: losses.binary_cross_entropy_with_logits, losses.softmax_cross_entropy "
+            f"(they take logits, not probabilities)."))
+    return out
+
+
+_SAMPLES = itertools.count()
+
+
+def watch_saturation(out: Tensor) -> Tensor:
+    """A sigmoid or tanh layer in training whose outputs are almost all saturated learns almost nothing.
+
+    Checked on every 32nd such output (the check costs as much as the op), when its graph is recorded.
+    """
+    if next(_SAMPLES) % 32 or not out.requires_grad or out.size < 16:
+        return out
+    a = out.data
+    saturated = float(np.mean(np.abs(a - 0.5) > 0.49)) if out.op is ops.Sigmoid else float(np.mean(np.abs(a) > 0.98))
+    if saturated > 0.9:
+        learner_warning(f"saturation {out.op.name}", (
+            f"{out.op.name}: {saturated:.0%} of the outputs of this {describe(out)} are saturated (within 0.01 of "
+            f"their limits), where the derivative is almost 0, so the layers before it barely learn. Start from "
+            f"smaller weights (nn.MLP(..., init='nielsen'), N(0, 1/fan_in)), scale the inputs to about [0, 1], "
+            f"or use a cross-entropy cost with sigmoid outputs."))
+    return out
+
+
+def ragged(data: Any) -> ValueError:
+    """``Tensor([[1, 2], [3]])``: say which rows have which lengths (numpy says "inhomogeneous shape")."""
+    level: list[tuple[str, Any]] = [("", data)]
+    while level:
+        rows = [(f"{path}[{i}]", row) for path, items in level if isinstance(items, (list, tuple))
+                for i, row in enumerate(items)]
+        lengths = {path: len(row) if isinstance(row, (list, tuple)) else None for path, row in rows}
+        if len(set(lengths.values())) > 1:
+            values = list(lengths.values())
+            common = max(values, key=values.count)  # the usual length (the first row's, in a tie)
+            odd = [f"row {path} has {'a number' if n is None else f'length {n}'}"
+                   for path, n in lengths.items() if n != common][:5]
+            usual = "numbers" if common is None else f"length {common}"
+            return ValueError(f"Tensor(...): the nested lists are ragged: {', '.join(odd)}, where the other rows at "
+                              f"that depth have {usual}. Every row must have the same length; pad the short rows "
+                              f"or build one tensor per row.")
+        level = [(path, row) for path, row in rows if isinstance(row, (list, tuple))]
+    return ValueError("Tensor(...): the nested lists are ragged (rows of different lengths); every row at one "
+                      "depth must have the same length.")
 
 
 def user_site() -> str:
@@ -94,6 +190,44 @@ def non_scalar(t: Tensor) -> RuntimeError:
         f"backward(): {describe(t)} is not a scalar, and the gradient of a non-scalar is a Jacobian, not an "
         f"array of its shape. Reduce it first (loss = y.sum() or y.mean()), or pass the upstream gradient: "
         f"y.backward(gradient=np.ones({t.shape})).")
+
+
+def data_not_float(t: Tensor, array: np.ndarray) -> TypeError:
+    return TypeError(f"t.data = ...: {describe(t)} requires grad, so its data must be floating-point, not "
+                     f"{array.dtype}; convert it first, e.g. np.asarray(values, dtype=np.float64).")
+
+
+def checked_grad(t: Tensor, value: np.ndarray) -> np.ndarray:
+    """``t.grad = value``: a copy in the tensor's dtype, refused where the mistake is made if it cannot fit."""
+    # NOTE: checked here, and not in the middle of a later backward() (which would have added that pass to some
+    # leaves already). A copy: backward() adds into .grad in place, which must not change data (`w.grad = b.data`).
+    kinds = "fc" if t.dtype.kind == "c" else "f"
+    if value.shape != t.shape or value.dtype.kind not in kinds or t.dtype.kind not in "fc":
+        raise ValueError(
+            f"t.grad = ...: {describe(t)} can only hold a gradient of its own shape, {t.shape}, with "
+            f"{'complex' if kinds == 'fc' else 'real'} floating-point values (and only a floating-point tensor has "
+            f"one); got shape {value.shape} and dtype {value.dtype}. Give an array like np.zeros({t.shape}), or "
+            f"None to clear it.")
+    return value.astype(t.dtype)  # always a copy
+
+
+def not_float(t: Tensor) -> TypeError:
+    return TypeError(
+        f"requires_grad: {describe(t)} holds {t.dtype} values, and only floating-point tensors can have gradients "
+        f"(an integer cannot move by a small step). Make it a float first, e.g. "
+        f"Tensor(array.astype(np.float64), requires_grad=True).")
+
+
+def part_of_graph(t: Tensor) -> RuntimeError:
+    return RuntimeError(f"requires_grad_(False): {describe(t)} is part of a recorded graph; use t = t.detach() to "
+                        f"get the same values without history.")
+
+
+def write_into_parameter(t: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"x[...] = ...: {describe(t)} requires grad, and writing into it in place would not be recorded in the "
+        f"graph. Build a new tensor instead (e.g. where(mask, new, x)), or change the values outside training "
+        f"under no_grad().")
 
 
 def check_finite_output(out: Tensor, parents: Sequence[Tensor]) -> None:

@@ -55,6 +55,11 @@ def _target(y: Any, prediction: Tensor, loss: str) -> Tensor:
     else:
         target = Tensor(np.asarray(y, dtype=prediction.dtype))
     if target.shape != prediction.shape:
+        if target.ndim == 1 and prediction.ndim == 2 and len(target) == len(prediction) and prediction.shape[1] > 1:
+            raise ValueError(
+                f"{loss}: the target has shape {target.shape}, one class label per sample, but this loss compares "
+                f"the prediction of shape {prediction.shape} with one-hot targets of the same shape. Convert the "
+                f"labels with datasets.one_hot(y) (or use losses.softmax_cross_entropy, which takes labels).")
         hint = ""
         if target.size == prediction.size:
             hint = f" Reshape one of them, e.g. target.reshape({prediction.shape})."

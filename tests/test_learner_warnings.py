@@ -1,0 +1,106 @@
+"""Mistakes that speak: learner warnings (once per place in the learner's code) and the messages for ragged
+lists and integer labels given where one-hot targets are expected."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import LearnerWarning, Tensor, grad, losses, nn, optim
+
+
+def _caught(run: object) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()  # type: ignore[operator]
+    return [str(w.message) for w in caught if issubclass(w.category, LearnerWarning)]
+
+
+def test_a_learner_warning_is_a_user_warning_that_the_standard_filters_silence() -> None:
+    assert issubclass(LearnerWarning, UserWarning)
+    w = Tensor(np.ones(3), requires_grad=True)
+
+    def twice() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LearnerWarning)
+            for _ in range(2):
+                (w * 2).sum().backward()
+
+    assert _caught(twice) == []
+
+
+def test_a_second_backward_without_zero_grad_warns_once_per_place_and_names_zero_grad() -> None:
+    model = nn.MLP([3, 2], activation="sigmoid", rng=0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = np.ones((4, 3))
+
+    def forgetting() -> None:
+        for _ in range(3):
+            model(x).sum().backward()  # one place: one warning, for three passes
+            opt.step()
+
+    messages = _caught(forgetting)
+    assert len(messages) == 1 and "already had a .grad" in messages[0] and "zero_grad()" in messages[0]
+
+    def remembering() -> None:
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).sum().backward()
+            opt.step()
+
+    assert _caught(remembering) == []
+    t = Tensor(np.ones(2), requires_grad=True)
+    assert _caught(lambda: [grad((t * t).sum(), t) for _ in range(2)]) == []  # grad() touches no .grad
+
+
+def test_float32_meeting_float64_warns_but_constants_and_equal_dtypes_do_not() -> None:
+    a32 = Tensor(np.ones(3, dtype=np.float32), name="a")
+    b64 = Tensor(np.ones(3), name="b")
+    messages = _caught(lambda: a32 * b64)
+    assert len(messages) == 1 and "float32 tensor met a float64 one (a float32, b float64)" in messages[0]
+    assert _caught(lambda: b64 + a32) and _caught(lambda: (a32 * 2.0, a32 + a32, b64 - 1, a32 * np.ones(3))) == []
+
+
+def test_log_or_division_making_inf_or_nan_warns_with_the_way_out() -> None:
+    zero = Tensor(np.array([0.0, 1.0]))
+    messages = _caught(lambda: [zero.log() for _ in range(3)])
+    assert len(messages) == 1
+    assert "log produced Inf or NaN from finite inputs" in messages[0]
+    assert "detect_anomaly()" in messages[0] and "binary_cross_entropy_with_logits" in messages[0]
+    assert len(_caught(lambda: Tensor([1.0]) / Tensor([0.0]))) == 1
+    assert len(_caught(lambda: 1.0 / zero)) == 1
+    assert _caught(lambda: (Tensor([2.0]).log(), Tensor([1.0]) / 2, Tensor([np.inf]).log())) == []
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_a_saturated_layer_in_training_warns(activation: str) -> None:
+    rng = np.random.default_rng(0)
+    big = Tensor(rng.standard_normal((20, 30)) * 100, requires_grad=True)
+    messages = _caught(lambda: [getattr(big, activation)() for _ in range(40)])  # sampled: 1 output in 32
+    assert len(messages) == 1 and f"{activation}: " in messages[0] and "saturated" in messages[0]
+    assert "init='nielsen'" in messages[0]
+    small = Tensor(rng.standard_normal((20, 30)), requires_grad=True)
+    assert _caught(lambda: [getattr(small, activation)() for _ in range(40)]) == []
+    data = Tensor(big.data)  # not training: no graph is recorded
+    assert _caught(lambda: [getattr(data, activation)() for _ in range(40)]) == []
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    ([[1, 2], [3]], "row [1] has length 1, where the other rows at that depth have length 2"),
+    ([[[1, 2], [3, 4]], [[1, 2], [3]]], "row [1][1] has length 1, where the other rows at that depth have length 2"),
+    ([[1, 2], 3], "row [1] has a number, where the other rows at that depth have length 2"),
+])
+def test_ragged_lists_say_which_rows_have_which_lengths(data: list, says: str) -> None:
+    with pytest.raises(ValueError, match="ragged") as info:
+        Tensor(data)
+    assert says in str(info.value) and "inhomogeneous" not in str(info.value)
+
+
+@pytest.mark.parametrize("loss", [losses.quadratic_cost, losses.sum_squared_error])
+def test_integer_labels_where_one_hot_targets_are_expected_name_one_hot(loss: object) -> None:
+    prediction = Tensor(np.full((4, 10), 0.1), requires_grad=True)
+    with pytest.raises(ValueError, match=r"one class label per sample.*datasets\.one_hot\(y\)"):
+        loss(prediction, np.array([1, 2, 3, 4]))  # type: ignore[operator]
+    loss(prediction, np.eye(10)[[1, 2, 3, 4]])  # type: ignore[operator]
