@@ -210,39 +210,27 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     """
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if grad_outputs is None:
-        upstream = [None] * len(outs)
-    elif isinstance(grad_outputs, (list, tuple)):
-        upstream = list(grad_outputs)
-    else:
-        upstream = [grad_outputs]
+    upstream = (list(grad_outputs) if isinstance(grad_outputs, (list, tuple)) else
+                [None] * len(outs) if grad_outputs is None else [grad_outputs])
     if len(upstream) != len(outs):
         raise ValueError(f"grad(): {len(outs)} outputs but {len(upstream)} grad_outputs; give one per output.")
     seeds = []
     for out, g in zip(outs, upstream):
-        if not out.requires_grad:
-            raise RuntimeError(
-                f"grad(): output {diagnostics.describe(out)} does not require grad; nothing to differentiate.")
+        if not out.requires_grad or (g is None and out.size != 1):
+            raise RuntimeError(f"grad(): output {diagnostics.describe(out)} " + (
+                "does not require grad; nothing to differentiate." if not out.requires_grad else
+                f"is not a scalar; pass grad_outputs=[an array of shape {out.shape}]."))
         if g is None:
-            if out.size != 1:
-                raise RuntimeError(
-                    f"grad(): output {diagnostics.describe(out)} is not a scalar; pass grad_outputs=[an array of "
-                    f"shape {out.shape}].")
             g = np.ones_like(out.data)
         elif not (create_graph and isinstance(g, Tensor)):
             g = _seed(out, g, "backward(gradient=...)")
         seeds.append(Tensor(g) if create_graph and not isinstance(g, Tensor) else g)
     wanted = set(ins)
     found = {node: g for node, g, _ in backward_steps(outs, seeds, create_graph, "grad()") if node in wanted}
-    result = []
     for i, t in enumerate(ins):
-        if t not in found:
-            if not allow_unused:
-                raise RuntimeError(
-                    f"grad(): input {i} ({diagnostics.describe(t)}) is not used to compute the outputs (or does "
-                    f"not require grad). Pass allow_unused=True to get None for it.")
-            result.append(None)
-        else:
-            g = found[t]
-            result.append(g if isinstance(g, Tensor) else np.array(g))
-    return tuple(result)
+        if t not in found and not allow_unused:
+            raise RuntimeError(
+                f"grad(): input {i} ({diagnostics.describe(t)}) is not used to compute the outputs (or does "
+                f"not require grad). Pass allow_unused=True to get None for it.")
+    return tuple(None if t not in found else found[t] if isinstance(found[t], Tensor) else np.array(found[t])
+                 for t in ins)

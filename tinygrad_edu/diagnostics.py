@@ -7,6 +7,7 @@ says what was called, with which shapes, and how to fix it (the README's error c
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 import traceback
@@ -70,7 +71,9 @@ def watch_promotion(op: type[Op], parents: Sequence[Tensor], out: np.ndarray) ->
 
 def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
     """``log`` or a division made Inf or NaN from finite inputs (log(0), x / 0)."""
-    if not np.isfinite(out.data).all() and all(np.isfinite(t.data).all() for t in inputs):
+    a = out.data
+    finite = math.isfinite(a.item()) if a.size == 1 and a.dtype.kind == "f" else np.isfinite(a).all()  # (1 us less)
+    if not finite and all(np.isfinite(t.data).all() for t in inputs):
         learner_warning("nonfinite", (
             f"{out.op.name} produced Inf or NaN from finite inputs ({stats(out.data)}); log(0) and x / 0 are the "
             f"usual causes. Wrap the step in `with detect_anomaly():` to find where it starts, and prefer the "

@@ -336,23 +336,15 @@ class Tensor:
         return apply_op(ops.MatMul, _lift(other, self), self)
 
     # Comparisons are not differentiable: plain boolean tensors, no graph.
-    def __lt__(self, other: Any) -> Tensor:
-        return _new(self._data < _raw(other), False)
+    def _compare(self, other: Any, test: Any) -> Tensor:
+        return _new(test(self._data, _raw(other)), False)
 
-    def __le__(self, other: Any) -> Tensor:
-        return _new(self._data <= _raw(other), False)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return _new(self._data > _raw(other), False)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return _new(self._data >= _raw(other), False)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _new(self._data == _raw(other), False)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _new(self._data != _raw(other), False)
+    __lt__ = lambda self, other: self._compare(other, operator.lt)
+    __le__ = lambda self, other: self._compare(other, operator.le)
+    __gt__ = lambda self, other: self._compare(other, operator.gt)
+    __ge__ = lambda self, other: self._compare(other, operator.ge)
+    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[assignment]
+    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[assignment]
 
     def exp(self) -> Tensor:
         return apply_op(ops.Exp, self)
