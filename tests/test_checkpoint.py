@@ -22,19 +22,16 @@ from tinygrad_edu import datasets, losses, nn, optim
 from tinygrad_edu.train import fit
 
 WRITER = textwrap.dedent("""
-    import sys, time
-    import numpy as np
+    import os, sys, time
     from tinygrad_edu import nn
 
     model = nn.MLP([200, 200, 10], rng=1)
-    original = np.savez
 
-    def slow_savez(file, **arrays):                  # write, then stall before the rename can happen
-        original(file, **arrays)
+    def slow_replace(source, target):                # the archive is written and synced: stall before the rename
         print("written", flush=True)
         time.sleep(60)
 
-    np.savez = slow_savez
+    os.replace = slow_replace
     model.save(sys.argv[1])
 """)
 

@@ -16,7 +16,7 @@ from tinygrad_edu import (
 )
 from tinygrad_edu.ops import OPS, Op
 from tinygrad_edu.autograd import toposort
-from tinygrad_edu.tensor import apply_op, set_grad_enabled
+from tinygrad_edu.tensor import apply_op, enable_grad
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def restore_grad_mode() -> Iterator[None]:
     try:
         yield
     finally:
-        set_grad_enabled(True)
+        enable_grad().__enter__()  # recording on again, whatever the broken switch left
 
 
 # -- graph shape: fan-out and repeated edges ------------------------------------------------------------

@@ -238,11 +238,11 @@ def test_a_failed_save_leaves_the_previous_file_intact_and_no_temporary_files(tm
     first.save(path)
     saved_bytes = path.read_bytes()
 
-    def broken_savez(file, **arrays):
-        file.write(b"PK\x03\x04 half an archive")  # a partial write, then the failure
+    def broken_write(member, array, **kwargs):
+        member.write(b"\x93NUMPY half an array")  # a partial write, then the failure
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", broken_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", broken_write)
     with pytest.raises(OSError, match="disk full"):
         _two_layers(9).save(path)
     monkeypatch.undo()

@@ -310,8 +310,8 @@ def test_stepthrough_after_the_step_says_what_happened_in_the_learners_terms(tmp
     with pytest.raises(RuntimeError) as error:
         stepthrough(loss, tmp_path / "p.html", params=model)
     message = str(error.value)
-    assert message.startswith("stepthrough: layers.0.weight and layers.2.weight were changed after the forward "
-                              "pass that computed this loss (by optimizer.step()")
+    assert message.startswith("stepthrough: layers.0.weight, layers.0.bias, layers.2.weight and layers.2.bias "
+                              "were changed after the forward pass that computed this loss (by optimizer.step()")
     assert "needs the values the forward pass used" in message
     assert "before optimizer.step()" in message and "run the forward pass again" in message
     assert "'weight'" not in message and "between steps" not in message
@@ -343,7 +343,8 @@ def test_draw_after_the_step_marks_the_changed_tensors_and_warns_once(layout: st
         after = to_dot(loss, params=model) if layout == "dot" else layout_svg(loss, params=model)
     assert len(caught) == 1 and caught[0].filename == __file__  # one warning, at the learner's line
     text = str(caught[0].message)
-    assert text.startswith("layers.0.weight, layers.2.weight changed after the forward pass")
+    assert text.startswith("layers.0.weight, layers.0.bias, layers.2.weight, layers.2.bias changed after the "
+                           "forward pass")
     assert "Draw before optimizer.step(), or run the forward pass again" in text
     if layout == "dot":
         titles = _titles(after)
@@ -356,8 +357,8 @@ def test_draw_after_the_step_marks_the_changed_tensors_and_warns_once(layout: st
             if "node" in g.get("class", "").split() and rect.get("stroke") == CHANGED_COLOUR:
                 assert rect.get("stroke-dasharray")
                 marked.add(g.findall(f"{svg_ns}text")[0].text)
-    assert marked == {"layers.0.weight", "layers.2.weight"}
-    assert after.count("changed after the forward pass") == 3  # two boxes and the note under the picture
+    assert marked == {"layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"}  # biases too
+    assert after.count("changed after the forward pass") == 5  # four boxes and the note under the picture
 
 
 @pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")

@@ -173,10 +173,7 @@ def accumulate(leaf: Tensor, g: Any) -> None:
             g[...] = copy
         leaf._grad = g
     elif total.shape != data.shape:  # `w.data = ...` gave the leaf another shape since its .grad was set
-        raise RuntimeError(
-            f"backward(): {diagnostics.describe(leaf)} has a .grad of shape {total.shape} from before its data "
-            f"changed shape, so this pass's gradient cannot be added to it. Call zero_grad() after changing the "
-            f"shape of a parameter.")
+        raise diagnostics.shape_changed(leaf)
     else:
         diagnostics.second_pass(leaf)
         if total.dtype == data.dtype and total.flags.writeable and np.can_cast(g.dtype, total.dtype, "same_kind"):
@@ -188,9 +185,7 @@ def accumulate(leaf: Tensor, g: Any) -> None:
 def _seed(root: Tensor, gradient: Any, caller: str) -> np.ndarray:
     array = np.array(getattr(gradient, "data", gradient), dtype=root.dtype)  # a copy: never the caller's buffer
     if array.shape != root.shape:
-        raise ValueError(
-            f"{caller}: the gradient has shape {array.shape}, but the output is a {diagnostics.describe(root)}; "
-            f"the upstream gradient must have exactly the output's shape, {root.shape}.")
+        raise diagnostics.wrong_seed(root, array.shape, caller)
     return array
 
 

@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from .ops import Op
     from .tensor import Tensor
 
-__all__ = ["LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite",
-           "watch_saturation", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar", "data_not_float",
-           "checked_grad", "not_float", "part_of_graph", "write_into_parameter", "check_finite_output",
-           "check_finite_grads"]
+__all__ = [
+    "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite", "watch_saturation",
+    "as_array", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar",
+    "data_not_float", "checked_grad", "shape_changed", "wrong_seed", "not_float", "part_of_graph",
+    "write_into_parameter", "check_finite_output", "check_finite_grads",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -101,6 +103,16 @@ def watch_saturation(out: Tensor) -> Tensor:
             f"smaller weights (nn.MLP(..., init='nielsen'), N(0, 1/fan_in)), scale the inputs to about [0, 1], "
             f"or use a cross-entropy cost with sigmoid outputs."))
     return out
+
+
+def as_array(data: Any, dtype: Any) -> np.ndarray:
+    """``np.asarray``, with a message that says which rows are ragged where numpy says "inhomogeneous shape"."""
+    try:
+        return np.asarray(data, dtype=dtype)
+    except ValueError as error:
+        if not isinstance(data, (list, tuple)):
+            raise
+        raise ragged(data) from error
 
 
 def ragged(data: Any) -> ValueError:
@@ -212,6 +224,19 @@ def checked_grad(t: Tensor, value: np.ndarray) -> np.ndarray:
             f"one); got shape {value.shape} and dtype {value.dtype}. Give an array like np.zeros({t.shape}), or "
             f"None to clear it.")
     return value.astype(t.dtype)  # always a copy
+
+
+def shape_changed(leaf: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"backward(): {describe(leaf)} has a .grad of shape {leaf.grad.shape if leaf.grad is not None else None} "
+        f"from before its data changed shape, so this pass's gradient cannot be added to it. Call zero_grad() "
+        f"after changing the shape of a parameter.")
+
+
+def wrong_seed(root: Tensor, shape: tuple[int, ...], caller: str) -> ValueError:
+    return ValueError(
+        f"{caller}: the gradient has shape {shape}, but the output is a {describe(root)}; the upstream gradient "
+        f"must have exactly the output's shape, {root.shape}.")
 
 
 def not_float(t: Tensor) -> TypeError:

@@ -27,7 +27,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-__all__ = ["CLOCK", "Log", "note_write", "note_new_data", "stale_inputs", "check"]
+__all__ = ["CLOCK", "Log", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
+           "restore_copy"]
 
 CLOCK = itertools.count()
 """One clock for two events: a tensor's creation (``t._seq``) and a write into memory (a version)."""
@@ -70,16 +71,20 @@ def _version(array: np.ndarray) -> int:
     return Log.versions.get(id(_owner(array)), -1)
 
 
-def stale_inputs(node: Tensor) -> list[Tensor]:
+def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
     """The tensors whose values ``node``'s rule reads and that changed after ``node`` was computed: among its
-    parents, and ``node`` itself where the rule reads its output. Empty when the rule can run."""
+    parents, and ``node`` itself where the rule reads its output. Empty when the rule can run.
+
+    ``every=True`` lists every changed parent and output, read by the rule or not (what a picture of the
+    forward pass's values needs: after ``optimizer.step()``, the biases too).
+    """
     made, op = node._seq, node._op
     if made > Log.last_change or op is None or not node._parents:
         return []
-    stale = [node] if op.reads_out and max(node._changed, _version(node._data)) > made else []
+    stale = [node] if (every or op.reads_out) and max(node._changed, _version(node._data)) > made else []
     for parent in node._parents:
         # another array may have another shape, which even a rule that reads only shapes would get wrong
-        if parent._changed > made or (op.reads_inputs and _version(parent._data) > made):
+        if parent._changed > made or ((every or op.reads_inputs) and _version(parent._data) > made):
             stale.append(parent)
     return stale
 
@@ -114,3 +119,23 @@ def check(node: Tensor, caller: str = "backward()") -> None:
                 f"{caller}: the {key} array that {op.name} kept was modified in place after {op.name} used "
                 f"it, so the gradient would go to the wrong elements. Run the forward pass again after "
                 f"changing it.")
+
+
+def state_to_copy(t: Tensor, keys: list[str]) -> dict[str, Any]:
+    """What ``copy``/``pickle`` keep of a tensor. A copy gets fresh stamps (``restore_copy``), so a node whose
+    rule would read changed values must not be copied: its copy would pass the check with a wrong gradient."""
+    if t._seq < Log.last_change:
+        check(t, "copy/pickle")
+    return {key: getattr(t, key) for key in keys}
+
+
+def restore_copy(t: Tensor, state: dict[str, Any]) -> None:
+    """A copy gets a fresh creation number and no change stamp.
+
+    NOTE: numbers from the original (or from another process) would break "parents are older than children";
+    copying a graph restores parents before children, so the order holds.
+    """
+    for key, value in (state[1] if isinstance(state, tuple) else state or {}).items():
+        setattr(t, key, value)
+    t._seq = next(CLOCK)
+    t._changed = -1

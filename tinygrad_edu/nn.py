@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = [
+    "named_items", "save_npz",
     "Module", "Linear", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
@@ -184,32 +186,8 @@ class Module:
         return LoadResult(missing, unexpected)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically.
-
-        The archive is written to a temporary file in the same directory, flushed to disk, then renamed over
-        ``path``: a crash or error midway leaves the previous file untouched.
-        """
-        state = self.state_dict()
-        clashes = [name for name in state if name in ("file", "allow_pickle")]
-        if clashes:
-            raise ValueError(f"save: a parameter named {clashes[0]!r} clashes with an argument of np.savez; "
-                             f"rename that attribute.")
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **state)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
-            os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
-        _fsync_directory(directory)
+        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically (see ``save_npz``)."""
+        save_npz(path, self.state_dict())
 
     def load(self, path: str | os.PathLike[str], strict: bool = True) -> LoadResult:
         """Read an ``.npz`` file written by ``save`` (without pickle) and ``load_state_dict`` it."""
@@ -243,18 +221,47 @@ class Module:
         return self._repr(set())
 
 
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable; not every platform can open a directory, so this is best effort."""
+def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path``, atomically: killed at any moment, ``path`` is whole.
+
+    The steps: write a temporary file in the same folder, flush and ``fsync`` it to the disk, rename it over
+    ``path`` with ``os.replace`` (one step on POSIX and Windows), then ``fsync`` the folder so the rename itself
+    is on the disk. ``path`` holds the previous checkpoint or the new one, never a mix; a write killed before
+    the rename may leave its ``.<name>.*.tmp`` file behind, which nothing reads.
+
+    The archive is the ``.npz`` layout numpy writes (one ``.npy`` per array, uncompressed, read with
+    ``np.load(path, allow_pickle=False)``), except that every member carries the same fixed date (1980-01-01,
+    the earliest a zip can hold) instead of the clock's: the same training state gives the same bytes.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        with os.fdopen(fd, "wb") as handle:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in arrays.items():
+                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    with archive.open(info, "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
+        os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    try:  # not every platform can open a folder (Windows cannot): there the rename is as durable as it gets
+        folder_fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
+        os.fsync(folder_fd)
+    except OSError:  # some file systems refuse to fsync a folder; the file itself is already on the disk
         pass
     finally:
-        os.close(fd)
+        os.close(folder_fd)
 
 
 # -- initialisers -------------------------------------------------------------------------------------------
@@ -514,3 +521,30 @@ def _activation(spec: str | Module | type[Module]) -> Module:
         return _ACTIVATIONS[spec]()
     raise ValueError(f"MLP: unknown activation {spec!r}; use one of {sorted(_ACTIVATIONS)}, a Module class or a "
                      f"Module instance.")
+
+
+def named_items(params: Any, caller: str) -> list[tuple[str, Any]]:
+    """``(name, item)`` pairs from whatever a learner passes as "the parameters": a model (its
+    ``named_parameters()``), a dict ``{name: tensor}``, ``(name, tensor)`` pairs, or bare tensors (name ``""``).
+
+    The one reader of that argument for the optimizers, the pictures and the training plots; each checks the
+    items for what it needs.
+
+    >>> w = Tensor([1.0], name="w")
+    >>> named_items({"w": w}, "demo") == named_items([("w", w)], "demo") == [("w", w)], named_items([w], "demo")[0][0]
+    (True, '')
+    """
+    if params is None:
+        return []
+    if isinstance(params, Tensor):
+        raise TypeError(f"{caller}: params must be a list of tensors; wrap a single one: [{params.name or 'w'}].")
+    if hasattr(params, "named_parameters"):
+        return [(str(name), p) for name, p in params.named_parameters()]
+    if isinstance(params, Mapping):
+        return [(str(name), p) for name, p in params.items()]
+    if not isinstance(params, Iterable) or isinstance(params, (str, bytes)):
+        raise TypeError(
+            f"{caller}: params must be a model (anything with named_parameters()), a dict {{name: Tensor}} or a "
+            f"list of (name, Tensor) pairs, not a {type(params).__name__}.")
+    return [item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else ("", item)
+            for item in params]

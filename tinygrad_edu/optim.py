@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .nn import Module
+from .nn import Module, named_items
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -40,18 +40,14 @@ def _collect(params: Any, who: str) -> tuple[list[str], list[Tensor]]:
         raise TypeError(f"{who}: params must be a list of tensors; wrap a single one: {who}([w], lr=...).")
     if isinstance(params, Module):
         raise TypeError(f"{who}: pass the model's parameters, not the model: {who}(model.parameters(), lr=...).")
-    items = list(params.items()) if isinstance(params, Mapping) else list(params)
+    items = named_items(params, who)
     if not items:
         raise ValueError(f"{who}: got an empty list of parameters, so step() would change nothing. Did the model "
                          f"store its tensors with requires_grad=True?")
     names: list[str] = []
     tensors: list[Tensor] = []
     seen: dict[int, str] = {}
-    for k, item in enumerate(items):
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            name, p = item
-        else:
-            name, p = "", item
+    for k, (name, p) in enumerate(items):
         label = repr(name or getattr(p, "name", None) or f"parameter {k}")
         if not isinstance(p, Tensor):
             raise TypeError(f"{who}: {label} is a {type(p).__name__}, not a Tensor; pass tensors or "

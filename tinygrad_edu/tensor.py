@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,21 +28,15 @@ from .inplace import CLOCK
 from .ops import Op
 
 __all__ = [
-    "Tensor", "apply_op", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "is_anomaly_enabled",
+    "Tensor", "apply_op", "no_grad", "enable_grad", "is_grad_enabled", "is_anomaly_enabled",
     "detect_anomaly", "where", "maximum", "minimum", "concatenate", "stack",
 ]
 
 Scalar = int | float | bool
 
 
-class _State:
-    """The switches read on every op: whether to record graph, whether to hunt for NaN/Inf."""
-
-    grad_enabled = True
-    anomaly = False
-
-
-_state = _State()
+# the switches read on every op: whether to record graph, whether to hunt for NaN/Inf
+_state = types.SimpleNamespace(grad_enabled=True, anomaly=False)
 
 
 class _Switch(contextlib.ContextDecorator):
@@ -100,11 +95,6 @@ def is_grad_enabled() -> bool:
     return _state.grad_enabled
 
 
-def set_grad_enabled(enabled: bool) -> None:
-    """Turn graph recording on or off for good (``no_grad`` does it for a block)."""
-    _state.grad_enabled = bool(enabled)
-
-
 def is_anomaly_enabled() -> bool:
     return _state.anomaly
 
@@ -133,12 +123,7 @@ class Tensor:
         if isinstance(data, np.ndarray):
             array = data if dtype is None else data.astype(dtype, copy=False)
         else:
-            try:
-                array = np.asarray(data, dtype=dtype)
-            except ValueError as error:
-                if not isinstance(data, (list, tuple)):
-                    raise
-                raise diagnostics.ragged(data) from error
+            array = diagnostics.as_array(data, dtype)  # nested lists, numbers; ragged lists explained
             if dtype is None and array.dtype.kind in "iu":
                 array = array.astype(np.float64)  # Python numbers are for learning math: make them floats
         _init(self, array, False)
@@ -228,21 +213,12 @@ class Tensor:
 
     __hash__ = object.__hash__  # `==` is elementwise, so hashing stays by identity
 
-    def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        # a copy gets fresh stamps (below), so a node whose rule would read changed values must not be copied:
-        # its copy would pass the in-place check and give a wrong gradient
-        if self._seq < inplace.Log.last_change:
-            inplace.check(self, "copy/pickle")
-        return None, {key: getattr(self, key) for key in Tensor.__slots__ if key != "__weakref__"}
+    # a copy (copy.copy, deepcopy, pickle) gets a fresh creation number; one that would be refused is not made
+    def __getstate__(self) -> dict[str, Any]:
+        return inplace.state_to_copy(self, [key for key in Tensor.__slots__ if key != "__weakref__"])
 
-    def __setstate__(self, state: Any) -> None:
-        # NOTE: a copy (copy.copy, deepcopy, pickle) gets a fresh creation number and no change stamp: numbers
-        # from the original (or from another process) would break "parents are older than children". Copying
-        # a graph restores parents before children, so the order holds.
-        for key, value in (state[1] if isinstance(state, tuple) else state or {}).items():
-            setattr(self, key, value)
-        self._seq = next(CLOCK)
-        self._changed = -1
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        inplace.restore_copy(self, state)
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", threshold=20, edgeitems=3, prefix="Tensor(")

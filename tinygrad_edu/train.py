@@ -22,7 +22,6 @@ True
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from .datasets import batches
+from .nn import save_npz
 from .tensor import Tensor, no_grad
 
-__all__ = ["fit", "evaluate", "accuracy", "epoch_report", "write_checkpoint", "CheckpointError",
+__all__ = ["fit", "evaluate", "accuracy", "epoch_report", "CheckpointError",
            "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "tinygrad_edu checkpoint 1"
@@ -95,7 +95,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     ``on_epoch(epochs_complete, history)`` runs after each epoch.
 
     With ``checkpoint=PATH`` (the model a ``Module``, the optimizer one of ``optim``'s), the end of every epoch
-    writes PATH atomically (see ``write_checkpoint``): the parameters as ``model/<dotted name>``, the optimizer's
+    writes PATH atomically (see ``nn.save_npz``): the parameters as ``model/<dotted name>``, the optimizer's
     ``state_dict()`` as ``optimizer/<name>``, the batch-order generator's state as ``rng/...``, ``epoch`` (how
     many are complete), ``history/<key>``, and the run's ``batch_size`` and ``train_size``. A file that exists
     is refused unless ``resume=True``, which loads it and continues at the next epoch (up to ``epochs`` in all):
@@ -146,7 +146,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             bar.close()
         if checkpoint is not None:
             state = _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x))
-            write_checkpoint(checkpoint, state)
+            save_npz(checkpoint, state)
         if on_epoch is not None:
             on_epoch(epoch, history)
     return history
@@ -159,49 +159,6 @@ def _check_checkpointable(model: Any, optimizer: Any) -> None:
         if not (hasattr(thing, "state_dict") and hasattr(thing, "load_state_dict")):
             raise TypeError(f"fit: checkpoint=... saves the {label}'s state_dict(), but the {label} is a "
                             f"{type(thing).__name__}, which has none; use {example}.")
-
-
-def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an ``.npz`` at ``path``, atomically: killed at any moment, ``path`` is whole.
-
-    The steps: write a temporary file in the same folder, flush and ``fsync`` it to the disk, rename it over
-    ``path`` with ``os.replace`` (one step on POSIX and Windows), then ``fsync`` the folder so the rename itself
-    is on the disk. ``path`` holds the previous checkpoint or the new one, never a mix; a write killed before
-    the rename may leave its ``.<name>.*.tmp`` file behind, which nothing reads.
-
-    The archive is the ``.npz`` layout numpy writes (one ``.npy`` per array, uncompressed, read with
-    ``np.load(path, allow_pickle=False)``), except that every member carries the same fixed date (1980-01-01,
-    the earliest a zip can hold) instead of the clock's: the same training state gives the same bytes.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-                for name, array in arrays.items():
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    with archive.open(info, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
-        os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    try:  # not every platform can open a folder (Windows cannot): there the rename is as durable as it gets
-        folder_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(folder_fd)
-    except OSError:  # some file systems refuse to fsync a folder; the file itself is already on the disk
-        pass
-    finally:
-        os.close(folder_fd)
 
 
 def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generator, epoch: int, history: History,

@@ -29,7 +29,7 @@ import html
 import sys
 import warnings
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from tinygrad_edu.autograd import toposort
 from tinygrad_edu.inplace import stale_inputs
+from tinygrad_edu.nn import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY", "changed_tensors"]
@@ -143,26 +144,13 @@ def flatten_roots(roots: tuple[Any, ...], caller: str) -> list[tuple[str | None,
 
 
 def named_tensors(params: Any, caller: str) -> list[tuple[str, Tensor]]:
-    """``(name, tensor)`` pairs from a Module-like object (``named_parameters()``), a dict, or a list of pairs."""
-    if params is None:
-        return []
-    if hasattr(params, "named_parameters"):
-        items = list(params.named_parameters())
-    elif isinstance(params, Mapping):
-        items = list(params.items())
-    elif isinstance(params, Iterable):
-        items = list(params)
-    else:
-        raise TypeError(
-            f"{caller}: params must be a model (anything with named_parameters()), a dict {{name: Tensor}} or a "
-            f"list of (name, Tensor) pairs, not a {type(params).__name__}.")
-    pairs: list[tuple[str, Tensor]] = []
-    for item in items:
-        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Tensor)):
+    """``(name, tensor)`` pairs from a model (``named_parameters()``), a dict, pairs or tensors (``nn.named_items``)."""
+    pairs = named_items(params, caller)
+    for _, item in pairs:
+        if not isinstance(item, Tensor):
             raise TypeError(
                 f"{caller}: params must give (name, Tensor) pairs, got {item!r:.80}. Pass model (with "
                 f"named_parameters()) or a dict such as {{'w1': w1, 'b1': b1}}.")
-        pairs.append((str(item[0]), item[1]))
     return pairs
 
 
@@ -196,7 +184,7 @@ def changed_tensors(order: list[Tensor]) -> list[Tensor]:
     found: dict[int, Tensor] = {}
     for t in order:
         if t.parents:
-            for s in stale_inputs(t):
+            for s in stale_inputs(t, every=True):
                 found.setdefault(id(s), s)
     position = {id(t): i for i, t in enumerate(order)}
     return sorted(found.values(), key=lambda t: position.get(id(t), -1))

@@ -26,11 +26,12 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from tinygrad_edu.nn import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
@@ -183,21 +184,6 @@ def plot_weights(weight: Any, path: str | os.PathLike[str], shape: tuple[int, in
 
 # -- layer health -----------------------------------------------------------------------------------------------
 
-def _named(model_or_params: Any) -> list[tuple[str, Any]]:
-    if model_or_params is None:
-        return []
-    if hasattr(model_or_params, "named_parameters"):
-        return [(str(n), p) for n, p in model_or_params.named_parameters()]
-    if isinstance(model_or_params, Mapping):
-        return [(str(n), p) for n, p in model_or_params.items()]
-    if isinstance(model_or_params, Iterable):
-        pairs = list(model_or_params)
-        if all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
-            return [(str(n), p) for n, p in pairs]
-    raise TypeError("layer_health: pass a model (anything with named_parameters()), a dict {name: Tensor} or a "
-                    f"list of (name, Tensor) pairs, not a {type(model_or_params).__name__}.")
-
-
 def _layer(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
@@ -259,7 +245,7 @@ def layer_health(model_or_params: Any, activations: Mapping[str, Any] | None = N
 
     weights: dict[str, list[np.ndarray]] = {}
     gradients: dict[str, list[np.ndarray]] = {}
-    for name, p in _named(model_or_params):
+    for name, p in named_items(model_or_params, "layer_health"):
         layer = _layer(name)
         row(layer)["params"].append(name[len(layer) + 1:] or name)
         weights.setdefault(layer, []).append(_array(p))
