@@ -6,6 +6,9 @@ cross-entropy cost, J = -1/m sum Y * log softmax(W3 tanh(W2 tanh(W1 X + b1) + b2
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,6 +16,7 @@ import tinygrad_edu
 from tinygrad_edu import Tensor, check_backprop, nn
 
 N_X, N_H, N_Y, M = 5, 6, 3, 8   # N_H twice, so W2 is square and b1, b2 have the same shape
+Manual = Callable[[dict[str, np.ndarray]], tuple[float, dict[str, np.ndarray]]]  # a hand-written backprop
 
 
 def _problem(seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -52,7 +56,7 @@ def loss(t: dict[str, Tensor]) -> Tensor:
     return -(z3.log_softmax(axis=0) * Y).sum() / M
 
 
-def with_mistake(change: dict[str, object]) -> object:
+def with_mistake(change: dict[str, Any]) -> Manual:
     """backprop, with some of its gradients replaced (a value, or a function of the right gradients)."""
     def manual(p: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
         cost, grads = backprop(p)
@@ -117,7 +121,7 @@ def test_params_may_be_the_tensors_of_a_model() -> None:
 
 # -- each planted mistake gets its diagnosis -----------------------------------------------------------------
 
-def _only_bad_row(manual: object, name: str) -> tinygrad_edu.check.GradientRow:
+def _only_bad_row(manual: Manual, name: str) -> tinygrad_edu.check.GradientRow:
     report = check_backprop(manual, loss, PARAMS)
     assert not report.ok
     assert [r.name for r in report.rows if not r.ok] == [name], str(report)
@@ -217,7 +221,7 @@ def test_a_missing_key_names_it() -> None:
         del grads["db3"]
         return grads
 
-    with pytest.raises(KeyError, match="'b3'.*'db3'"):
+    with pytest.raises(KeyError, match=r"'b3'.*'db3'"):
         check_backprop(missing, loss, PARAMS)
 
 
@@ -241,7 +245,7 @@ def test_a_shape_that_cannot_match_names_the_key_and_both_shapes() -> None:
 
 def test_loss_must_return_a_scalar_tensor() -> None:
     with pytest.raises(TypeError, match="scalar Tensor"):
-        check_backprop(backprop, lambda t: float(loss(t).item()), PARAMS)
+        check_backprop(backprop, lambda t: float(loss(t).item()), PARAMS)  # type: ignore[arg-type, return-value]
     with pytest.raises(TypeError, match=r"shape \(6, 8\)"):
         check_backprop(backprop, lambda t: (t["W1"] @ X).tanh(), PARAMS)
 

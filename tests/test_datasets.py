@@ -117,7 +117,7 @@ def test_verify_file_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"not the real file")
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: SHA-256 is .*expected 0b367032"):
         datasets.verify_file(bad)
-    with pytest.raises(DataError, match="missing.bin: data file not found"):
+    with pytest.raises(DataError, match=r"missing\.bin: data file not found"):
         datasets.verify_file(tmp_path / "missing.bin", "0" * 64)
     with pytest.raises(DataError, match="no known SHA-256"):
         datasets.verify_file(tmp_path / "train-images-idx3-ubyte.gz.bak")
@@ -138,9 +138,9 @@ def test_truncated_copy_of_a_real_file_fails_its_checksum(tmp_path: Path) -> Non
     original = datasets.MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
     copy = tmp_path / original.name
     copy.write_bytes(original.read_bytes()[:-100])
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: SHA-256"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: SHA-256"):
         datasets.verify_file(copy)
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: not a valid gzip stream"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: not a valid gzip stream"):
         datasets.read_idx(copy)
 
 
@@ -164,13 +164,13 @@ def test_read_idx_truncated_data(tmp_path: Path) -> None:
 def test_read_idx_extra_bytes(tmp_path: Path) -> None:
     path = tmp_path / "long.gz"
     path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2]) + b"abc"))
-    with pytest.raises(DataError, match="long.gz: 3 data bytes .* expected 2 .*longer than its header says"):
+    with pytest.raises(DataError, match=r"long\.gz: 3 data bytes .* expected 2 .*longer than its header says"):
         datasets.read_idx(path)
 
 
 def test_read_idx_wrong_magic(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "magic.gz", np.zeros(4), header=bytes([1, 2, 8, 1, 0, 0, 0, 4]))
-    with pytest.raises(DataError, match="magic.gz: magic number starts with bytes 0x01 0x02, expected 0x00 0x00"):
+    with pytest.raises(DataError, match=r"magic\.gz: magic number starts with bytes 0x01 0x02, expected 0x00 0x00"):
         datasets.read_idx(path)
 
 
@@ -183,13 +183,13 @@ def test_read_idx_wrong_type_code(tmp_path: Path) -> None:
 def test_read_idx_short_header_empty_and_missing(tmp_path: Path) -> None:
     header_only = tmp_path / "header.gz"
     header_only.write_bytes(gzip.compress(bytes([0, 0, 8, 3, 0, 0])))
-    with pytest.raises(DataError, match="header.gz: 6 bytes, expected a 16-byte header"):
+    with pytest.raises(DataError, match=r"header\.gz: 6 bytes, expected a 16-byte header"):
         datasets.read_idx(header_only)
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     with pytest.raises(DataError, match="empty: 0 bytes, expected at least the 4-byte IDX magic"):
         datasets.read_idx(empty)
-    with pytest.raises(DataError, match="nothing.gz: IDX file not found"):
+    with pytest.raises(DataError, match=r"nothing\.gz: IDX file not found"):
         datasets.read_idx(tmp_path / "nothing.gz")
 
 
@@ -198,7 +198,7 @@ def test_read_idx_corrupted_gzip(tmp_path: Path) -> None:
     raw[20] ^= 0xFF
     path = tmp_path / "damaged.gz"
     path.write_bytes(bytes(raw))
-    with pytest.raises(DataError, match="damaged.gz: not a valid gzip stream"):
+    with pytest.raises(DataError, match=r"damaged\.gz: not a valid gzip stream"):
         datasets.read_idx(path)
 
 
@@ -241,7 +241,7 @@ def test_catvnoncat_shapes_counts_and_scaling() -> None:
     cats = datasets.load_catvnoncat()
     assert cats.train_x.shape == (209, 12288) and cats.test_x.shape == (50, 12288)
     assert cats.train_x.dtype == np.float64
-    assert 0.0 <= cats.train_x.min() and cats.train_x.max() <= 1.0
+    assert cats.train_x.min() >= 0.0 and cats.train_x.max() <= 1.0
     assert cats.train_y.dtype == np.int64 and cats.train_y.shape == (209,) and cats.test_y.shape == (50,)
     assert int(cats.train_y.sum()) == 72 and int(cats.test_y.sum()) == 33
     assert cats.classes == ("non-cat", "cat")
@@ -259,7 +259,7 @@ def write_cats(path: Path, **changes: np.ndarray) -> Path:
               "test_x": rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8), "test_y": np.array([1, 0]),
               "classes": np.array(["non-cat", "cat"])}
     arrays.update(changes)
-    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})  # type: ignore[arg-type]  # no allow_pickle
     return path
 
 
@@ -289,9 +289,9 @@ def test_catvnoncat_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         datasets.load_catvnoncat(path=write_object_member(write_cats(tmp_path / "objects.npz", classes=None)))
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"PK\x03\x04 but not really a zip")
-    with pytest.raises(DataError, match="garbage.npz: cannot be read as a .npz archive"):
+    with pytest.raises(DataError, match=r"garbage\.npz: cannot be read as a \.npz archive"):
         datasets.load_catvnoncat(path=garbage)
-    with pytest.raises(DataError, match="absent.npz: cat / non-cat .npz file not found"):
+    with pytest.raises(DataError, match=r"absent\.npz: cat / non-cat \.npz file not found"):
         datasets.load_catvnoncat(path=tmp_path / "absent.npz")
     # the bundled path is checked by SHA-256 first
     corrupted = tmp_path / "catvnoncat.npz"
@@ -335,8 +335,9 @@ def test_batches_are_seeded_and_cover_every_sample() -> None:
     again = [yb.tolist() for _, yb in datasets.batches(x, y, 5, rng=np.random.default_rng(7))]
     assert first == again
     assert [len(b) for b in first] == [5, 5, 5, 5, 3]
-    assert sorted(sum(first, [])) == list(range(23))
-    assert sum(first, []) != list(range(23))  # shuffled
+    flat = [i for b in first for i in b]
+    assert sorted(flat) == list(range(23))
+    assert flat != list(range(23))  # shuffled
     for xb, yb in datasets.batches(x, y, 5, rng=7):
         np.testing.assert_array_equal(xb[:, 0], 2 * yb)  # rows stay paired with their labels
 
@@ -344,12 +345,12 @@ def test_batches_are_seeded_and_cover_every_sample() -> None:
 def test_batches_generator_advances_and_global_state_is_untouched() -> None:
     x = y = np.arange(50)
     np.random.seed(123)
-    before = np.random.get_state()[1].copy()
+    before = np.random.get_state()[1].copy()  # type: ignore[index]  # the legacy form is a tuple
     gen = np.random.default_rng(0)
     epoch1 = np.concatenate([yb for _, yb in datasets.batches(x, y, 10, rng=gen)])
     epoch2 = np.concatenate([yb for _, yb in datasets.batches(x, y, 10, rng=gen)])
     assert not np.array_equal(epoch1, epoch2)
-    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # type: ignore[index]  # a tuple
 
 
 def test_batches_no_shuffle_and_drop_last() -> None:
@@ -387,4 +388,4 @@ def test_pickle_is_refused(tmp_path: Path) -> None:
 def test_public_names() -> None:
     for name in datasets.__all__:
         assert hasattr(datasets, name), name
-    assert datasets.DATA_DIR == Path(datasets.__file__).parent / "data"
+    assert Path(datasets.__file__).parent / "data" == datasets.DATA_DIR

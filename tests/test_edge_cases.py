@@ -167,7 +167,8 @@ def test_nll_loss_of_a_zero_probability_class_that_is_not_the_target(reduction):
         log_probs = np.log([[0.6, 0.0, 0.4], [0.5, 0.5, 0.0]])
     labels = np.array([0, 1])
     for target in (labels, np.eye(3)[labels]):
-        value, (grad,) = _value_and_grad(lambda t: losses.nll_loss(t, target, reduction=reduction), log_probs)
+        value, (grad,) = _value_and_grad(
+            lambda t: losses.nll_loss(t, target, reduction=reduction), log_probs)  # noqa: B023 (called at once)
         per_sample = -np.log([0.6, 0.5])
         expected = {"mean": per_sample.mean(), "sum": per_sample.sum(), "per_sample": per_sample}[reduction]
         np.testing.assert_allclose(value, expected, rtol=1e-15)

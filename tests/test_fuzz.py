@@ -8,6 +8,8 @@ central differences) and on torch (when installed). A failing case prints its se
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -204,11 +206,9 @@ def test_random_graph_gradients_match_central_differences(seed: int) -> None:
                                    err_msg=f"gradient of leaf {k}, replay with FUZZ_SEED={seed}: {program}")
 
 
-torch = None
-try:  # the optional cross-check: only when torch is installed
-    import torch  # type: ignore[no-redef]
-except ImportError:
-    pass
+torch: Any = None
+with contextlib.suppress(ImportError):  # the optional cross-check: only when torch is installed
+    torch = importlib.import_module("torch")
 
 TORCH: dict[str, Callable[..., Any]] = {} if torch is None else {
     "where": lambda a, b: torch.where(a > 0, a, b), "maximum": torch.maximum, "tanh": torch.tanh,

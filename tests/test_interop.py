@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,7 @@ def ours(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, di
     return out.data, {name: p.grad for name, p in model.named_parameters()}
 
 
-def theirs(module: object, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def theirs(module: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     module.zero_grad()
     out = module(torch.from_numpy(x))
     torch.nn.functional.nll_loss(out, torch.from_numpy(y.argmax(axis=1))).backward()
@@ -69,6 +71,7 @@ def test_the_round_trip_gives_the_same_network(batches: list) -> None:
     assert isinstance(back, nn.Sequential) and str(back) == str(model)
     for x, y in batches:
         assert_same(ours(model, x, y), ours(back, x, y), torch_side=False)
+    assert isinstance(back.layers[0], nn.Linear) and isinstance(model.layers[0], nn.Linear)
     back.layers[0].weight.data += 1.0   # copies, not shared memory
     assert not np.array_equal(back.layers[0].weight.data, model.layers[0].weight.data)
 
@@ -94,6 +97,7 @@ def test_an_mlp_in_float32_keeps_its_dtype(batches: list) -> None:
     module = to_torch(model)
     assert module[0].weight.dtype == torch.float32
     back = from_torch(module)
+    assert isinstance(back, nn.Sequential) and isinstance(back.layers[0], nn.Linear)
     assert back.layers[0].weight.dtype == np.float32
     x = batches[0][0].astype(np.float32)
     np.testing.assert_allclose(model(x).data, module(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -257,7 +257,7 @@ def test_a_failed_save_leaves_the_previous_file_intact_and_no_temporary_files(tm
 def test_load_rejects_a_single_array_file(tmp_path):
     path = tmp_path / "weights.npy"
     np.save(path, np.zeros(3))
-    with pytest.raises(ValueError, match="not an .npz archive"):
+    with pytest.raises(ValueError, match=r"not an \.npz archive"):
         _two_layers(0).load(path)
 
 

@@ -137,8 +137,8 @@ for _shape in [(), (4,), (2, 3)]:
     _case("Clip", "high-" + _label, lambda x: x.clip(high=0.2), _odd_grid(_shape))
     for _exponent in (2, 3, -1, -2):
         _case("Pow", f"**{_exponent}-{_label}", lambda x, e=_exponent: x ** e, _away_from_zero(_shape))
-    for _exponent in (0.5, 2.5, -1.5):
-        _case("Pow", f"**{_exponent}-{_label}", lambda x, e=_exponent: x ** e, _positive(_shape))
+    for _fraction in (0.5, 2.5, -1.5):
+        _case("Pow", f"**{_fraction}-{_label}", lambda x, e=_fraction: x ** e, _positive(_shape))
 
 # where: the condition is a constant (numpy, Python list or boolean Tensor) and broadcasts with both sides.
 _COND_23 = np.array([[True, False, True], [False, False, True]])
@@ -696,9 +696,10 @@ def test_constant_zero_keeps_its_sign() -> None:
     assert not np.signbit((t * 0.0).data).any()
 
 
-_COMPARISONS = {"<": (operator.lt, np.less), "<=": (operator.le, np.less_equal),
-                ">": (operator.gt, np.greater), ">=": (operator.ge, np.greater_equal),
-                "==": (operator.eq, np.equal), "!=": (operator.ne, np.not_equal)}
+_Compare = tuple[Callable[[Any, Any], Any], Any]  # (Python's operator, numpy's function)
+_COMPARISONS: dict[str, _Compare] = {"<": (operator.lt, np.less), "<=": (operator.le, np.less_equal),
+                                     ">": (operator.gt, np.greater), ">=": (operator.ge, np.greater_equal),
+                                     "==": (operator.eq, np.equal), "!=": (operator.ne, np.not_equal)}
 
 
 @pytest.mark.parametrize("op", list(_COMPARISONS))
@@ -773,7 +774,7 @@ _REDUCTIONS: dict[str, Callable[..., Tensor]] = {
        name=st.sampled_from(sorted(_REDUCTIONS)), keepdims=st.booleans(), seed=st.integers(0, 2**31 - 1))
 def test_hypothesis_reductions(data: Any, shape: Shape, name: str, keepdims: bool, seed: int) -> None:
     ndim = len(shape)
-    axis_choices = [st.none()]
+    axis_choices: list[st.SearchStrategy[Any]] = [st.none()]
     if ndim:
         axis_choices += [st.integers(-ndim, ndim - 1), hnp.valid_tuple_axes(ndim, min_size=1)]
     axis = data.draw(st.one_of(*axis_choices), label="axis")

@@ -352,7 +352,7 @@ def test_load_state_dict_refuses_a_mismatch_and_changes_nothing():
     with pytest.raises(ValueError, match=r"'velocity.0' has shape \(2, 2\).*needs \(3,\).*Nothing was loaded"):
         other.load_state_dict(state)
     assert other.lr == 0.5 and other.velocity == [None]
-    with pytest.raises(ValueError, match="unexpected entry 'moment.0'"):
+    with pytest.raises(ValueError, match=r"unexpected entry 'moment\.0'"):
         sgd.load_state_dict({**state, "moment.0": np.ones((2, 2))})
     with pytest.raises(ValueError, match="is for parameter 3, but this optimizer has 1"):
         sgd.load_state_dict({**state, "velocity.3": np.ones((2, 2))})

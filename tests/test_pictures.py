@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_edu import Tensor
+from tinygrad_edu import Tensor, nn
 from tinygrad_edu.cli import SEED_HELP, main
 from tinygrad_edu.seeds import SEEDS
 from tinygrad_edu.visualize import backprop_steps, draw, plot_history, stepthrough
@@ -179,7 +179,7 @@ def test_the_page_carries_heat_maps_for_steps_and_for_every_drawn_tensor(tmp_pat
 
 # -- layers as labelled clusters --------------------------------------------------------------------------------
 
-def mlp_loss() -> tuple[Tensor, object]:
+def mlp_loss() -> tuple[Tensor, nn.MLP]:
     from tinygrad_edu import losses, nn
 
     model = nn.MLP([3, 4, 2], rng=0)
@@ -222,7 +222,7 @@ def test_dot_frames_each_layer_around_its_matmul_and_add() -> None:
     assert _cluster_blocks(to_dot(loss)) == {}  # no dotted names: no modules
 
 
-def _inside(point: tuple[float, float], polygon: list[tuple[float, float]]) -> bool:
+def _inside(point: tuple[float, float], polygon: list[tuple[float, ...]]) -> bool:
     """Ray casting: is the point strictly inside the polygon?"""
     x, y = point
     inside = False
@@ -286,8 +286,10 @@ def test_stepthrough_returns_its_path_as_a_str_that_shows_the_page_inline(tmp_pa
     target = tmp_path / "page.html"
     result = stepthrough(small_loss(), target, layout="builtin", title='A "quoted" <title> & more')
     assert isinstance(result, str) and isinstance(result, StepthroughPage)
-    assert result == str(target) and Path(result).read_text(encoding="utf-8") == result.page
-    inline = result._repr_html_()
+    # (mypy sees only the str: StepthroughPage comes through the unfollowed tinygrad_edu.visualize name)
+    assert result == str(target)
+    assert Path(result).read_text(encoding="utf-8") == result.page  # type: ignore[attr-defined]
+    inline = result._repr_html_()  # type: ignore[attr-defined]
     match = re.fullmatch(r'<iframe srcdoc="([^"]*)" sandbox="allow-scripts" title="page.html" style="[^"]*"></iframe>',
                          inline)
     assert match, inline[:200]
@@ -297,7 +299,7 @@ def test_stepthrough_returns_its_path_as_a_str_that_shows_the_page_inline(tmp_pa
 
 # -- pictures after optimizer.step() ----------------------------------------------------------------------------
 
-def stepped() -> tuple[Tensor, object]:
+def stepped() -> tuple[Tensor, nn.MLP]:
     from tinygrad_edu import optim
 
     loss, model = mlp_loss()  # forward and backward done

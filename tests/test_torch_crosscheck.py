@@ -126,6 +126,7 @@ _pair("Where", "same", lambda a, b: where(_COND, a, b), lambda a, b: torch.where
 _pair("Where", "broadcast", lambda a, b: where(_COND, a, b), lambda a, b: torch.where(_t(_COND), a, b),
       _u((3,)), _u(()))
 
+_axis: int | tuple[int, ...] | None  # one name for the axis of every case below
 for _axis in (0, 1, -1):
     _pair("Softmax", f"axis={_axis}", lambda x, a=_axis: x.softmax(a), lambda x, a=_axis: torch.softmax(x, a),
           _u((2, 3, 4)))

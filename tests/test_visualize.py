@@ -103,7 +103,7 @@ def test_dot_labels_show_names_shapes_dtypes_ops_and_values() -> None:
     dot = Dot(to_dot(g["loss"]))
     for op in ("matmul", "add", "sigmoid", "sub", "pow", "mean"):
         assert f"<B>{op}</B>" in dot.text
-    assert "exponent=2" in dot.nodes[[k for k in dot.op_nodes() if "<B>pow</B>" in dot.nodes[k]][0]]
+    assert "exponent=2" in dot.nodes[next(k for k in dot.op_nodes() if "<B>pow</B>" in dot.nodes[k])]
     w_label = dot.nodes[dot.find("w")]
     assert "(2, 1) float64" in w_label
     w = g["w"].data.ravel()
@@ -128,7 +128,7 @@ def test_dot_colours_tensors_by_role() -> None:
 def test_a_plus_a_is_drawn_with_two_edges() -> None:
     a = Tensor([1.0, 2.0], requires_grad=True, name="a")
     dot = Dot(to_dot((a + a).sum()))
-    add = [k for k in dot.op_nodes() if "<B>add</B>" in dot.nodes[k]][0]
+    add = next(k for k in dot.op_nodes() if "<B>add</B>" in dot.nodes[k])
     assert [tail for tail, head, _ in dot.edges if head == add] == [dot.find("a"), dot.find("a")]
     assert len(dot.nodes) == 5 and len(dot.edges) == 5
 
@@ -264,7 +264,7 @@ def test_to_text_shows_shared_subgraphs_once() -> None:
 
 # -- the built-in SVG layout ------------------------------------------------------------------------------------
 
-def _boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
+def _boxes(svg: str) -> dict[str, tuple[float, ...]]:
     root = ET.fromstring(svg)
     boxes = {}
     for group in root.iter(f"{SVG}g"):
@@ -278,7 +278,7 @@ def _boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
     return boxes
 
 
-def _no_overlaps(boxes: dict[str, tuple[float, float, float, float]]) -> None:
+def _no_overlaps(boxes: dict[str, tuple[float, ...]]) -> None:
     items = list(boxes.items())
     for i, (a, (ax, ay, aw, ah)) in enumerate(items):
         assert aw > 0 and ah > 0
@@ -299,7 +299,7 @@ def test_layout_svg_is_xml_with_one_box_per_node_and_no_overlaps(rankdir: str) -
     edges = [e for e in root.iter(f"{SVG}g") if e.get("class") == "edge"]
     assert len(edges) == 15
     width, height = float(root.get("width")), float(root.get("height"))
-    assert all(0 <= x and x + w <= width and 0 <= y and y + h <= height for x, y, w, h in boxes.values())
+    assert all(x >= 0 and x + w <= width and y >= 0 and y + h <= height for x, y, w, h in boxes.values())
     # The loss is below (TB) or right of (LR) everything it was computed from.
     axis = 1 if rankdir == "TB" else 0
     loss_box = boxes["t9"]
@@ -310,7 +310,7 @@ def test_layout_svg_of_larger_graphs_has_no_overlaps(tmp_path: Path) -> None:
     loss, params = mlp()
     rng = np.random.default_rng(1)
     extra = [Tensor(rng.standard_normal(2), requires_grad=True, name=f"p{k}") for k in range(6)]
-    tangled = sum((extra[k] * extra[(k * 3 + 1) % 6]).exp() for k in range(6)).sum()
+    tangled = sum(((extra[k] * extra[(k * 3 + 1) % 6]).exp() for k in range(6)), start=Tensor(0.0)).sum()
     for svg in (layout_svg(loss, params=params), layout_svg(loss, params=params, collapse_modules=True),
                 layout_svg([loss, tangled], rankdir="LR")):
         _no_overlaps(_boxes(svg))

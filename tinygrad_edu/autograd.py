@@ -81,7 +81,8 @@ def apply_rule(node: Tensor, grad_out: Any, create_graph: bool = False) -> tuple
     The rule gets the arrays the forward pass saw or, with ``create_graph``, the Tensors themselves, so that
     the backward pass is recorded too (higher-order gradients).
     """
-    op, parents, kwargs = node._op, node._parents, node._kwargs
+    op: Any = node._op  # never None at a recorded node (typed loosely: no check on the hot path)
+    parents, kwargs = node._parents, node._kwargs
     if not (kwargs or create_graph or len(parents) > 2):
         # NOTE: a fast path: the same calls spelled out for one or two inputs, since Python's f(*args, **kwargs)
         # costs about as much as a small op's numpy (measured: without it the W3 chain takes 13% longer)
@@ -124,7 +125,7 @@ def backward_steps(roots: Sequence[Tensor], seeds: Sequence[Any], create_graph: 
             continue
         if node._seq < inplace.Log.last_change:  # something was written since this node was made
             inplace.check(node, caller)
-        parent_grads = []  # what this node sends to each parent, in the parent's shape
+        parent_grads: list[Any] = []  # what this node sends to each parent, in the parent's shape
         for parent, g in zip(parents, apply_rule(node, grad_out, create_graph)):
             if g is None or not parent.requires_grad:
                 parent_grads.append(None)
@@ -149,7 +150,7 @@ def backward(root: Tensor, gradient: Any = None) -> None:
         raise diagnostics.not_requiring_grad(root)
     if gradient is None and root.size != 1:
         raise diagnostics.non_scalar(root)
-    seed = np.ones_like(root.data) if gradient is None else _seed(root, gradient, "backward(gradient=...)")
+    seed = np.ones_like(root.data) if gradient is None else diagnostics.checked_seed(root, gradient)
     for node, grad_out, _ in backward_steps([root], [seed]):
         if node._parents:
             node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
@@ -182,13 +183,6 @@ def accumulate(leaf: Tensor, g: Any) -> None:
             leaf._grad = (total + g).astype(data.dtype, copy=False)
 
 
-def _seed(root: Tensor, gradient: Any, caller: str) -> np.ndarray:
-    array = np.array(getattr(gradient, "data", gradient), dtype=root.dtype)  # a copy: never the caller's buffer
-    if array.shape != root.shape:
-        raise diagnostics.wrong_seed(root, array.shape, caller)
-    return array
-
-
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Any = None, create_graph: bool = False,
          allow_unused: bool = False) -> tuple[Any, ...]:
@@ -218,7 +212,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         if g is None:
             g = np.ones_like(out.data)
         elif not (create_graph and isinstance(g, Tensor)):
-            g = _seed(out, g, "backward(gradient=...)")
+            g = diagnostics.checked_seed(out, g)
         seeds.append(Tensor(g) if create_graph and not isinstance(g, Tensor) else g)
     wanted = set(ins)
     found = {node: g for node, g, _ in backward_steps(outs, seeds, create_graph, "grad()") if node in wanted}

@@ -57,6 +57,12 @@ class BenchmarkError(RuntimeError):
     """An engine disagrees with the baseline, so its timing would mean nothing."""
 
 
+def _grad(t: Tensor) -> np.ndarray:
+    """``t.grad`` after backward(): every tensor benchmarked here takes part in the loss, so it has one."""
+    assert t.grad is not None
+    return t.grad
+
+
 @dataclass
 class Engine:
     """One way of running a workload: ``run(batch)`` does one unit of work, ``gradients(batch)`` checks it."""
@@ -126,12 +132,12 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
     def engine_gradients(batch: Any) -> Grads:
         optimizer.zero_grad()
         engine_loss(batch).backward()
-        return [p.grad.copy() for p in model.parameters()]
+        return [_grad(p).copy() for p in model.parameters()]
 
     engines = [
         _rows_numpy(start, dtype),
         Engine("numpy, the seed's matrix form (columns)",
-               lambda b: matrix.update_mini_batch_matrix(*b, ETA),
+               lambda b: matrix.update_mini_batch_matrix(b[0], b[1], ETA),
                lambda b: manual_layout(matrix.backprop_batch(*b)), columns),
         Engine("tinygrad_edu, nn.MLP + optim.SGD", engine_step, engine_gradients),
         _learner_step(start, dtype),
@@ -192,12 +198,12 @@ def _learner_step(start: dict[str, np.ndarray], dtype: Any) -> Engine:
         for p in params:
             p.grad = None
         loss.backward()
-        return [p.grad for p in params]
+        return [_grad(p) for p in params]
 
     def step(batch: Any) -> None:
         gradients(batch)
         for p in params:
-            p.data -= ETA * p.grad
+            p.data -= ETA * _grad(p)
 
     def engine_layout(batch: Any) -> Grads:
         return [g.T.copy() if g.ndim == 2 else g.copy() for g in gradients(batch)]
@@ -336,7 +342,7 @@ def chain_engines() -> list[Engine]:
     def engine_gradients(batch: Any) -> Grads:
         x = Tensor(batch[0], requires_grad=True)
         _chain_tensor(x).backward(gradient=batch[1])
-        return [x.grad]
+        return [_grad(x)]
 
     # forward + backward engines are timed by their gradient function itself (the result is dropped)
     engines = [

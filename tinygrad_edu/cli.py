@@ -9,9 +9,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .nn import MLP
 
 __all__ = ["main", "SEED_HELP"]
 
@@ -43,7 +47,7 @@ def _seed_list(extra: dict[str, str] | None = None) -> str:
     return "seeds:\n" + "\n".join(lines)
 
 
-def _positive(kind: type) -> object:
+def _positive(kind: type) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -59,7 +63,7 @@ def _positive(kind: type) -> object:
 def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost: str, seed: int,
                  dtype: type, init: str, limit: int | None, progress: bool, *, optimizer: str = "sgd",
                  momentum: float = 0.0, checkpoint: str | None = None,
-                 resume: bool = False) -> tuple[object, dict[str, list[float]]]:
+                 resume: bool = False) -> tuple[MLP, dict[str, list[float]]]:
     """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the seed.
 
     With ``checkpoint`` the state is saved after every epoch; ``resume`` continues from it (``train.fit``).
@@ -107,7 +111,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _pictures(model: object, history: dict[str, list[float]], out: str) -> list[str]:
+def _pictures(model: MLP, history: dict[str, list[float]], out: str) -> list[str]:
     """The graph of one training step, its backprop step-through, and the training curves (if possible)."""
     from . import datasets, losses
     from .tensor import Tensor

@@ -259,7 +259,7 @@ def load_mnist(*, validation: int = 10_000, dtype: DTypeLike = np.float64,
     """
     resolved = _float_dtype(dtype, "load_mnist")
     bundled = directory is None
-    folder = MNIST_DIR if bundled else Path(directory)
+    folder = MNIST_DIR if directory is None else Path(directory)
     if not bundled and not folder.is_dir():
         raise DataError(f"{folder}: directory not found; load_mnist(directory=...) expects a folder holding "
                         f"{', '.join(MNIST_FILES.values())}.")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite", "watch_saturation",
     "as_array", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar",
-    "data_not_float", "checked_grad", "shape_changed", "wrong_seed", "not_float", "part_of_graph",
+    "data_not_float", "checked_grad", "shape_changed", "checked_seed", "not_float", "part_of_graph",
     "write_into_parameter", "check_finite_output", "check_finite_grads",
 ]
 
@@ -76,6 +76,7 @@ def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
     a = out.data
     finite = math.isfinite(a.item()) if a.size == 1 and a.dtype.kind == "f" else np.isfinite(a).all()  # (1 us less)
     if not finite and all(np.isfinite(t.data).all() for t in inputs):
+        assert out.op is not None  # every op's output knows its op
         learner_warning("nonfinite", (
             f"{out.op.name} produced Inf or NaN from finite inputs ({stats(out.data)}); log(0) and x / 0 are the "
             f"usual causes. Wrap the step in `with detect_anomaly():` to find where it starts, and prefer the "
@@ -97,6 +98,7 @@ def watch_saturation(out: Tensor) -> Tensor:
     a = out.data
     saturated = float(np.mean(np.abs(a - 0.5) > 0.49)) if out.op is ops.Sigmoid else float(np.mean(np.abs(a) > 0.98))
     if saturated > 0.9:
+        assert out.op is not None  # every op's output knows its op
         learner_warning(f"saturation {out.op.name}", (
             f"{out.op.name}: {saturated:.0%} of the outputs of this {describe(out)} are saturated (within 0.01 of "
             f"their limits), where the derivative is almost 0, so the layers before it barely learn. Start from "
@@ -233,10 +235,14 @@ def shape_changed(leaf: Tensor) -> RuntimeError:
         f"after changing the shape of a parameter.")
 
 
-def wrong_seed(root: Tensor, shape: tuple[int, ...], caller: str) -> ValueError:
-    return ValueError(
-        f"{caller}: the gradient has shape {shape}, but the output is a {describe(root)}; the upstream gradient "
-        f"must have exactly the output's shape, {root.shape}.")
+def checked_seed(root: Tensor, gradient: Any) -> np.ndarray:
+    """``backward(gradient=...)``: a copy (never the caller's buffer) in the output's dtype, of its shape."""
+    array = np.array(getattr(gradient, "data", gradient), dtype=root.dtype)
+    if array.shape != root.shape:
+        raise ValueError(
+            f"backward(gradient=...): the gradient has shape {array.shape}, but the output is a {describe(root)}; "
+            f"the upstream gradient must have exactly the output's shape, {root.shape}.")
+    return array
 
 
 def not_float(t: Tensor) -> TypeError:
@@ -262,6 +268,7 @@ def check_finite_output(out: Tensor, parents: Sequence[Tensor]) -> None:
     """``detect_anomaly``: remember where ``out`` was made, and stop if it holds NaN or Inf."""
     out._site = user_site()
     if out.dtype.kind in "fc" and not np.isfinite(out.data).all():
+        assert out.op is not None  # every op's output knows its op
         inputs = "\n".join(f"  input {i}: {describe(p)}, {stats(p.data)}" for i, p in enumerate(parents))
         raise FloatingPointError(
             f"detect_anomaly: {out.op.name} produced a non-finite value ({stats(out.data)}) at "
@@ -273,6 +280,7 @@ def check_finite_grads(node: Tensor, parent_grads: Sequence[Any]) -> None:
     for parent, g in zip(node.parents, parent_grads):
         values = None if g is None else np.asarray(getattr(g, "data", g))
         if values is not None and not np.isfinite(values).all():
+            assert node.op is not None  # a node with parents was recorded by its op
             raise FloatingPointError(
                 f"detect_anomaly: the backward of {node.op.name} (made at {node._site or '<unknown>'}) gave a "
                 f"non-finite gradient ({stats(values)}) for {describe(parent)}.\n"

@@ -76,7 +76,7 @@ def _cell(value: Any, scale: float) -> str:
         return f'<td style="{_CELL};background:#bbb">{value}</td>'
     # NOTE: diverging around 0, so the sign reads at a glance: white at 0, full colour at the largest |value|.
     strength = abs(value) / scale if scale > 0 else 0.0
-    fade = int(round(255 - 165 * strength))
+    fade = round(255 - 165 * strength)
     colour = f"rgb(255,{fade},{fade})" if value > 0 else f"rgb({fade},{fade},255)"
     return f'<td style="{_CELL};background:{colour}" title="{value!r}">{value:.4g}</td>'
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class Log:
     last_change = -1
     # keyed by the owning array's id, because numpy arrays cannot be hashed or given attributes; an entry goes
     # when its array does (weakref.finalize), so an id is never reused while its entry is here
-    versions: dict[int, int] = {}
+    versions: ClassVar[dict[int, int]] = {}
 
 
 def _owner(array: np.ndarray) -> np.ndarray:
@@ -99,6 +99,8 @@ def check(node: Tensor, caller: str = "backward()") -> None:
     made = node._seq
 
     op = node._op
+    if op is None:  # a leaf: no rule reads anything
+        return
     for t in stale_inputs(node):
         if t is node:
             raise RuntimeError(

@@ -65,7 +65,7 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
         return linear
     if kind in _SIMPLE and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)()
-    if kind in _AXIS and type(layer) is getattr(nn, kind):
+    if isinstance(layer, (nn.Softmax, nn.LogSoftmax)) and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)(dim=layer.axis)
     raise TypeError(f"to_torch: {where} is a {kind}, which has no PyTorch counterpart here; supported: "
                     f"{_SUPPORTED}.")
@@ -95,7 +95,7 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
         linear = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, init="zeros",
                            dtype=weight.dtype)
         linear.weight.data = weight.T.copy()   # (out, in) -> (in, out)
-        if layer.bias is not None:
+        if linear.bias is not None:  # made with a bias exactly when the torch layer has one
             linear.bias.data = layer.bias.detach().cpu().numpy().copy()
         return linear
     if kind in _SIMPLE and type(layer) is getattr(torch.nn, kind):

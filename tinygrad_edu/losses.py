@@ -48,10 +48,7 @@ def _prediction(x: Any, loss: str) -> Tensor:
 def _target(y: Any, prediction: Tensor, loss: str) -> Tensor:
     """The target as a Tensor of the prediction's shape and dtype; a target that requires grad is kept as is."""
     if isinstance(y, Tensor):
-        if y.requires_grad or y.dtype == prediction.dtype:
-            target = y
-        else:
-            target = Tensor(y.data.astype(prediction.dtype))
+        target = y if y.requires_grad or y.dtype == prediction.dtype else Tensor(y.data.astype(prediction.dtype))
     else:
         target = Tensor(np.asarray(y, dtype=prediction.dtype))
     if target.shape != prediction.shape:

@@ -70,7 +70,7 @@ def log(x: Any) -> Any:
     return np.log(x) if isinstance(x, _ARRAY) else x.log()
 
 
-def value(x: Any) -> np.ndarray:
+def value(x: Any) -> np.ndarray | np.generic:
     """The ndarray behind ``x``: used for masks, which are constants of the derivative."""
     return x if isinstance(x, _ARRAY) else x.data
 
@@ -361,7 +361,7 @@ class Sigmoid(Op):
         return (g * out * (1 - out),)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _exp_floor(dtype: np.dtype) -> float:
     info = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64)
     return -(float(np.log(info.max)) - 1.0)
@@ -560,7 +560,8 @@ class Min(Op):
         _refuse_empty(a, axis, "min")
         return a.min(axis=axis, keepdims=keepdims)
 
-    backward = staticmethod(Max.backward)  # the same rule: the gradient goes to the chosen elements
+    # the same rule: the gradient goes to the chosen elements (ignore: each rule names its own arguments)
+    backward = staticmethod(Max.backward)  # type: ignore[assignment]
 
 
 class Var(Op):

@@ -53,6 +53,7 @@ def _collect(params: Any, who: str) -> tuple[list[str], list[Tensor]]:
             raise TypeError(f"{who}: {label} is a {type(p).__name__}, not a Tensor; pass tensors or "
                             f"(name, tensor) pairs, e.g. model.parameters() or model.named_parameters().")
         if not p.is_leaf:
+            assert p.op is not None  # a tensor with parents knows the op that made it
             raise ValueError(f"{who}: {label} is not a leaf: it was computed from other tensors by "
                              f"{p.op.name}, so changing it would not change them (and the next forward pass "
                              f"would recompute it). Pass the leaves you created, e.g. model.parameters().")

@@ -298,7 +298,7 @@ class Comparison:
         bad = self.first_disagreement
         for r in self.rows:
             flag = "  <-- first disagreement" if r is bad else ""
-            lines.append(f"{r.name:34} {str(r.shape):>12} {r.grad_abs:10.2e} {r.grad_rel:10.2e} "
+            lines.append(f"{r.name:34} {r.shape!s:>12} {r.grad_abs:10.2e} {r.grad_rel:10.2e} "
                          f"{r.param_abs:10.2e} {r.param_rel:10.2e}{flag}")
         verdict = "agree" if bad is None else "DISAGREE"
         lines.append(f"{verdict}: worst relative error {self.worst:.2e} (tolerance {self.tolerance:.0e})")

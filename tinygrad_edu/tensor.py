@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnostics, inplace, ops
+from . import diagnostics, display, inplace, ops
 from .inplace import CLOCK
 from .ops import Op
 
@@ -55,7 +55,7 @@ class _Switch(contextlib.ContextDecorator):
         if not callable(func):
             raise TypeError(f"{cls.__name__}() takes no arguments (got {func!r}); use `with {cls.__name__}():` "
                             f"or decorate a function with @{cls.__name__}.")
-        switch.__init__()
+        cls.__init__(switch)
         return switch(func)  # `@no_grad` without parentheses decorates the function directly
 
     def __init__(self, func: Any = None) -> None:
@@ -114,6 +114,17 @@ class Tensor:
 
     __slots__ = ("_data", "_grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_seq",
                  "_changed", "_site", "__weakref__")
+    # what each slot holds (set in `_init`, below)
+    _data: np.ndarray
+    _grad: np.ndarray | None
+    requires_grad: bool
+    name: str | None
+    _op: type[Op] | None
+    _parents: tuple[Tensor, ...]
+    _kwargs: dict[str, Any]
+    _seq: int
+    _changed: int
+    _site: str | None
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ instead of looping over elements
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
@@ -137,7 +148,7 @@ class Tensor:
         return self._data
 
     @data.setter
-    def data(self, array: np.ndarray) -> None:
+    def data(self, array: Any) -> None:
         # NOTE: `w.data -= lr * w.grad` comes through this setter too, with the same array changed in place;
         # `w.data = new` brings another array (maybe of another shape). Both are stamped, so backward() can
         # refuse a graph that saved the old values.
@@ -189,7 +200,7 @@ class Tensor:
     @property
     def op_args(self) -> dict[str, Any]:
         """The op's keyword arguments as recorded (``axis=1``, ``exponent=2``, ...); empty for a leaf."""
-        return self._kwargs or {}
+        return dict(self._kwargs)
 
     @property
     def is_leaf(self) -> bool:
@@ -233,9 +244,7 @@ class Tensor:
 
     def _repr_html_(self) -> str:
         """How Jupyter shows a tensor: a small table with a heat-map (see ``display``)."""
-        from .display import tensor_html
-
-        return tensor_html(self)
+        return display.tensor_html(self)
 
     # -- gradient switches ------------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -258,12 +267,8 @@ class Tensor:
 
     # -- the engine -------------------------------------------------------------------------------------------
     def backward(self, gradient: Any = None) -> None:
-        """Fill ``.grad`` of every tensor this one depends on (the walk is in ``autograd``).
-
-        Leaves *accumulate* into ``.grad`` across calls (call ``zero_grad`` between steps); intermediate
-        tensors get this pass's gradient (overwritten), so a drawing shows the current pass. The graph is
-        kept, so it can be inspected, drawn, or differentiated again.
-        """
+        """Fill ``.grad`` of every tensor this one depends on (the walk is ``autograd.backward_steps``): leaves
+        accumulate (``zero_grad`` between steps), intermediates get this pass's; the graph is kept."""
         autograd.backward(self, gradient)
 
     # -- ops: each method records one node of the graph ------------------------------------------------------
@@ -319,8 +324,8 @@ class Tensor:
     __le__ = lambda self, other: self._compare(other, operator.le)
     __gt__ = lambda self, other: self._compare(other, operator.gt)
     __ge__ = lambda self, other: self._compare(other, operator.ge)
-    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[assignment]
-    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[assignment]
+    __eq__ = lambda self, other: self._compare(other, operator.eq)  # type: ignore[attr-defined]  # self typed as object
+    __ne__ = lambda self, other: self._compare(other, operator.ne)  # type: ignore[attr-defined]  # self typed as object
 
     def exp(self) -> Tensor:
         return apply_op(ops.Exp, self)
@@ -334,8 +339,7 @@ class Tensor:
     def abs(self) -> Tensor:
         return apply_op(ops.Abs, self)
 
-    def __abs__(self) -> Tensor:
-        return apply_op(ops.Abs, self)
+    __abs__ = abs
 
     def maximum(self, other: Any) -> Tensor:
         return apply_op(ops.Maximum, self, _lift(other, self))
@@ -519,11 +523,11 @@ def _axis(axis: Any) -> Any:
 
 
 def _index(index: Any) -> Any:
-    if isinstance(index, Tensor):
-        return index._data
-    if isinstance(index, tuple):
-        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
-    return index
+    """An index with the arrays of any Tensors in it (numpy indexes with arrays)."""
+    return tuple(_raw(i) for i in index) if isinstance(index, tuple) else _raw(index)
+
+
+_NO_ARGS: dict[str, Any] = {}  # a leaf's op arguments, shared by all leaves: never written into
 
 
 def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
@@ -533,7 +537,7 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t.name = None
     t._op = None
     t._parents = ()
-    t._kwargs = None
+    t._kwargs = _NO_ARGS
     t._seq = next(CLOCK)  # creation order: a tensor is always made after its parents
     t._changed = -1  # when `t.data = new` last gave it another array (see inplace)
     t._site = None

@@ -31,6 +31,7 @@ import warnings
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -192,7 +193,8 @@ def changed_tensors(order: list[Tensor]) -> list[Tensor]:
 
 def _learner_stacklevel() -> int:
     """The ``stacklevel`` of a warning that points at the learner's line: the first frame outside this package."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith(("tinygrad_edu.visualize",
                                                                                 "visualize.")):
         frame = frame.f_back
@@ -317,7 +319,7 @@ def build_picture(roots: tuple[Any, ...], *, params: Any = None, show_values: bo
                       f"optimizer.step(), or run the forward pass again and draw the new loss.",
                       UserWarning, stacklevel=_learner_stacklevel())
     target = graph.find(highlight) if highlight is not None else None
-    options = dict(show_values=show_values, show_grad=show_grad, rankdir=rankdir, target=target)
+    options: dict[str, Any] = dict(show_values=show_values, show_grad=show_grad, rankdir=rankdir, target=target)
     picture = graph.picture(collapse=collapse_modules, max_depth=max_depth, **options)
     if max_nodes is None or len(picture.nodes) <= max_nodes:
         return picture
@@ -354,7 +356,7 @@ class _Graph:
         self.index = {id(t): i for i, t in enumerate(self.order)}
         self.roots = [self.index[id(t)] for _, t in roots]
         self.root_set = set(self.roots)
-        param_names = {}
+        param_names: dict[int, str] = {}
         for name, t in params:
             param_names.setdefault(id(t), name)
         self.param_name = {self.index[k]: v for k, v in param_names.items() if k in self.index}
@@ -477,6 +479,7 @@ class _Graph:
                     box.lines.append(f"{self.param_name[i][len(box.title) + 1:]} {t.shape}")
             head = ""
             if t.parents:
+                assert t.op is not None  # a recorded node knows its op
                 lit = i in path and i != target
                 if i in op_module:
                     box = module_node(op_module[i])
@@ -679,7 +682,8 @@ def to_text(*roots: Any, params: Any = None, show_values: bool = True) -> str:
             out.append(f"{lead}{graph.names[i]} (shown above)")
             continue
         written.add(i)
-        what = t.op.name if t.parents else graph.role(i)
+        op = t.op if t.parents else None
+        what = op.name if op is not None else graph.role(i)
         arguments = op_arguments(t._kwargs) if t.parents else ""
         line = f"{lead}{graph.names[i]}: {what}{f'({arguments})' if arguments else ''}"
         line += f" -> {shape_text(t)}" if t.parents else f" {shape_text(t)}"

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .graph import (
-    CHANGED_COLOUR, CLUSTER_COLOUR, FONT_FAMILY, HIGHLIGHT_COLOUR, ROLE_COLOURS, Picture, build_picture,
+    CHANGED_COLOUR,
+    CLUSTER_COLOUR,
+    FONT_FAMILY,
+    HIGHLIGHT_COLOUR,
+    ROLE_COLOURS,
+    Picture,
+    build_picture,
 )
 
 __all__ = ["layout_svg"]
@@ -167,8 +173,8 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
                 up.setdefault(t, []).append(s)
 
     levels: list[list[int]] = [[] for _ in range(max(layer_of, default=0) + 1)]
-    for v, level in enumerate(layer_of):
-        levels[level].append(v)  # nodes in drawing order, dummies after in edge order
+    for v, depth in enumerate(layer_of):
+        levels[depth].append(v)  # nodes in drawing order, dummies after in edge order
 
     def total_crossings() -> int:
         return sum(_crossings(levels[k], levels[k + 1], down) for k in range(len(levels) - 1))
@@ -183,7 +189,7 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
             links = up if downward else down
             keyed = []
             for p, v in enumerate(levels[k]):
-                near = [where[u] for u in links.get(v, ()) if u in where]
+                near: list[float] = [where[u] for u in links.get(v, ()) if u in where]
                 keyed.append((sum(near) / len(near) if near else float(p), p, v))
             levels[k] = [v for _, _, v in sorted(keyed)]
         count = total_crossings()
@@ -247,9 +253,9 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
     for k, level in enumerate(levels):
         thickness = offset[k + 1] - offset[k] - _LAYER_GAP
         for v in level:
-            a = centre[v] - low + _MARGIN
-            b = offset[k] + thickness / 2 + _MARGIN
-            boxes[v].x, boxes[v].y = (a, b) if horizontal else (b, a)
+            mid_across = centre[v] - low + _MARGIN
+            mid_along = offset[k] + thickness / 2 + _MARGIN
+            boxes[v].x, boxes[v].y = (mid_across, mid_along) if horizontal else (mid_along, mid_across)
 
     # Edge points: leave the tail's near side, pass the dummies, enter the head's far side. Parallel edges
     # between the same two boxes (a + a) are spread apart so both stay visible.
@@ -257,7 +263,7 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
     totals: dict[tuple[int, int], int] = {}
     for a, b in raw_edges:
         totals[(a, b)] = totals.get((a, b), 0) + 1
-    chain_of = {}
+    chain_of: dict[tuple[int, int], list[list[int]]] = {}
     for (a, b), chain in zip(forward, chains):
         chain_of.setdefault((a, b), []).append(chain)
     used: dict[tuple[int, int], int] = {}

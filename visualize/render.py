@@ -112,6 +112,7 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
     picture = SvgPicture(layout_svg(*roots, **options))
     said = ""
     if path is not None:
+        assert format is not None  # _target chose it above
         svg_path = os.path.splitext(target)[0] + ".svg"
         replacing = format != "svg" and os.path.exists(svg_path)
         written = picture.save(svg_path)

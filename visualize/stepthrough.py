@@ -159,7 +159,7 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             if pg is not None:
                 entry.update(_fitting(node, parent))
                 entry["grad"] = _array(pg)
-                sources.setdefault(id(parent), []).append(f"{step['name']} (argument {k} of {op.name})")
+                sources.setdefault(id(parent), []).append(f"{step['name']} (argument {k} of {step['op']})")
             step["parents"].append(entry)
         steps.append(step)
     return steps

@@ -36,7 +36,7 @@ from tinygrad_edu.tensor import Tensor
 
 __all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
 
-HEALTHY = {
+HEALTHY: dict[str, Any] = {
     "saturated": 0.2,        # above this fraction of saturated sigmoid/tanh outputs: warn
     "dead": 0.3,             # above this fraction of dead ReLU units: warn
     "update_ratio": (1e-4, 1e-2),  # outside this range of lr * |grad| / |w|: warn
@@ -104,9 +104,9 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         raise TypeError(f"plot_history: history must be a dict of lists such as {{'loss': [...]}}, not a "
                         f"{type(history).__name__}.")
     series = {}
-    for key, values in history.items():
+    for key, raw in history.items():
         try:
-            array = np.asarray(list(values), dtype=float)
+            array = np.asarray(list(raw), dtype=float)
         except (TypeError, ValueError) as error:
             raise ValueError(f"plot_history: history[{key!r}] must be a list of numbers ({error}).") from error
         if array.ndim == 1 and array.size:

@@ -56,7 +56,7 @@ def _check(w: np.ndarray, b: np.ndarray, X: np.ndarray, Y: np.ndarray | None, ca
 
 
 def propagate(w: np.ndarray, b: np.ndarray, X: np.ndarray,  # noqa: N803
-              Y: np.ndarray) -> tuple[Params, float]:
+              Y: np.ndarray) -> tuple[Params, float]:  # noqa: N803
     """Forward (eqs 1, 2), cost (3, 4) and gradients (6, 7): ``({"dw": (n, 1), "db": (1, 1)}, cost)``."""
     X, Y = np.asarray(X), np.asarray(Y)
     _check(w, b, X, Y, "propagate")
