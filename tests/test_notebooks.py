@@ -12,19 +12,16 @@ without it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
-
-if TYPE_CHECKING:  # the notebooks extra is optional: imported inside the tests
-    from jupyter_client import AsyncKernelManager
-    from nbformat import NotebookNode
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "examples" / "notebooks").glob("*.ipynb"))
 TIMEOUT_S = 300  # for a whole notebook; each takes seconds, so this only stops a hung kernel
@@ -47,21 +44,23 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
         f"(JupyterLab: Settings > Save Widget State Automatically off, then save again).")
 
 
-def _kernel_manager(kernel_dir: Path) -> AsyncKernelManager:
-    from jupyter_client import AsyncKernelManager
-    from jupyter_client.kernelspec import KernelSpecManager
-
+def _kernel_manager(kernel_dir: Path) -> Any:
+    """A jupyter_client.AsyncKernelManager for a kernelspec of this very Python, written into ``kernel_dir``."""
+    # imported by name: the notebooks extra is optional, also where the type checker runs
+    jupyter_client = importlib.import_module("jupyter_client")
+    kernelspec = importlib.import_module("jupyter_client.kernelspec")
     spec = kernel_dir / KERNEL
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "tinygrad_edu tests", "language": "python",
     }), encoding="utf-8")
-    specs = KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False)
-    return AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
+    specs = kernelspec.KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False)
+    return jupyter_client.AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
 
-def _problems(notebook: NotebookNode) -> list[str]:
+def _problems(notebook: Any) -> list[str]:
+    """Error outputs, and warnings or tracebacks written to stderr, of an executed nbformat notebook."""
     problems = []
     for i, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
