@@ -288,3 +288,30 @@ def test_bad_arguments_are_refused_with_a_message() -> None:
     frozen = {**PARAMS, "W1": Tensor(PARAMS["W1"].copy())}
     with pytest.raises(ValueError, match=r"params\['W1'\] is a Tensor that does not require grad"):
         check_backprop(backprop, loss, frozen)
+
+
+def test_rows_where_both_gradients_are_zero_do_not_count_as_right() -> None:
+    # blank pixels: the first-layer gradient is 0 in their rows whatever the derivation; a mistake everywhere
+    # else is not "right except in some rows"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5))
+    x[:3] = 0.0  # three "blank pixels": features that are 0 in every example
+    params = {"W": rng.standard_normal((2, 6))}
+
+    def loss(t: dict[str, Tensor]) -> Tensor:
+        return ((t["W"] @ x) ** 2).sum()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"dW": (p["W"] @ x) @ (x.T ** 2)}  # wrong wherever it is not 0, with no simple pattern
+
+    report = check_backprop(manual, loss, params)
+    assert not report.ok
+    assert report.rows[0].diagnosis.startswith("no simple pattern")  # not "right except in columns 3-5"
+
+    def manual_one_row(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        right = 2 * (p["W"] @ x) @ x.T
+        right[1] *= -1.0  # the second unit's row wrong, the first one right
+        return {"dW": right}
+
+    diagnosis = check_backprop(manual_one_row, loss, params).rows[0].diagnosis
+    assert "rows 1 (1 of 2)" in diagnosis and "columns" not in diagnosis

@@ -74,21 +74,26 @@ def test_log_or_division_making_inf_or_nan_warns_with_the_way_out() -> None:
     assert _caught(lambda: (Tensor([2.0]).log(), Tensor([1.0]) / 2, Tensor([np.inf]).log())) == []
 
 
+def _train(t: Tensor, activation: str, times: int = 40) -> None:
+    for _ in range(times):  # a training loop: one backward() in 32 looks for saturated layers
+        t.zero_grad()
+        getattr(t, activation)().sum().backward()
+
+
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
 def test_a_saturated_layer_in_training_warns(activation: str) -> None:
     rng = np.random.default_rng(0)
     big = Tensor(rng.choice([-1.0, 1.0], (20, 30)) * rng.uniform(10, 100, (20, 30)), requires_grad=True)
-    messages = _caught(lambda: [getattr(big, activation)() for _ in range(40)])  # sampled: 1 output in 32
+    messages = _caught(lambda: _train(big, activation))
     assert len(messages) == 1 and f"{activation}: " in messages[0] and "saturated" in messages[0]
     assert "init='nielsen'" in messages[0] and "Scale the inputs" in messages[0]
     small = Tensor(rng.standard_normal((20, 30)), requires_grad=True)
-    assert _caught(lambda: [getattr(small, activation)() for _ in range(40)]) == []
+    assert _caught(lambda: _train(small, activation)) == []
     confident = big.data.copy()
     confident[0, :30] = 0.0  # 95% saturated: a trained output layer is rightly this confident
     mostly = Tensor(confident, requires_grad=True)
-    assert _caught(lambda: [getattr(mostly, activation)() for _ in range(40)]) == []
-    data = Tensor(big.data)  # not training: no graph is recorded
-    assert _caught(lambda: [getattr(data, activation)() for _ in range(40)]) == []
+    assert _caught(lambda: _train(mostly, activation)) == []
+    assert _caught(lambda: [getattr(big, activation)() for _ in range(40)]) == []  # no backward(): no training
 
 
 @pytest.mark.parametrize(("data", "says"), [

@@ -151,6 +151,7 @@ def backward(root: Tensor, gradient: Any = None) -> None:
     if gradient is None and root.size != 1:
         raise diagnostics.non_scalar(root)
     seed = np.ones_like(root.data) if gradient is None else diagnostics.checked_seed(root, gradient)
+    diagnostics.watch_saturation(root)  # one backward() in 32 looks for layers that cannot learn
     for node, grad_out, _ in backward_steps([root], [seed]):
         if node._parents:
             node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)

@@ -328,24 +328,23 @@ def _diagnose(name: str, yours: np.ndarray, right: np.ndarray, engine: Arrays, b
     for other, g in engine.items():
         if other != name and g.shape == yours.shape and np.any(g) and close(yours, g):
             return f"this is the gradient of {other!r}, not of {name!r} (two gradients swapped or copied?)"
-    return _where_wrong(bad)
+    return _where_wrong(bad, (yours != 0) | (right != 0))
 
 
-def _where_wrong(bad: np.ndarray) -> str:
-    """Which rows / columns hold every disagreeing element, when that is not all of them."""
+def _where_wrong(bad: np.ndarray, nonzero: np.ndarray) -> str:
+    """Which rows / columns hold every disagreeing element, when some rows / columns with a nonzero gradient
+    agree (rows where both gradients are 0, such as blank pixels, prove nothing)."""
     if bad.ndim == 1:
         wrong = np.flatnonzero(bad)
-        if len(wrong) < bad.size:
+        if not np.array_equal(wrong, np.flatnonzero(nonzero | bad)):
             return (f"right on some entries only: wrong at {_spans(wrong)} ({len(wrong)} of {bad.size}), the "
                     f"others agree")
     elif bad.ndim >= 2:
-        rows = np.flatnonzero(bad.any(axis=tuple(range(1, bad.ndim))))
-        cols = np.flatnonzero(bad.any(axis=tuple(range(bad.ndim - 1))))
         parts = []
-        if len(rows) < bad.shape[0]:
-            parts.append(f"rows {_spans(rows)} ({len(rows)} of {bad.shape[0]})")
-        if len(cols) < bad.shape[-1]:
-            parts.append(f"columns {_spans(cols)} ({len(cols)} of {bad.shape[-1]})")
+        for label, axes in (("rows", tuple(range(1, bad.ndim))), ("columns", tuple(range(bad.ndim - 1)))):
+            wrong = np.flatnonzero(bad.any(axis=axes))
+            if not np.array_equal(wrong, np.flatnonzero((nonzero | bad).any(axis=axes))):
+                parts.append(f"{label} {_spans(wrong)} ({len(wrong)} of {bad.shape[0 if label == 'rows' else -1]})")
         if parts:
             return (f"right except in {' and '.join(parts)}, where every disagreeing value lies (one unit, one "
                     f"example or one bias term handled differently?)")

@@ -88,24 +88,29 @@ def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
 _SAMPLES = itertools.count()
 
 
-def watch_saturation(out: Tensor) -> Tensor:
-    """A sigmoid or tanh layer in training whose outputs are almost all saturated learns almost nothing.
+def watch_saturation(root: Tensor) -> None:
+    """Now and then (one ``backward()`` in 32, so no op pays for it), look in the graph for a sigmoid or tanh
+    layer whose outputs are almost all saturated: it learns almost nothing.
 
-    Checked on every 32nd such output (the check costs as much as the op), when its graph is recorded.
     NOTE: "almost all" means 99%: a trained sigmoid output layer is rightly saturated on 90-96% of its outputs
     (measured on Nielsen's [784, 100, 10]), while raw pixels (0-255) give 99.7% in the first hidden layer.
     """
-    if next(_SAMPLES) % 32 or not out.requires_grad or out.size < 16:
-        return out
-    a, kind = out.data, "sigmoid" if out.op is ops.Sigmoid else "tanh"
-    saturated = float(np.mean(np.abs(a - 0.5) > 0.49)) if kind == "sigmoid" else float(np.mean(np.abs(a) > 0.98))
-    if saturated >= 0.99:
-        learner_warning(f"saturation {kind}", (
-            f"{kind}: {saturated:.0%} of the outputs of this {describe(out)} are saturated (within 0.01 of "
-            f"their limits), where the derivative is almost 0, so the layers before it barely learn. Scale the "
-            f"inputs to about [0, 1] (pixels / 255), or start from smaller weights (nn.MLP(..., init='nielsen'), "
-            f"N(0, 1/fan_in))."))
-    return out
+    if next(_SAMPLES) % 32:
+        return
+    from .autograd import toposort
+
+    for t in toposort([root]):
+        if t.op not in (ops.Sigmoid, ops.Tanh) or t.size < 16:
+            continue
+        kind = "sigmoid" if t.op is ops.Sigmoid else "tanh"
+        a = t.data
+        saturated = float(np.mean(np.abs(a - 0.5) > 0.49 if kind == "sigmoid" else np.abs(a) > 0.98))
+        if saturated >= 0.99:
+            learner_warning(f"saturation {kind}", (
+                f"{kind}: {saturated:.0%} of the outputs of this {describe(t)} are saturated (within 0.01 of "
+                f"their limits), where the derivative is almost 0, so the layers before it barely learn. Scale the "
+                f"inputs to about [0, 1] (pixels / 255), or start from smaller weights (nn.MLP(..., "
+                f"init='nielsen'), N(0, 1/fan_in))."))
 
 
 def as_array(data: Any, dtype: Any) -> np.ndarray:

@@ -351,14 +351,14 @@ class Tensor:
         return apply_op(ops.Clip, self, low=_number(low), high=_number(high))
 
     def sigmoid(self) -> Tensor:
-        return diagnostics.watch_saturation(apply_op(ops.Sigmoid, self))
+        return apply_op(ops.Sigmoid, self)
 
     def log_sigmoid(self) -> Tensor:
         """log(sigmoid(x)), finite even where sigmoid(x) rounds to 0."""
         return apply_op(ops.LogSigmoid, self)
 
     def tanh(self) -> Tensor:
-        return diagnostics.watch_saturation(apply_op(ops.Tanh, self))
+        return apply_op(ops.Tanh, self)
 
     def relu(self) -> Tensor:
         return apply_op(ops.Relu, self)
