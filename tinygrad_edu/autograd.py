@@ -33,10 +33,8 @@ Step = tuple[Tensor, Any, list[Any]]
 
 
 def toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor]:
-    """Every tensor that needs a gradient, parents before children; iterative, so depth is unlimited.
-
-    ``all_parents=True`` also follows parents that need no gradient (inputs, constants): what a drawing shows.
-    """
+    """Every tensor that needs a gradient (``all_parents=True``: every one, as a drawing shows), parents before
+    children; iterative, so depth is unlimited."""
     # NOTE: a tensor is made after its parents, so creation order is already a topological order: collect
     # the graph with a stack, then sort it by creation number (deterministic, and cheaper than a DFS order).
     seen: set[Tensor] = set(roots)  # Tensor hashes by identity
@@ -162,10 +160,9 @@ def backward(root: Tensor, gradient: Any = None) -> None:
 def accumulate(leaf: Tensor, g: Any) -> None:
     """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
 
-    The first gradient is taken as it is when it already fits (no copy); later ones are added in place. Like
-    its data, a leaf's first ``.grad`` may share memory with the ``.grad`` of a transpose or reshape of it
-    (``W`` and ``W.T``); never with another leaf's, or with an array a rule passed on as it is.
-    """
+    The first gradient is taken as it is when it already fits (no copy), later ones added in place. Like its
+    data, it may share memory with the ``.grad`` of a transpose or reshape of the leaf (``W.T``), never with
+    another leaf's or with an array a rule passed on as it is."""
     data, total = leaf.data, leaf._grad
     if total is None:
         # NOTE: PyTorch's gradient layout contract: a .grad laid out like its .data keeps every later
