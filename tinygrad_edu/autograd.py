@@ -58,12 +58,11 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
         return grad
     lead = grad.ndim - len(shape)
     if lead >= 0:
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
-        if axes:
-            grad = grad.sum(axis=axes, keepdims=True)
-        if lead:
-            grad = grad.reshape(grad.shape[lead:])
+        stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+        if stretched:  # size-1 axes that numpy repeated
+            grad = grad.sum(axis=stretched, keepdims=True)
+        if lead:  # leading axes that numpy added
+            grad = grad.sum(axis=tuple(range(lead)))
         if grad.shape == shape:
             return grad
     if isinstance(grad, Tensor):

@@ -648,7 +648,7 @@ class Transpose(Op):
 
     @staticmethod
     def backward(g, out, a, *, axes):
-        return (g.transpose(tuple(np.argsort(axes))),)
+        return (g.transpose(tuple(axes.index(i) for i in range(len(axes)))),)  # the inverse permutation
 
 
 class Squeeze(Op):

@@ -406,7 +406,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
-        return self.transpose()
+        return apply_op(ops.Transpose, self, axes=tuple(reversed(range(self.ndim))))
 
     @property
     def mT(self) -> Tensor:  # noqa: N802 (numpy's name)
