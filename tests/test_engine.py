@@ -698,3 +698,46 @@ def test_a_leafs_grad_is_laid_out_like_its_data_also_through_a_transpose(order: 
         (x_t @ w.T).backward(gradient=g)
         assert x_t.grad is not None and x_t.grad.strides == a.strides
         np.testing.assert_allclose(x_t.grad, g @ w.data, rtol=1e-13)
+
+
+def test_two_leaves_never_share_a_grad_also_through_views() -> None:
+    # add hands one array to both sides, and unsqueeze's rule returns a view of it: each leaf must own its .grad
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = Tensor(np.ones(3), requires_grad=True)
+    for _ in range(2):
+        (x.unsqueeze(0) + y.unsqueeze(0)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(y.grad, [2.0, 2.0, 2.0])
+    assert x.grad is not None and y.grad is not None and not np.shares_memory(x.grad, y.grad)
+
+
+def test_in_place_operators_update_outside_a_graph_and_are_refused_inside_one() -> None:
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (w * w).sum().backward()
+    with no_grad():
+        w -= 0.5 * w.grad  # what PyTorch users write; it used to rebind the name and change nothing
+    np.testing.assert_array_equal(w.data, [0.0, 0.0])
+    t = Tensor(np.array([1.0, 2.0]))
+    t += 1.0
+    t *= Tensor(np.array([2.0, 3.0]))
+    t /= 2.0
+    np.testing.assert_array_equal(t.data, [2.0, 4.5])
+    with pytest.raises(RuntimeError, match="writing into it in place would not be recorded"):
+        w -= 1.0
+
+
+def test_grad_with_create_graph_checks_a_tensor_seeds_shape() -> None:
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    with pytest.raises(ValueError, match=r"the gradient has shape \(3, 1\).*exactly the output's shape, \(3,\)"):
+        grad(x * x, x, grad_outputs=Tensor(np.ones((3, 1))), create_graph=True)
+    (g,) = grad(x * x, x, grad_outputs=Tensor(np.array([1.0, 0.0, 2.0])), create_graph=True)
+    np.testing.assert_array_equal(g.data, [2.0, 0.0, 12.0])
+
+
+def test_a_list_index_changed_after_the_forward_pass_does_not_move_the_gradient() -> None:
+    x = Tensor(np.arange(4.0), requires_grad=True)
+    index = [0, 1]
+    loss = (x[index] * Tensor(np.array([1.0, 2.0]))).sum()
+    index[0] = 3  # the op kept its own copy of the index
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 0.0, 0.0])

@@ -113,3 +113,20 @@ def test_integer_labels_where_one_hot_targets_are_expected_name_one_hot(loss: ob
     with pytest.raises(ValueError, match=r"one class label per sample.*datasets\.one_hot\(y\)"):
         loss(prediction, np.array([1, 2, 3, 4]))  # type: ignore[operator]
     loss(prediction, np.eye(10)[[1, 2, 3, 4]])  # type: ignore[operator]
+
+
+def test_a_learners_module_named_like_the_package_is_still_the_learners_code(tmp_path: object,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    (folder / "tinygrad_edu_homework.py").write_text(
+        "import numpy as np\nfrom tinygrad_edu import Tensor\n\n\ndef run():\n    return Tensor(np.zeros(2)).log()\n")
+    monkeypatch.syspath_prepend(str(folder))
+    homework = importlib.import_module("tinygrad_edu_homework")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        homework.run()
+    found = [w for w in caught if issubclass(w.category, LearnerWarning)]
+    assert len(found) == 1 and found[0].filename.endswith("tinygrad_edu_homework.py") and found[0].lineno == 6

@@ -362,3 +362,18 @@ def test_load_state_dict_refuses_a_mismatch_and_changes_nothing():
         sgd.load_state_dict({"lr": np.array(0.1)})
     with pytest.raises(TypeError, match="expected a dict"):
         sgd.load_state_dict([1, 2])
+
+
+def test_a_partial_running_state_is_refused() -> None:
+    w = Tensor(np.ones(2), requires_grad=True)
+    opt = Adam([w], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    state = opt.state_dict()
+    del state["m.0"]  # the moments without their step count would restart Adam's bias correction wrongly
+    fresh = Adam([Tensor(np.ones(2), requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match=r"parameter 0 has \['step', 'v'\] but needs \['m', 'step', 'v'\]"):
+        fresh.load_state_dict(state)
+    assert fresh.steps == [0]  # nothing was loaded

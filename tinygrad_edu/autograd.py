@@ -149,14 +149,15 @@ def backward(root: Tensor, gradient: Any = None) -> None:
         raise diagnostics.non_scalar(root)
     seed = np.ones_like(root.data) if gradient is None else diagnostics.checked_seed(root, gradient)
     diagnostics.watch_saturation(root)  # one backward() in 32 looks for layers that cannot learn
+    taken: set[int] = set()  # the arrays leaves took this pass (by owner: add hands one array to both sides)
     for node, grad_out, _ in backward_steps([root], [seed]):
         if node._parents:
             node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
         else:
-            accumulate(node, grad_out)
+            accumulate(node, grad_out, taken)
 
 
-def accumulate(leaf: Tensor, g: Any) -> None:
+def accumulate(leaf: Tensor, g: Any, taken: set[int]) -> None:
     """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
 
     The first gradient is taken as it is when it already fits (no copy), later ones added in place. Like its
@@ -168,9 +169,10 @@ def accumulate(leaf: Tensor, g: Any) -> None:
         # elementwise pass (the update, the next accumulation) running along the grain of memory. Taking the
         # array without a copy when it already fits is a fast path: copying always made a W1 step 9.8% slower.
         if not (type(g) is np.ndarray and g.dtype == data.dtype and g.strides == data.strides
-                and g.flags.writeable):
+                and g.flags.writeable and id(g if g.base is None else g.base) not in taken):
             g, copy = np.empty_like(data), g
             g[...] = copy
+        taken.add(id(g if g.base is None else g.base))
         leaf._grad = g
     elif total.shape != data.shape:  # `w.data = ...` gave the leaf another shape since its .grad was set
         raise diagnostics.shape_changed(leaf)
@@ -208,10 +210,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             raise RuntimeError(f"grad(): output {diagnostics.describe(out)} " + (
                 "does not require grad; nothing to differentiate." if not out.requires_grad else
                 f"is not a scalar; pass grad_outputs=[an array of shape {out.shape}]."))
-        if g is None:
-            g = np.ones_like(out.data)
-        elif not (create_graph and isinstance(g, Tensor)):
-            g = diagnostics.checked_seed(out, g)
+        g = np.ones_like(out.data) if g is None else diagnostics.checked_seed(out, g, keep_graph=create_graph)
         seeds.append(Tensor(g) if create_graph and not isinstance(g, Tensor) else g)
     wanted = set(ins)
     found = {node: g for node, g, _ in backward_steps(outs, seeds, create_graph, "grad()") if node in wanted}

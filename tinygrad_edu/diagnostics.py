@@ -44,7 +44,7 @@ _WARNED: set[tuple[str, str, int]] = set()
 def learner_warning(kind: str, message: str) -> None:
     """Warn at the innermost line of the learner's own code, once per kind and place."""
     frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("tinygrad_edu"):
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").split(".")[0] == "tinygrad_edu":
         frame = frame.f_back
     place = (kind, frame.f_code.co_filename, frame.f_lineno)
     if place not in _WARNED:
@@ -147,7 +147,7 @@ def ragged(data: Any) -> ValueError:
 def user_site() -> str:
     """file:line of the innermost frame outside this package: where the learner's code made a tensor."""
     for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR + os.sep):
             return f"{frame.filename}:{frame.lineno}"
     return "<unknown>"
 
@@ -241,9 +241,13 @@ def shape_changed(leaf: Tensor) -> RuntimeError:
         f"after changing the shape of a parameter.")
 
 
-def checked_seed(root: Tensor, gradient: Any) -> np.ndarray:
-    """``backward(gradient=...)``: a copy (never the caller's buffer) in the output's dtype, of its shape."""
-    array = np.array(getattr(gradient, "data", gradient), dtype=root.dtype)
+def checked_seed(root: Tensor, gradient: Any, keep_graph: bool = False) -> Any:
+    """``backward(gradient=...)``: a copy (never the caller's buffer) in the output's dtype, of its shape; with
+    ``keep_graph`` (``grad(..., create_graph=True)``) a Tensor seed is kept as it is, once its shape fits."""
+    from .tensor import Tensor
+
+    keep = keep_graph and isinstance(gradient, Tensor)
+    array = gradient if keep else np.array(getattr(gradient, "data", gradient), dtype=root.dtype)
     if array.shape != root.shape:
         raise ValueError(
             f"backward(gradient=...): the gradient has shape {array.shape}, but the output is a {describe(root)}; "

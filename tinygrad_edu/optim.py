@@ -181,6 +181,11 @@ class Optimizer:
                                 f"{expected[0]} and {expected[1]}")
                 continue
             loaded[kind][i] = np.array(array, copy=True)
+        together = self._kinds_together(values)
+        for i in range(len(self.params)):  # a parameter's running state comes whole or not at all
+            present = {kind for kind in kinds if loaded[kind][i] is not None}
+            if present and present != together:
+                problems.append(f"parameter {i} has {sorted(present)} but needs {sorted(together)} together")
         if problems:
             raise ValueError(f"{who}: {'; '.join(problems)}. Nothing was loaded.")
         self._set_settings(values)
@@ -193,6 +198,10 @@ class Optimizer:
     def _running_state(self) -> dict[str, list[np.ndarray | None]]:
         """Each kind of per-parameter state (``velocity``, ``m``, ...): one array or None per parameter."""
         return {}
+
+    def _kinds_together(self, settings: dict[str, Any]) -> set[str]:
+        """The kinds of running state a parameter that has taken a step has, under these settings: all of them."""
+        return set(self._running_state())
 
     def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
         """The shape and dtype the running state ``kind`` has for parameter ``p``: by default, the parameter's."""
@@ -364,6 +373,9 @@ class Adam(Optimizer):
 
     def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
         return ((), np.dtype(np.int64)) if kind == "step" else (p.shape, p.dtype)
+
+    def _kinds_together(self, settings: dict[str, Any]) -> set[str]:
+        return {"step", "m", "v"} | ({"v_max"} if settings.get("amsgrad") else set())
 
     def step(self) -> None:
         lr, (b1, b2), eps, decay = float(self.lr), self.betas, self.eps, self.weight_decay

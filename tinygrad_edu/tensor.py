@@ -15,7 +15,6 @@ array([2., 4., 6.])
 from __future__ import annotations
 
 import contextlib
-import math
 import operator
 import types
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnostics, display, inplace, ops
+from . import constants, diagnostics, display, inplace, ops
 from .inplace import CLOCK
 from .ops import Op
 
@@ -298,6 +297,16 @@ class Tensor:
         dividend = _lift(other, self)
         return diagnostics.watch_nonfinite(apply_op(ops.TrueDiv, dividend, self), dividend, self)
 
+    # `p -= lr * p.grad` writes into p (outside a recorded graph, as PyTorch's in-place ops under no_grad)
+    def _update(self, other: Any, combine: Any) -> Tensor:
+        self[...] = combine(self._data, _raw(other))
+        return self
+
+    __iadd__ = lambda self, other: self._update(other, operator.add)
+    __isub__ = lambda self, other: self._update(other, operator.sub)
+    __imul__ = lambda self, other: self._update(other, operator.mul)
+    __itruediv__ = lambda self, other: self._update(other, operator.truediv)
+
     def __neg__(self) -> Tensor:
         return apply_op(ops.Neg, self)
 
@@ -485,27 +494,13 @@ def _number(x: Any) -> Any:
     return x.item() if isinstance(x, (np.integer, np.floating)) else x
 
 
-_CONSTANTS: dict[tuple[Any, ...], Tensor] = {}
-
-
 def _lift(x: Any, like: Tensor | None) -> Tensor:
     """Make a constant operand a Tensor, in ``like``'s float dtype so float32 math stays float32."""
     if isinstance(x, Tensor):
         return x
     if like is not None and like._data.dtype.kind == "f":
         if (type(x) is float or type(x) is int) and x == x:  # NaN != NaN would never be found again
-            # NOTE: `x * 2` and `1 - x` run every step with the same few numbers: wrap each one once
-            # (read-only, so sharing it between graphs is safe). A cache: without it the W3 chain takes 8.9% longer.
-            # 1 == 1.0 give the same constant; 0.0 == -0.0 must not (1 / x tells them apart)
-            key = (x, like._data.dtype) if x else (x, math.copysign(1.0, x), like._data.dtype)
-            constant = _CONSTANTS.get(key)
-            if constant is None or constant._changed != -1 or constant.requires_grad:  # one a user changed
-                if len(_CONSTANTS) >= 1024:
-                    _CONSTANTS.clear()
-                array = np.array(x, dtype=like._data.dtype)
-                array.flags.writeable = False
-                constant = _CONSTANTS[key] = _new(array, False)
-            return constant
+            return constants.cached(x, like._data.dtype, _new)  # `x * 2` every step: one Tensor for the 2
         array = np.asarray(x)
         if array.dtype.kind in "biuf":  # numbers (lists, numpy arrays and scalars): the tensor's float dtype,
             return _new(array.astype(like._data.dtype, copy=False), False)  # so float32 math stays float32
@@ -523,8 +518,10 @@ def _axis(axis: Any) -> Any:
 
 
 def _index(index: Any) -> Any:
-    """An index with the arrays of any Tensors in it (numpy indexes with arrays)."""
-    return tuple(_raw(i) for i in index) if isinstance(index, tuple) else _raw(index)
+    """An index as numpy takes it: Tensors as their arrays, lists as arrays of their own (a list changed later
+    must not change the index an op kept)."""
+    part = lambda i: np.array(i) if isinstance(i, list) else _raw(i)
+    return tuple(part(i) for i in index) if isinstance(index, tuple) else part(index)
 
 
 _NO_ARGS: dict[str, Any] = {}  # a leaf's op arguments, shared by all leaves: never written into
