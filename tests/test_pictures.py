@@ -85,7 +85,7 @@ def test_a_sum_step_says_expanded_and_a_broadcast_says_summed(tmp_path: Path) ->
         "back to (2,)",
     }
     assert "broadcasting is undone" not in text  # the old wording, wrong for an expansion
-    assert fit_note("c", (5, 3), (3,)).startswith("broadcasting stretched c from (3,) to (5, 3)")
+    assert fit_note("c", (5, 3), (3,), "summed").startswith("broadcasting stretched c from (3,) to (5, 3)")
 
 
 # -- the command line -------------------------------------------------------------------------------------------

@@ -133,7 +133,8 @@ def backward_steps(roots: Sequence[Tensor], seeds: Sequence[Any], create_graph: 
             if parent in pending:
                 pending[parent] = pending[parent] + g
             else:
-                # a rule may pass its upstream array on as it is (add does): a leaf gets its own copy
+                # a rule may pass its upstream array on as it is (add does), and the node keeps that array as its
+                # .grad: a leaf gets its own copy (backward()'s `taken` keeps two leaves apart)
                 pending[parent] = g.copy() if g is grad_out and not parent._parents and not create_graph else g
                 heapq.heappush(queue, (-parent._seq, parent))
         if anomaly:

@@ -520,8 +520,11 @@ def _axis(axis: Any) -> Any:
 def _index(index: Any) -> Any:
     """An index as numpy takes it: Tensors as their arrays, lists as arrays of their own (a list changed later
     must not change the index an op kept)."""
-    part = lambda i: np.array(i) if isinstance(i, list) else _raw(i)
-    return tuple(part(i) for i in index) if isinstance(index, tuple) else part(index)
+    return tuple(map(_index_part, index)) if isinstance(index, tuple) else _index_part(index)
+
+
+def _index_part(part: Any) -> Any:
+    return np.array(part) if isinstance(part, list) else _raw(part)
 
 
 _NO_ARGS: dict[str, Any] = {}  # a leaf's op arguments, shared by all leaves: never written into

@@ -12,6 +12,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -157,7 +158,7 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
                                      "role": role(parent), "value": _array(parent.data), "grad": None,
                                      "fitted": False}
             if pg is not None:
-                entry.update(_fitting(node, parent))
+                entry.update(_fitting(node, parent, entry["name"]))
                 entry["grad"] = _array(pg)
                 sources.setdefault(id(parent), []).append(f"{step['name']} (argument {k} of {step['op']})")
             step["parents"].append(entry)
@@ -165,20 +166,18 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
     return steps
 
 
-def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...], how: str | None = None) -> str:
+def fit_note(name: str, raw_shape: Sequence[int], shape: Sequence[int], how: str) -> str:
     """What happened between the rule's gradient and the parent's shape, in words (the page shows it).
 
     A rule such as ``sum``'s gives one number for a whole input: it is *expanded* to every element. Where
     broadcasting stretched an input in the forward pass, the gradients of its copies are *summed* back.
 
-    >>> fit_note("a", (1,), (2,))
+    >>> fit_note("a", (1,), (2,), "expanded")
     'the rule gave shape (1,), one gradient for all of a; it is expanded (copied) to every element of (2,)'
-    >>> print(fit_note("b", (4, 1), (1,)))
+    >>> print(fit_note("b", (4, 1), (1,), "summed"))
     broadcasting stretched b from (1,) to (4, 1) in the forward pass; its copies' gradients are summed back to (1,)
     """
     raw, target = tuple(raw_shape), tuple(shape)
-    if how is None:  # "expanded" or "summed", as backprop_steps records it; else told apart by the sizes
-        how = "expanded" if int(np.prod(raw)) < int(np.prod(target)) else "summed"
     if how == "expanded":
         return (f"the rule gave shape {raw}, one gradient for all of {name}; it is expanded (copied) to every "
                 f"element of {target}")
@@ -186,33 +185,26 @@ def fit_note(name: str, raw_shape: tuple[int, ...], shape: tuple[int, ...], how:
             f"are summed back to {target}")
 
 
-def _explain_fits(steps: list[dict[str, Any]]) -> None:
-    for step in steps:
-        for entry in step["parents"]:
-            if entry.get("fitted"):
-                entry["fit_note"] = fit_note(entry["name"], entry["raw_shape"], entry["value"]["shape"],
-                                             entry.get("how"))
-
-
 _REDUCTIONS = (ops.Sum, ops.Mean, ops.Max, ops.Min, ops.Var, ops.LogSumExp)
 _NOT_BROADCASTING = (ops.MatMul, ops.Concatenate, ops.Stack)
 
 
-def _fitting(node: Tensor, parent: Tensor) -> dict[str, Any]:
+def _fitting(node: Tensor, parent: Tensor, name: str) -> dict[str, Any]:
     """How the engine's ``unbroadcast`` brought the rule's gradient for ``parent`` to its shape, for the page:
     a reduction's keepdims-shaped gradient is expanded; where broadcasting stretched an input, it is summed."""
-    op = node.op
+    op, raw, how = node.op, list(parent.shape), "summed"
     if op in _REDUCTIONS and parent.shape != node.shape:
         axis = node.op_args.get("axis")
         axes = range(parent.ndim) if axis is None else {a % parent.ndim for a in np.atleast_1d(axis).tolist()}
-        kept = [1 if i in axes else n for i, n in enumerate(parent.shape)]
-        return {"fitted": kept != list(parent.shape), "raw_shape": kept, "how": "expanded"}
-    if op is ops.MatMul and parent.ndim >= 2 and node.ndim > parent.ndim:  # a batch of matrices times one
-        return {"fitted": True, "raw_shape": list(node.shape[:-2] + parent.shape[-2:]), "how": "summed"}
-    if (op is ops.BroadcastTo or (len(node.parents) > 1 and op not in _NOT_BROADCASTING)) \
+        raw, how = [1 if i in axes else n for i, n in enumerate(parent.shape)], "expanded"
+    elif op is ops.MatMul and parent.ndim >= 2 and node.ndim > parent.ndim:  # a batch of matrices times one
+        raw = list(node.shape[:-2] + parent.shape[-2:])
+    elif (op is ops.BroadcastTo or (len(node.parents) > 1 and op not in _NOT_BROADCASTING)) \
             and parent.shape != node.shape:
-        return {"fitted": True, "raw_shape": list(node.shape), "how": "summed"}
-    return {"fitted": False}
+        raw = list(node.shape)
+    if raw == list(parent.shape):
+        return {"fitted": False}
+    return {"fitted": True, "raw_shape": raw, "how": how, "fit_note": fit_note(name, raw, parent.shape, how)}
 
 
 def _refuse_changed(loss: Tensor, params: Any, caller: str) -> None:
@@ -273,7 +265,6 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
         raise ValueError(f"stepthrough: layout must be 'auto', 'dot' or 'builtin', got {layout!r}.")
     _refuse_changed(loss, params, "stepthrough")
     steps = backprop_steps(loss, params)
-    _explain_fits(steps)
     # The drawing shows values but no gradients: those are the subject of the steps.
     picture = build_picture(({loss.name or "loss": loss},), params=params, show_grad=False, caller="stepthrough")
     if layout == "dot" or (layout == "auto" and dot_available()):
