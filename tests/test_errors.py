@@ -253,7 +253,7 @@ def test_writes_through_strided_views_and_into_masks_or_indices_are_caught() -> 
 def test_the_record_of_writes_goes_with_the_arrays() -> None:
     from tinygrad_edu import inplace
 
-    versions = inplace.Log.versions  # the engine's own record, read here only to see that it does not grow
+    versions = inplace.LOG.versions  # the engine's own record, read here only to see that it does not grow
     before = len(versions)
     params = [Tensor(np.zeros(2), requires_grad=True) for _ in range(3000)]
     with no_grad():

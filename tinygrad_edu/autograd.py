@@ -120,7 +120,7 @@ def backward_steps(roots: Sequence[Tensor], seeds: Sequence[Any], create_graph: 
         if not parents:
             yield node, grad_out, []
             continue
-        if node._seq < inplace.Log.last_change:  # something was written since this node was made
+        if node._seq < inplace.LOG.last_change:  # something was written since this node was made
             inplace.check(node, caller)
         parent_grads: list[Any] = []  # what this node sends to each parent, in the parent's shape
         for parent, g in zip(parents, apply_rule(node, grad_out, create_graph)):
