@@ -86,6 +86,11 @@ def _stale_checkpoint() -> None:
     model.load_state_dict(state)
 
 
+def _attribute_typo() -> None:
+    layer: Any = nn.Linear(2, 3)  # Any: the typo is the point, so the type checker must let it through
+    _ = layer.wieght
+
+
 ENGINE_ERRORS = {
     "matmul": lambda: Tensor(np.ones((3, 4)), name="x") @ Tensor(np.ones((3, 2)), name="w"),
     "broadcast": lambda: Tensor(np.ones((3, 4)), name="a") + Tensor(np.ones(3), name="b"),
@@ -96,7 +101,7 @@ ENGINE_ERRORS = {
     "changed input": _changed_input,
     ".grad shape": _grad_of_wrong_shape,
     "changed output": _changed_output,
-    "attribute typo": lambda: nn.Linear(2, 3).wieght,
+    "attribute typo": _attribute_typo,
     "stale checkpoint": _stale_checkpoint,
     "computed parameter": lambda: optim.SGD([Tensor(np.ones(2), requires_grad=True) * 2], lr=0.1),
     "ragged": lambda: Tensor([[1, 2], [3]]),
