@@ -1,8 +1,10 @@
-"""README.md is the first tutorial: its op cheat sheet matches the op table, its Python examples run, and its
-error catalogue quotes the engine's real messages."""
+"""README.md is the first tutorial, and its Python examples run. The reference it points to lives in notebooks:
+the op cheat sheet (``07_reference.ipynb``) matches the op table, and the error catalogue
+(``06_when_something_goes_wrong.ipynb``) quotes the engine's real messages word for word."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -11,10 +13,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinygrad_edu import LearnerWarning, Tensor, losses, no_grad
+from tinygrad_edu import LearnerWarning, Tensor, gradcheck, losses, nn, no_grad, optim
 from tinygrad_edu.ops import OPS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CHEAT_SHEET = ROOT / "examples" / "notebooks" / "07_reference.ipynb"
+CATALOGUE = ROOT / "examples" / "notebooks" / "06_when_something_goes_wrong.ipynb"
+
+
+def markdown(notebook: Path) -> str:
+    """The text of a notebook's markdown cells, as stored (the notebooks are stored without outputs)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return "\n\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
 
 
 def cheat_sheet_rows() -> list[str]:
@@ -22,9 +33,9 @@ def cheat_sheet_rows() -> list[str]:
 
 
 def test_the_cheat_sheet_lists_every_op_with_its_derivative() -> None:
-    text = README.read_text()
+    text = markdown(CHEAT_SHEET)
     missing = [row for row in cheat_sheet_rows() if row not in text]
-    assert not missing, "README's op cheat sheet is out of date; regenerate it with:\n" \
+    assert not missing, f"the op cheat sheet in {CHEAT_SHEET.name} is out of date; regenerate it with:\n" \
         "python -c 'from tests.test_readme import cheat_sheet_rows; print(*cheat_sheet_rows(), sep=chr(10))'\n" \
         + "\n".join(missing)
 
@@ -40,9 +51,11 @@ def test_readme_python_examples_run(index: int, tmp_path: Path, monkeypatch: pyt
 
 
 def _message(make: Any) -> str:
+    """The exception ``make()`` raises, as the catalogue quotes it: ``> TypeName: message``."""
     with pytest.raises(Exception) as info:
         make()
-    return str(info.value).split(" (numpy said")[0]  # numpy's own words change between its versions
+    message = str(info.value).split(" (numpy said")[0]  # numpy's own words change between its versions
+    return f"> {type(info.value).__name__}: {message}"
 
 
 def _changed_input() -> None:
@@ -64,6 +77,20 @@ def _grad_of_wrong_shape() -> None:
     w.grad = np.ones(3)
 
 
+def _stale_checkpoint() -> None:
+    model = nn.MLP([2, 3, 1], rng=0)
+    state = model.state_dict()
+    del state["layers.2.bias"]
+    state["extra"] = np.zeros(1)
+    state["layers.0.weight"] = state["layers.0.weight"].T.copy()
+    model.load_state_dict(state)
+
+
+def _attribute_typo() -> None:
+    layer: Any = nn.Linear(2, 3)  # Any: the typo is the point, so the type checker must let it through
+    _ = layer.wieght
+
+
 ENGINE_ERRORS = {
     "matmul": lambda: Tensor(np.ones((3, 4)), name="x") @ Tensor(np.ones((3, 2)), name="w"),
     "broadcast": lambda: Tensor(np.ones((3, 4)), name="a") + Tensor(np.ones(3), name="b"),
@@ -72,8 +99,11 @@ ENGINE_ERRORS = {
     "integers": lambda: Tensor(np.array([1, 2, 3]), name="labels").requires_grad_(),
     "gradient shape": lambda: (Tensor(np.ones((2, 3)), requires_grad=True) * 2).backward(gradient=np.ones((3, 2))),
     "changed input": _changed_input,
-    "changed output": _changed_output,
     ".grad shape": _grad_of_wrong_shape,
+    "changed output": _changed_output,
+    "attribute typo": _attribute_typo,
+    "stale checkpoint": _stale_checkpoint,
+    "computed parameter": lambda: optim.SGD([Tensor(np.ones(2), requires_grad=True) * 2], lr=0.1),
     "ragged": lambda: Tensor([[1, 2], [3]]),
     "labels": lambda: losses.quadratic_cost(Tensor(np.full((4, 10), 0.1)), np.array([3, 1, 4, 1])),
 }
@@ -90,25 +120,42 @@ def _saturated_training() -> None:
         Tensor(np.full((8, 4), 50.0), requires_grad=True).sigmoid().sum().backward()
 
 
-LEARNER_WARNINGS = {
-    "second pass": _second_pass,
-    "float32 meets float64": lambda: Tensor(np.ones(2, dtype=np.float32), name="x") * Tensor(np.ones(2), name="w"),
-    "log(0)": lambda: Tensor(np.array([0.0, 1.0])).log(),
-    "saturated": _saturated_training,
+def _gradcheck_in_float32() -> None:
+    x32 = Tensor(np.array([0.5, 1.5], dtype=np.float32), requires_grad=True)
+    gradcheck(lambda a: (a * a).sum(), [x32], eps=1e-3, atol=1e-2, rtol=1e-2)
+
+
+WARNINGS: dict[str, tuple[type[Warning], Any]] = {
+    "gradcheck in float32": (UserWarning, _gradcheck_in_float32),
+    "second pass": (LearnerWarning, _second_pass),
+    "float32 meets float64": (LearnerWarning,
+                              lambda: Tensor(np.ones(2, dtype=np.float32), name="x") * Tensor(np.ones(2), name="w")),
+    "log(0)": (LearnerWarning, lambda: Tensor(np.array([0.0, 1.0])).log()),
+    "saturated": (LearnerWarning, _saturated_training),
 }
 
 
-@pytest.mark.parametrize("case", list(LEARNER_WARNINGS))
-def test_the_error_catalogue_quotes_the_real_learner_warnings(case: str) -> None:
+@pytest.mark.parametrize("case", list(WARNINGS))
+def test_the_error_catalogue_quotes_the_real_warnings(case: str) -> None:
+    category, make = WARNINGS[case]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        LEARNER_WARNINGS[case]()
-    messages = [str(w.message) for w in caught if issubclass(w.category, LearnerWarning)]
+        make()
+    messages = [f"> {w.category.__name__}: {w.message}" for w in caught if w.category is category]
     assert len(messages) == 1, messages
-    assert messages[0] in README.read_text(), f"README's error catalogue is out of date for {case!r}:\n{messages[0]}"
+    assert messages[0] in markdown(CATALOGUE), f"the error catalogue in {CATALOGUE.name} is out of date for " \
+        f"{case!r}:\n{messages[0]}"
 
 
 @pytest.mark.parametrize("case", list(ENGINE_ERRORS))
 def test_the_error_catalogue_quotes_the_real_messages(case: str) -> None:
     message = _message(ENGINE_ERRORS[case])
-    assert message in README.read_text(), f"README's error catalogue is out of date for {case!r}:\n{message}"
+    assert message in markdown(CATALOGUE), f"the error catalogue in {CATALOGUE.name} is out of date for " \
+        f"{case!r}:\n{message}"
+
+
+def test_every_entry_of_the_error_catalogue_is_checked_here() -> None:
+    quoted = re.findall(r"^> \w+: ", markdown(CATALOGUE), flags=re.M)
+    assert len(quoted) == len(ENGINE_ERRORS) + len(WARNINGS), (
+        f"{CATALOGUE.name} quotes {len(quoted)} messages and this file checks {len(ENGINE_ERRORS) + len(WARNINGS)}: "
+        f"add a case to ENGINE_ERRORS or WARNINGS for each new entry")
