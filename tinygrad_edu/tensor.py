@@ -39,11 +39,9 @@ class _State:
     # NOTE: slots, because every op reads them: a SimpleNamespace cost 500 more instructions per op (callgrind)
     __slots__ = ("grad_enabled", "anomaly")
 
-    def __init__(self) -> None:
-        self.grad_enabled, self.anomaly = True, False
-
 
 _state = _State()
+_state.grad_enabled, _state.anomaly = True, False
 
 
 class _Switch(contextlib.ContextDecorator):
