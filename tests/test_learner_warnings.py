@@ -74,10 +74,12 @@ def test_log_or_division_making_inf_or_nan_warns_with_the_way_out() -> None:
     assert _caught(lambda: (Tensor([2.0]).log(), Tensor([1.0]) / 2, Tensor([np.inf]).log())) == []
 
 
-def _train(t: Tensor, activation: str, times: int = 40) -> None:
-    for _ in range(times):  # a training loop: one backward() in 32 looks for saturated layers
+def _train(t: Tensor, activation: str, times: int = 40, hidden: bool = True) -> None:
+    w = Tensor(np.ones((t.shape[1], 2)))
+    for _ in range(times):  # a training loop: one backward() in 32 looks for saturated hidden layers
         t.zero_grad()
-        getattr(t, activation)().sum().backward()
+        a = getattr(t, activation)()
+        (a @ w if hidden else a).sum().backward()
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
@@ -94,6 +96,8 @@ def test_a_saturated_layer_in_training_warns(activation: str) -> None:
     mostly = Tensor(confident, requires_grad=True)
     assert _caught(lambda: _train(mostly, activation)) == []
     assert _caught(lambda: [getattr(big, activation)() for _ in range(40)]) == []  # no backward(): no training
+    # an output layer near its limits is a confident classifier, not a layer that cannot learn
+    assert _caught(lambda: _train(big, activation, hidden=False)) == []
 
 
 @pytest.mark.parametrize(("data", "says"), [

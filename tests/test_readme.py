@@ -117,7 +117,7 @@ def _second_pass() -> None:
 
 def _saturated_training() -> None:
     for _ in range(40):  # one backward() in 32 looks
-        Tensor(np.full((8, 4), 50.0), requires_grad=True).sigmoid().sum().backward()
+        (Tensor(np.full((8, 4), 50.0), requires_grad=True).sigmoid() @ Tensor(np.ones((4, 2)))).sum().backward()
 
 
 def _gradcheck_in_float32() -> None:
