@@ -31,7 +31,7 @@ def main() -> None:
     model = nn.MLP([784, 64, 64, 10], activation="sigmoid", bias=False, rng=args.seed)
 
     def report(epoch: int, history: dict[str, list[float]]) -> None:
-        print(f"epoch {epoch}: loss {history['loss'][-1]:.4f}, "
+        print(f"epoch {epoch - 1}: loss {history['loss'][-1]:.4f}, "
               f"test accuracy {history['test_accuracy'][-1]:.2%}", flush=True)
 
     fit(model, losses.sigmoid_cross_entropy, optim.SGD(model.parameters(), lr=args.lr),

@@ -38,7 +38,7 @@ def main() -> None:
     print("engine output after", args.epochs, "epochs:", output.ravel().round(3).tolist())
     _, by_hand = xor.train(x, y, epochs=args.epochs, params=start, rng=args.seed)
     print("by hand (weights += d_weights):  ", by_hand.ravel().round(3).tolist())
-    print("largest difference:", float(np.max(np.abs(output - by_hand))))
+    print(f"largest difference: {float(np.max(np.abs(output - by_hand))):.2g}")
     _, typo = xor.train_with_typo(x, y, epochs=args.epochs, params=start, rng=args.seed)
     print("with the typo (weights = d_weights + 1):", typo.ravel().round(3).tolist(), "(not XOR)")
 
