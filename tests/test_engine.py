@@ -87,6 +87,7 @@ def _chain(n: int, factor: float) -> tuple[Tensor, Tensor]:
     return x, y.sum()
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_100k_op_chain_backward_without_recursion_error_and_in_linear_time() -> None:
     timings = {}
     for n in (20_000, 100_000):
@@ -282,6 +283,7 @@ def test_backward_with_a_wrong_shape_gradient_raises() -> None:
     assert x.grad is None
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_leaves_accumulate_and_intermediates_are_overwritten() -> None:
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = x * x
@@ -318,6 +320,7 @@ def test_copied_and_unpickled_tensors_work_with_their_originals() -> None:
     np.testing.assert_array_equal(g, [5.0, 5.0, 5.0])
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_leaf_gradients_accumulate_in_place_and_keep_the_leafs_dtype() -> None:
     x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
     w = Tensor(np.array([0.5, 3.0]))  # float64: x * w is float64, by numpy's promotion of two tensors
@@ -329,6 +332,7 @@ def test_leaf_gradients_accumulate_in_place_and_keep_the_leafs_dtype() -> None:
     np.testing.assert_array_equal(first, np.array([1.0, 6.0], dtype=np.float32))
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_a_grad_set_by_hand_is_added_to_and_a_wrong_one_is_refused_where_it_is_set() -> None:
     x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True, name="x")
     read_only = np.array([1.0, -1.0], dtype=np.float32)
@@ -363,6 +367,7 @@ def test_a_grad_set_by_hand_is_added_to_and_a_wrong_one_is_refused_where_it_is_s
         (x * 3).sum().backward()
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_leaf_gradients_do_not_alias_each_other_or_the_seed() -> None:
     a = Tensor(np.ones(3), requires_grad=True)
     b = Tensor(np.ones(3), requires_grad=True)
@@ -677,6 +682,7 @@ def test_no_grad_works_as_a_bare_decorator_too() -> None:
     assert (w * 2).requires_grad  # and the mode came back
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_a_leafs_grad_is_laid_out_like_its_data_also_through_a_transpose(order: str) -> None:
     rng = np.random.default_rng(0)
@@ -700,6 +706,7 @@ def test_a_leafs_grad_is_laid_out_like_its_data_also_through_a_transpose(order: 
         np.testing.assert_allclose(x_t.grad, g @ w.data, rtol=1e-13)
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_two_leaves_never_share_a_grad_also_through_views() -> None:
     # add hands one array to both sides, and unsqueeze's rule returns a view of it: each leaf must own its .grad
     x = Tensor(np.ones(3), requires_grad=True)

@@ -685,6 +685,7 @@ def test_reflected_operators_values_and_gradients() -> None:
     np.testing.assert_allclose(x.grad, matrix.T @ v, rtol=1e-14)
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_constant_zero_keeps_its_sign() -> None:
     # Python-number constants are cached, and 0.0 == -0.0 with equal hashes: the cache must tell them apart.
     t = Tensor(np.array([1.0]))

@@ -426,6 +426,7 @@ def test_stepthrough_page_is_offline_and_its_gradients_are_the_engines(
     assert sub["parents"][1]["name"] == "y" and sub["parents"][1]["grad"] is None
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_backprop_steps_sum_the_contributions_of_a_tensor_used_twice() -> None:
     a = Tensor([1.0, -2.0], requires_grad=True, name="a")
     loss = (a * a + a).sum()
@@ -453,6 +454,7 @@ def test_stepthrough_refuses_what_it_cannot_walk(tmp_path: Path) -> None:
         backprop_steps(loss)
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
 def test_stepthrough_keeps_non_finite_values_valid_json(tmp_path: Path) -> None:
     x = Tensor([0.0, 1.0], requires_grad=True, name="x")
     with np.errstate(divide="ignore"):
