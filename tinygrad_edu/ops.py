@@ -103,12 +103,6 @@ def row_major(x: Any) -> bool:
     return strides[-1] <= strides[-2]
 
 
-@functools.cache
-def inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
-    """The permutation that undoes ``axes``: ``transpose(transpose(x, axes), inverse(axes))`` is ``x``."""
-    return tuple(axes.index(i) for i in range(len(axes)))  # cached: every W.T of a step asks for the same one
-
-
 def is_basic(index: Any) -> bool:
     """True for a basic index (ints, slices, None, ...), which numpy answers with a view or one element."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -654,7 +648,7 @@ class Transpose(Op):
 
     @staticmethod
     def backward(g, out, a, *, axes):
-        return (g.transpose(inverse(axes)),)
+        return (g.transpose(tuple(axes.index(i) for i in range(len(axes)))),)  # the inverse permutation
 
 
 class Squeeze(Op):
