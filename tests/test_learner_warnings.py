@@ -3,6 +3,8 @@ lists and integer labels given where one-hot targets are expected."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -72,6 +74,16 @@ def test_log_or_division_making_inf_or_nan_warns_with_the_way_out() -> None:
     assert len(_caught(lambda: Tensor([1.0]) / Tensor([0.0]))) == 1
     assert len(_caught(lambda: 1.0 / zero)) == 1
     assert _caught(lambda: (Tensor([2.0]).log(), Tensor([1.0]) / 2, Tensor([np.inf]).log())) == []
+
+
+def test_log_of_zero_warns_once_at_the_learners_line_not_also_from_inside_the_engine() -> None:
+    # a fresh interpreter: the warning filters as a learner's script has them (pytest resets them per test)
+    script = ("import numpy as np\nfrom tinygrad_edu import Tensor\n"
+              "Tensor(np.array([0.0, 1.0])).log()\nTensor(np.array([1.0])) / Tensor(np.array([0.0]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    lines = [line for line in done.stderr.splitlines() if "Warning" in line]
+    assert len(lines) == 2 and all(line.startswith("<string>:") and "LearnerWarning" in line for line in lines), \
+        done.stderr
 
 
 def _train(t: Tensor, activation: str, times: int = 40, hidden: bool = True) -> None:

@@ -71,6 +71,12 @@ def watch_promotion(op: type[Op], parents: Sequence[Tensor], out: np.ndarray) ->
             f"same dtype, e.g. Tensor(x, dtype=np.float32) or model parameters created with dtype=np.float32."))
 
 
+# numpy's own warning for the same event ("divide by zero encountered in log") would point at ops.py, a line the
+# learner did not write; watch_nonfinite says it once, at the learner's line, with the way out
+warnings.filterwarnings("ignore", r"(divide by zero|invalid value) encountered in (log|divide)", RuntimeWarning,
+                        r"tinygrad_edu\.ops")
+
+
 def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
     """``log`` or a division made Inf or NaN from finite inputs (log(0), x / 0)."""
     a = out.data
