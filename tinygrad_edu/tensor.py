@@ -34,14 +34,15 @@ Scalar = int | float | bool
 
 
 class _State:
-    """The switches read on every op: whether to record graph, whether to hunt for NaN/Inf."""
-
+    # the switches read on every op: whether to record graph, whether to hunt for NaN/Inf
     # NOTE: slots, because every op reads them: a SimpleNamespace cost 500 more instructions per op (callgrind)
     __slots__ = ("grad_enabled", "anomaly")
 
+    def __init__(self, grad_enabled: bool = True, anomaly: bool = False) -> None:
+        self.grad_enabled, self.anomaly = grad_enabled, anomaly
+
 
 _state = _State()
-_state.grad_enabled, _state.anomaly = True, False
 
 
 class _Switch(contextlib.ContextDecorator):
