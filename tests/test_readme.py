@@ -1,6 +1,8 @@
 """README.md is the first tutorial, and its Python examples run. The reference it points to lives in notebooks:
 the op cheat sheet (``07_reference.ipynb``) matches the op table, and the error catalogue
-(``06_when_something_goes_wrong.ipynb``) quotes the engine's real messages word for word."""
+(``06_when_something_goes_wrong.ipynb``) quotes the engine's real messages word for word, up to numpy's own words
+("(numpy said: ...)"), which change between numpy versions. The notebook checks its quotes itself as it runs; this
+file checks them without a kernel."""
 
 from __future__ import annotations
 
