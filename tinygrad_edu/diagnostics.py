@@ -101,7 +101,7 @@ def watch_saturation(root: Tensor) -> None:
 
     NOTE: "almost all" means 99%, and only hidden layers count: raw pixels (0-255) saturate 99.7% of the first
     hidden layer, while an output layer near 0 and 1 is a confident classifier (Nielsen's [784, 30, 10] passes
-    99% there after 7 epochs of good training).
+    99% there on some mini-batches after 7 epochs of good training).
     """
     if next(_SAMPLES) % 32:
         return
