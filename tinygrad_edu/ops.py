@@ -761,3 +761,180 @@ class Stack(Op):
     def backward(g, out, *arrays, axis):
         ax = axis % g.ndim
         return tuple(g[(slice(None),) * ax + (i,)] for i in range(len(arrays)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Convolution and pooling, on NCHW batches: N examples, C channels, height H, width W
+#
+# A kh x kw kernel sees one window of the zero-padded input per output pixel. im2col copies every window into a
+# column, so a convolution is one matrix product; col2im is its transpose: it adds each column back onto the
+# window it came from (where windows overlap, their values add up). The gradients of all four ops use the two.
+# ``kernel``, ``stride`` and ``padding`` are (height, width) pairs here; ``conv_args`` checks and makes them.
+
+def windows(a: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+            padding: tuple[int, int]) -> np.ndarray:
+    """Every kernel-sized window of the zero-padded ``a``: a read-only view (N, C, Ho, Wo, kh, kw), no copy."""
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        a = np.pad(a, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return np.lib.stride_tricks.sliding_window_view(a, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def out_size(size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+             padding: tuple[int, int]) -> tuple[int, int]:
+    """(Ho, Wo): how many windows fit along the padded height and width, ``(H + 2 p - k) // s + 1``."""
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = size, kernel, stride, padding
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
+def im2col(a: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> Any:
+    """Every window of ``a`` (N, C, H, W) as a column: (N, C kh kw, Ho Wo), PyTorch's ``unfold``."""
+    if isinstance(a, _ARRAY):
+        return Im2Col.forward(a, kernel=kernel, stride=stride, padding=padding)
+    return _record(Im2Col, a, kernel=kernel, stride=stride, padding=padding)
+
+
+def col2im(cols: Any, size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+           padding: tuple[int, int]) -> Any:
+    """Columns (N, C kh kw, Ho Wo) added back onto their windows of an (N, C, *size) image: PyTorch's ``fold``."""
+    if isinstance(cols, _ARRAY):
+        return Col2Im.forward(cols, size=tuple(size), kernel=kernel, stride=stride, padding=padding)
+    return _record(Col2Im, cols, size=tuple(size), kernel=kernel, stride=stride, padding=padding)
+
+
+def _record(op: type[Op], a: Any, **kwargs: Any) -> Any:
+    """``op`` on a Tensor, recorded (for a rule run with ``create_graph=True``)."""
+    from .tensor import apply_op  # here, not at the top: tensor.py imports this module
+
+    return apply_op(op, a, **kwargs)
+
+
+class Im2Col(Op):
+    """d im2col(a) = col2im(da): each column's gradient is added back onto the window it was copied from"""
+
+    name = "im2col"
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, kernel, stride, padding):
+        view = windows(a, kernel, stride, padding)
+        n, c, ho, wo, kh, kw = view.shape
+        cols = np.empty((n, c, kh, kw, ho, wo), dtype=a.dtype)  # one copy, never a view of a
+        cols[...] = view.transpose(0, 1, 4, 5, 2, 3)
+        return cols.reshape(n, c * kh * kw, ho * wo)
+
+    @staticmethod
+    def backward(g, out, a, *, kernel, stride, padding):
+        return (col2im(g, a.shape[2:], kernel, stride, padding),)
+
+
+class Col2Im(Op):
+    """d col2im(a) = im2col(da): each column gets the gradient of the window it was added onto"""
+
+    name = "col2im"
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, size, kernel, stride, padding):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        ho, wo = out_size(size, kernel, stride, padding)
+        if a.ndim != 3 or a.shape[1] % (kh * kw) or a.shape[2] != ho * wo:
+            raise ValueError(f"col2im of an output {tuple(size)} with a {kh}x{kw} kernel needs columns shaped "
+                             f"(N, C*{kh * kw}, {ho * wo}), got {a.shape}")
+        n, c = a.shape[0], a.shape[1] // (kh * kw)
+        blocks = a.reshape(n, c, kh, kw, ho, wo)
+        out = np.zeros((n, c, size[0] + 2 * ph, size[1] + 2 * pw), dtype=a.dtype)
+        for i in range(kh):  # a loop over the kernel's kh * kw offsets, not over pixels or examples
+            for j in range(kw):
+                out[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += blocks[:, :, i, j]
+        return out[:, :, ph:ph + size[0], pw:pw + size[1]].copy() if ph or pw else out
+
+    @staticmethod
+    def backward(g, out, a, *, size, kernel, stride, padding):
+        return (im2col(g, kernel, stride, padding),)
+
+
+class Conv2d(Op):
+    """d conv2d(x, w, b): grad_x = g fully convolved with w rotated 180°, grad_w = x correlated with g, grad_b = Σ g"""
+
+    name = "conv2d"
+    selective = True  # the images of a first layer need no gradient, and it costs as much as the weights' one
+
+    @staticmethod
+    def forward(x, w, *bias, stride, padding):
+        o, c, kh, kw = w.shape
+        cols = Im2Col.forward(x, kernel=(kh, kw), stride=stride, padding=padding)  # (N, C kh kw, Ho Wo)
+        out = (w.reshape(o, c * kh * kw) @ cols).reshape((x.shape[0], o) + out_size(x.shape[2:], (kh, kw),
+                                                                                       stride, padding))
+        if bias:
+            out += bias[0].reshape(1, o, 1, 1)
+        return out
+
+    @staticmethod
+    def backward(g, out, x, w, *bias, stride, padding, needs=(True, True, True)):
+        o, c, kh, kw = w.shape
+        g_rows = g.reshape(g.shape[0], o, g.shape[2] * g.shape[3])  # (N, O, Ho Wo): one row per filter
+        # NOTE: w^T g gives each window the sum of the filters weighted by that window's upstream gradients,
+        # and col2im adds every window back where it came from: the full convolution of g with w rotated
+        # 180°, written as a sum over windows (manual/conv.py computes it both ways).
+        grad_x = col2im(w.reshape(o, c * kh * kw).T @ g_rows, x.shape[2:], (kh, kw), stride, padding) \
+            if needs[0] else None
+        grad_w = (g_rows @ im2col(x, (kh, kw), stride, padding).mT).sum(axis=0).reshape(w.shape) \
+            if needs[1] else None
+        if not bias:
+            return grad_x, grad_w
+        return grad_x, grad_w, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
+
+
+class MaxPool2d(Op):
+    """d max_pool2d(a) = da at each window's maximum, 0 elsewhere   (a tie: the first maximum, as in PyTorch)"""
+
+    name = "max_pool2d"
+
+    @staticmethod
+    def forward(a, *, kernel, stride):
+        return windows(a, kernel, stride, (0, 0)).max(axis=(4, 5))
+
+    @staticmethod
+    def backward(g, out, a, *, kernel, stride):
+        view = windows(value(a), kernel, stride, (0, 0))
+        n, c, ho, wo, kh, kw = view.shape
+        # NOTE: argmax picks the first maximum in reading order; PyTorch's kernel keeps the first too (it
+        # replaces the maximum only by a strictly larger value). The course's mask `window == max` sends the
+        # gradient to every tied maximum instead (manual/conv.py shows the difference).
+        first = view.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)
+        hit = mask(first[..., None] == np.arange(kh * kw), g)  # (N, C, Ho, Wo, kh kw), one 1 per window
+        cols = (g.reshape(n, c, ho, wo, 1) * hit).transpose(0, 1, 4, 2, 3).reshape(n, c * kh * kw, ho * wo)
+        return (col2im(cols, a.shape[2:], kernel, stride, (0, 0)),)
+
+
+class AvgPool2d(Op):
+    """d avg_pool2d(a) = da / (kh kw), shared evenly by every element of the window"""
+
+    name = "avg_pool2d"
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, kernel, stride):
+        return windows(a, kernel, stride, (0, 0)).mean(axis=(4, 5))
+
+    @staticmethod
+    def backward(g, out, a, *, kernel, stride):
+        (kh, kw), (n, c, ho, wo) = kernel, g.shape
+        share = mask(np.full(kh * kw, 1 / (kh * kw)), g)
+        cols = (g.reshape(n, c, ho, wo, 1) * share).transpose(0, 1, 4, 2, 3).reshape(n, c * kh * kw, ho * wo)
+        return (col2im(cols, a.shape[2:], kernel, stride, (0, 0)),)
+
+
+class Flatten(Op):
+    """d flatten(a) = da reshaped back to a's shape"""
+
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, start, end):
+        return a.reshape(a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:])
+
+    @staticmethod
+    def backward(g, out, a, *, start, end):
+        return (g.reshape(a.shape),)

@@ -1,4 +1,5 @@
-"""The five seed networks, hand-derived in plain numpy: the references the engine is checked against.
+"""The five seed networks and the course's convolutions, hand-derived in plain numpy: the references the engine is
+checked against.
 
 One module per seed tutorial (``/work/shared/seeds``), each following its seed's own equations and layout,
 with no engine imports. Every module has ``init_params`` (randomness from an explicit Generator or seed)
@@ -9,12 +10,14 @@ and ``gradients(params, x, y) -> (loss, {name: dL/dparam})``, the true gradient,
 - ``xor``     seed 002: 3-4-1 XOR net, sum of squared errors (and the seed's ``= d_weights + 1`` typo)
 - ``lnet``    seed 003: L-layer net in a params dict, cross-entropy
 - ``logreg``  seed 004: logistic regression on the cat images
+- ``conv_loops``  the course's "Convolution model, step by step": conv and pooling, forward and backward, in loops
+- ``conv_im2col`` the same, vectorised with im2col / col2im
 
 >>> from tinygrad_edu import manual
 >>> sorted(manual.__all__)
-['lnet', 'logreg', 'mnist3', 'nielsen', 'xor']
+['conv_im2col', 'conv_loops', 'lnet', 'logreg', 'mnist3', 'nielsen', 'xor']
 """
 
-from . import lnet, logreg, mnist3, nielsen, xor
+from . import conv_im2col, conv_loops, lnet, logreg, mnist3, nielsen, xor
 
-__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg"]
+__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "conv_loops", "conv_im2col"]
