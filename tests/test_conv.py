@@ -26,20 +26,19 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 # -- the ops as a learner calls them ------------------------------------------------------------------------
 
 def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
-    kwargs = conv_args.conv2d(x.shape, w.shape, None if b is None else b.shape, stride, padding)
-    return apply_op(ops.Conv2d, x, w, *([] if b is None else [b]), **kwargs)
+    return x.conv2d(w, b, stride=stride, padding=padding)
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
-    return apply_op(ops.MaxPool2d, x, **conv_args.pool("max_pool2d", x.shape, kernel_size, stride))
+    return x.max_pool2d(kernel_size, stride)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
-    return apply_op(ops.AvgPool2d, x, **conv_args.pool("avg_pool2d", x.shape, kernel_size, stride))
+    return x.avg_pool2d(kernel_size, stride)
 
 
 def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
-    return apply_op(ops.Flatten, x, **conv_args.flatten(x.shape, start_dim, end_dim))
+    return x.flatten(start_dim, end_dim)
 
 
 # -- random geometries --------------------------------------------------------------------------------------
@@ -136,7 +135,7 @@ def test_conv2d_second_derivatives_match_central_differences(g: dict[str, Any]) 
 def test_im2col_and_col2im_are_transposes(g: dict[str, Any]) -> None:
     """<im2col(x), c> = <x, col2im(c)>: the two are each other's transpose, as the rules assume."""
     x = _conv_inputs(g)[0]
-    kwargs = conv_args.conv2d(x.shape, (1, g["c"]) + g["kernel"], None, g["stride"], g["padding"])
+    kwargs = conv_args.conv2d(x.shape, (1, g["c"]) + g["kernel"], stride=g["stride"], padding=g["padding"])
     cols = ops.im2col(x, g["kernel"], kwargs["stride"], kwargs["padding"])
     c = np.random.default_rng(g["seed"] + 1).standard_normal(cols.shape)
     back = ops.col2im(c, x.shape[2:], g["kernel"], kwargs["stride"], kwargs["padding"])

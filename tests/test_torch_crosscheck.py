@@ -217,19 +217,19 @@ _pair("Stack", "axis-1", lambda a, b: stack([a, b], axis=-1), lambda a, b: torch
 
 # Convolution and pooling; tests/test_conv.py draws random geometries against torch as well.
 _pair("Conv2d", "bias-stride-padding",
-      lambda x, w, b: apply_op(OPS["Conv2d"], x, w, b, stride=(2, 1), padding=(1, 0)),
+      lambda x, w, b: x.conv2d(w, b, stride=(2, 1), padding=(1, 0)),
       lambda x, w, b: functional.conv2d(x, w, b, stride=(2, 1), padding=(1, 0)),
       _u((2, 2, 4, 5)), _u((3, 2, 2, 3)), _u((3,)))
-_pair("Conv2d", "no-bias", lambda x, w: apply_op(OPS["Conv2d"], x, w, stride=(1, 1), padding=(2, 2)),
+_pair("Conv2d", "no-bias", lambda x, w: x.conv2d(w, padding=2),
       lambda x, w: functional.conv2d(x, w, padding=2), _u((1, 3, 4, 4)), _u((2, 3, 3, 3)))
 for _label, _x in (("", _u((2, 2, 5, 5))), ("ties-", _ties((2, 2, 5, 5)))):
-    _pair("MaxPool2d", _label + "2x2", lambda x: apply_op(OPS["MaxPool2d"], x, kernel=(2, 2), stride=(2, 2)),
+    _pair("MaxPool2d", _label + "2x2", lambda x: x.max_pool2d(2),
           lambda x: functional.max_pool2d(x, 2), _x)
-    _pair("MaxPool2d", _label + "overlapping", lambda x: apply_op(OPS["MaxPool2d"], x, kernel=(3, 2), stride=(1, 2)),
+    _pair("MaxPool2d", _label + "overlapping", lambda x: x.max_pool2d((3, 2), (1, 2)),
           lambda x: functional.max_pool2d(x, (3, 2), (1, 2)), _x)
-    _pair("AvgPool2d", _label + "overlapping", lambda x: apply_op(OPS["AvgPool2d"], x, kernel=(3, 2), stride=(1, 2)),
+    _pair("AvgPool2d", _label + "overlapping", lambda x: x.avg_pool2d((3, 2), (1, 2)),
           lambda x: functional.avg_pool2d(x, (3, 2), (1, 2)), _x)
-_pair("Flatten", "start1", lambda x: apply_op(OPS["Flatten"], x, start=1, end=3), lambda x: torch.flatten(x, 1),
+_pair("Flatten", "start1", lambda x: x.flatten(), lambda x: torch.flatten(x, 1),
       _u((2, 3, 2, 2)))
 _GEOMETRY = {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0)}
 _pair("Im2Col", "geometry", lambda x: apply_op(OPS["Im2Col"], x, **_GEOMETRY),

@@ -3,11 +3,11 @@
 Sizes may be one int (the same for height and width) or an (h, w) pair, as in PyTorch; the ops get pairs. A
 mistake is refused here, before any array is touched, with a message that names the sizes and the fix:
 
->>> conv2d((2, 28, 28, 1), (20, 1, 5, 5), None, 1, 0)
+>>> conv2d((2, 28, 28, 1), (20, 1, 5, 5))
 Traceback (most recent call last):
 ...
 ValueError: conv2d: the input (2, 28, 28, 1) looks channels-last (N, H, W, C) with C = 1, ... x.transpose(0, 3, 1, 2).
->>> conv2d((2, 1, 28, 28), (20, 1, 5, 5), (20,), 1, 2)
+>>> conv2d((2, 1, 28, 28), (20, 1, 5, 5), (20,), padding=2)
 {'stride': (1, 1), 'padding': (2, 2)}
 """
 
@@ -16,25 +16,25 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-__all__ = ["conv2d", "pool", "flatten"]
+__all__ = ["conv2d", "pool", "flatten", "pair"]
 
 Shape = tuple[int, ...]
 
 
-def _pair(value: Any, what: str, op: str, smallest: int) -> tuple[int, int]:
+def pair(value: Any, what: str, op: str, smallest: int) -> tuple[int, int]:
     """An int or an (h, w) pair of ints, each at least ``smallest``, as an (h, w) pair."""
     parts = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     try:
         if len(parts) != 2 or any(isinstance(p, bool) for p in parts):
             raise TypeError
-        pair = (operator.index(parts[0]), operator.index(parts[1]))
+        found = (operator.index(parts[0]), operator.index(parts[1]))
     except TypeError:
         raise TypeError(f"{op}: {what} must be an int or a pair of ints (height, width), got {value!r}; sizes "
                         f"count pixels, so round a computed size with int() or //.") from None
-    if min(pair) < smallest:
+    if min(found) < smallest:
         need = "at least 1 (a stride of 0 never moves the window)" if smallest == 1 else "0 or more"
         raise ValueError(f"{op}: {what} must be {need}, got {value!r}.")
-    return pair
+    return found
 
 
 def _images(op: str, x: Shape) -> None:
@@ -54,7 +54,7 @@ def _fits(op: str, x: Shape, kernel: tuple[int, int], padding: tuple[int, int]) 
                          f"{', more padding' if op == 'conv2d' else ''} or a larger image.")
 
 
-def conv2d(x: Shape, weight: Shape, bias: Shape | None, stride: Any, padding: Any) -> dict[str, Any]:
+def conv2d(x: Shape, weight: Shape, bias: Shape | None = None, *, stride: Any = 1, padding: Any = 0) -> dict[str, Any]:
     """Check ``conv2d``'s shapes (input, weight, bias) and sizes; return the op's ``stride`` and ``padding``."""
     _images("conv2d", x)
     if len(weight) != 4:
@@ -73,7 +73,7 @@ def conv2d(x: Shape, weight: Shape, bias: Shape | None, stride: Any, padding: An
     if bias is not None and tuple(bias) != (weight[0],):
         raise ValueError(f"conv2d: the bias must be shaped ({weight[0]},), one number per output channel, got "
                          f"{tuple(bias)}.")
-    found = {"stride": _pair(stride, "stride", "conv2d", 1), "padding": _pair(padding, "padding", "conv2d", 0)}
+    found = {"stride": pair(stride, "stride", "conv2d", 1), "padding": pair(padding, "padding", "conv2d", 0)}
     _fits("conv2d", x, (weight[2], weight[3]), found["padding"])
     return found
 
@@ -81,8 +81,8 @@ def conv2d(x: Shape, weight: Shape, bias: Shape | None, stride: Any, padding: An
 def pool(op: str, x: Shape, kernel_size: Any, stride: Any) -> dict[str, Any]:
     """Check a pool's input and sizes; return the op's ``kernel`` and ``stride`` (by default the kernel's)."""
     _images(op, x)
-    kernel = _pair(kernel_size, "kernel_size", op, 1)
-    found = {"kernel": kernel, "stride": kernel if stride is None else _pair(stride, "stride", op, 1)}
+    kernel = pair(kernel_size, "kernel_size", op, 1)
+    found = {"kernel": kernel, "stride": kernel if stride is None else pair(stride, "stride", op, 1)}
     _fits(op, x, kernel, (0, 0))
     return found
 

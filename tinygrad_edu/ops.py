@@ -886,6 +886,21 @@ class Conv2d(Op):
         return grad_x, grad_w, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
 
 
+def offsets(a: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
+    """The kh * kw positions of a window, in reading order: view k holds every window's k-th element,
+    (N, C, Ho, Wo) each. A pool over them is kh * kw elementwise steps (numpy is slow to reduce tiny axes)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = out_size(a.shape[2:], kernel, stride, (0, 0))
+    return [a[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] for i in range(kh) for j in range(kw)]
+
+
+def _spread(g: Any, share: Any, size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int]) -> Any:
+    """A pool's input gradient: each window's ``g`` times its ``share`` (N, C, kh kw, Ho, Wo), added back in place."""
+    n, c, ho, wo = g.shape
+    cols = (g.reshape(n, c, 1, ho, wo) * share).reshape(n, c * kernel[0] * kernel[1], ho * wo)
+    return col2im(cols, size, kernel, stride, (0, 0))
+
+
 class MaxPool2d(Op):
     """d max_pool2d(a) = da at each window's maximum, 0 elsewhere   (a tie: the first maximum, as in PyTorch)"""
 
@@ -893,19 +908,24 @@ class MaxPool2d(Op):
 
     @staticmethod
     def forward(a, *, kernel, stride):
-        return windows(a, kernel, stride, (0, 0)).max(axis=(4, 5))
+        parts = offsets(a, kernel, stride)
+        out = parts[0].copy()
+        for part in parts[1:]:
+            np.maximum(out, part, out=out)
+        return out
 
     @staticmethod
     def backward(g, out, a, *, kernel, stride):
-        view = windows(value(a), kernel, stride, (0, 0))
-        n, c, ho, wo, kh, kw = view.shape
-        # NOTE: argmax picks the first maximum in reading order; PyTorch's kernel keeps the first too (it
-        # replaces the maximum only by a strictly larger value). The course's mask `window == max` sends the
-        # gradient to every tied maximum instead (manual/conv.py shows the difference).
-        first = view.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)
-        hit = mask(first[..., None] == np.arange(kh * kw), g)  # (N, C, Ho, Wo, kh kw), one 1 per window
-        cols = (g.reshape(n, c, ho, wo, 1) * hit).transpose(0, 1, 4, 2, 3).reshape(n, c * kh * kw, ho * wo)
-        return (col2im(cols, a.shape[2:], kernel, stride, (0, 0)),)
+        parts = offsets(value(a), kernel, stride)
+        best, first = parts[0].copy(), np.zeros(parts[0].shape, dtype=np.intp)
+        for k, part in enumerate(parts[1:], start=1):
+            # NOTE: only a strictly larger value takes over, so a tie keeps the first maximum in reading order,
+            # as PyTorch's kernel does. The course's mask `window == max` gives the gradient to every tied
+            # maximum instead (manual/conv_loops.py shows the difference).
+            np.copyto(first, k, where=part > best)
+            np.maximum(best, part, out=best)
+        hit = mask(np.arange(len(parts)).reshape(-1, 1, 1) == first[:, :, None], g)  # (N, C, kh kw, Ho, Wo)
+        return (_spread(g, hit, a.shape[2:], kernel, stride),)
 
 
 class AvgPool2d(Op):
@@ -916,14 +936,16 @@ class AvgPool2d(Op):
 
     @staticmethod
     def forward(a, *, kernel, stride):
-        return windows(a, kernel, stride, (0, 0)).mean(axis=(4, 5))
+        parts = offsets(a, kernel, stride)
+        total = parts[0].copy()
+        for part in parts[1:]:
+            total += part
+        return total / len(parts)
 
     @staticmethod
     def backward(g, out, a, *, kernel, stride):
-        (kh, kw), (n, c, ho, wo) = kernel, g.shape
-        share = mask(np.full(kh * kw, 1 / (kh * kw)), g)
-        cols = (g.reshape(n, c, ho, wo, 1) * share).transpose(0, 1, 4, 2, 3).reshape(n, c * kh * kw, ho * wo)
-        return (col2im(cols, a.shape[2:], kernel, stride, (0, 0)),)
+        share = mask(np.full((kernel[0] * kernel[1], 1, 1), 1 / (kernel[0] * kernel[1])), g)
+        return (_spread(g, share, a.shape[2:], kernel, stride),)
 
 
 class Flatten(Op):
