@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["autograd", "check", "conv_args", "datasets", "display", "gradcheck", "losses", "manual", "nn", "optim",
-           "seeds", "tensor", "train"]
+MODULES = ["autograd", "check", "conv_args", "convnet", "datasets", "display", "gradcheck", "losses", "manual", "nn",
+           "optim", "seeds", "tensor", "train"]
 
 
 @pytest.mark.parametrize("module", MODULES)

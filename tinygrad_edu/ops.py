@@ -843,6 +843,10 @@ class Col2Im(Op):
                              f"(N, C*{kh * kw}, {ho * wo}), got {a.shape}")
         n, c = a.shape[0], a.shape[1] // (kh * kw)
         blocks = a.reshape(n, c, kh, kw, ho, wo)
+        if (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == tuple(size) and not (ph or pw):
+            # NOTE: windows that tile the image (a pool's default): every element is in exactly one window, so
+            # the sum is a transpose, one pass over memory instead of kh * kw (the W4 row's max-pool backward)
+            return blocks.transpose(0, 1, 4, 2, 5, 3).reshape(n, c, size[0], size[1])
         out = np.zeros((n, c, size[0] + 2 * ph, size[1] + 2 * pw), dtype=a.dtype)
         for i in range(kh):  # a loop over the kernel's kh * kw offsets, not over pixels or examples
             for j in range(kw):
@@ -905,6 +909,7 @@ class MaxPool2d(Op):
     """d max_pool2d(a) = da at each window's maximum, 0 elsewhere   (a tie: the first maximum, as in PyTorch)"""
 
     name = "max_pool2d"
+    reads_out = True
 
     @staticmethod
     def forward(a, *, kernel, stride):
@@ -916,15 +921,16 @@ class MaxPool2d(Op):
 
     @staticmethod
     def backward(g, out, a, *, kernel, stride):
-        parts = offsets(value(a), kernel, stride)
-        best, first = parts[0].copy(), np.zeros(parts[0].shape, dtype=np.intp)
-        for k, part in enumerate(parts[1:], start=1):
-            # NOTE: only a strictly larger value takes over, so a tie keeps the first maximum in reading order,
-            # as PyTorch's kernel does. The course's mask `window == max` gives the gradient to every tied
-            # maximum instead (manual/conv_loops.py shows the difference).
-            np.copyto(first, k, where=part > best)
-            np.maximum(best, part, out=best)
-        hit = mask(np.arange(len(parts)).reshape(-1, 1, 1) == first[:, :, None], g)  # (N, C, kh kw, Ho, Wo)
+        parts, top = offsets(value(a), kernel, stride), value(out)
+        hit = np.empty(top.shape[:2] + (len(parts),) + top.shape[2:], dtype=value(g).dtype)  # (N, C, kh kw, Ho, Wo)
+        taken = np.zeros(top.shape, dtype=bool)
+        for k, part in enumerate(parts):
+            # NOTE: each window's first maximum in reading order takes the gradient (later ties find it taken),
+            # as in PyTorch, whose kernel replaces its maximum only by a strictly larger value. The course's
+            # mask `window == max` gives it to every tied maximum instead (manual/conv_loops.py shows both).
+            first = (part == top) & ~taken
+            taken |= first
+            hit[:, :, k] = first
         return (_spread(g, hit, a.shape[2:], kernel, stride),)
 
 
