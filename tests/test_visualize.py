@@ -513,6 +513,25 @@ def test_plot_history_and_weights_write_pngs(tmp_path: Path) -> None:
         plot_history({"loss": []}, tmp_path / "empty.png")
 
 
+def test_plot_filters_draws_every_filter_and_feature_map(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from tinygrad_edu import nn
+    from tinygrad_edu.visualize import plot_filters
+
+    first, second = nn.Conv2d(1, 20, 5, rng=0), nn.Conv2d(20, 40, 5, rng=0)
+    _png(plot_filters(first, tmp_path / "first.png"), 5_000)                 # a module: its weight, 20 filters
+    _png(plot_filters(second.weight, tmp_path / "second.png", max_images=60), 5_000)  # 3 filters x 20 channels
+    maps = first(np.random.default_rng(1).uniform(0, 1, (2, 1, 28, 28))).data
+    picture = plot_filters(maps[0], scale="shared")
+    assert "20 of 20 images, 24x24" in picture.figure.axes[0].get_title()
+    assert plot_filters(second, max_images=60).figure.axes[0].get_title().startswith(
+        "3 of 40 filters x 20 of 20 input channels")
+    with pytest.raises(ValueError, match=re.escape("pass one example, maps[0]")):
+        plot_filters(np.zeros((2, 3, 4, 5, 6)))
+    with pytest.raises(ValueError, match="scale must be"):
+        plot_filters(maps[0], scale="global")
+
+
 def test_plots_explain_how_to_get_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
