@@ -81,7 +81,7 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
             if layer.bias is not None:
                 conv.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
         return conv
-    if isinstance(layer, nn.MaxPool2d) and kind in _POOLS and type(layer) is getattr(nn, kind):  # AvgPool2d too
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)) and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)(layer.kernel_size, layer.stride)
     if type(layer) is nn.Flatten:
         return torch.nn.Flatten(layer.start_dim, layer.end_dim)

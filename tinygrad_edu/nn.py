@@ -421,20 +421,22 @@ class Conv2d(Module):
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}{dtype}")
 
 
-class MaxPool2d(Module):
-    """The maximum of each ``kernel_size`` window, moved by ``stride`` (by default the kernel: no overlap)."""
-
+class _Pool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None) -> None:
         self.kernel_size, self.stride = kernel_size, stride
-
-    def forward(self, x: Any) -> Tensor:
-        return _tensor(x).max_pool2d(self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-class AvgPool2d(MaxPool2d):
+class MaxPool2d(_Pool2d):
+    """The maximum of each ``kernel_size`` window, moved by ``stride`` (by default the kernel: no overlap)."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).max_pool2d(self.kernel_size, self.stride)
+
+
+class AvgPool2d(_Pool2d):
     """The mean of each ``kernel_size`` window, moved by ``stride`` (by default the kernel: no overlap)."""
 
     def forward(self, x: Any) -> Tensor:
