@@ -533,7 +533,7 @@ def test_plot_filters_draws_every_filter_and_feature_map(tmp_path: Path) -> None
 
 
 def test_images_and_filters_are_drawn_as_one_thumbnail_per_channel() -> None:
-    from tinygrad_edu.visualize.graph import THUMB_CELLS, thumbnails  # noqa: F401
+    from tinygrad_edu.visualize.graph import THUMB_CELLS, thumbnails
 
     rng = np.random.default_rng(3)
     x = Tensor(rng.standard_normal((2, 1, 24, 24)), name="images")        # 2 grey images: one thumbnail each
