@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.cli import SEED_HELP, main
-from tinygrad_edu.seeds import SEEDS
+from tinygrad_edu.cli import TUTORIAL_HELP, main
+from tinygrad_edu.tutorials import TUTORIALS
 from tinygrad_edu.visualize import backprop_steps, draw, plot_history, stepthrough
 from tinygrad_edu.visualize import render
 from tinygrad_edu.visualize.stepthrough import fit_note
@@ -107,13 +107,13 @@ def test_train_help_explains_every_option_with_its_default(capsys: pytest.Captur
 
 
 @pytest.mark.parametrize("command", ["compare", "graph"])
-def test_compare_and_graph_list_each_seed_with_a_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(SEED_HELP) == set(SEEDS)  # a new seed needs its line
+def test_compare_and_graph_list_each_tutorial_with_a_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert set(TUTORIAL_HELP) == set(TUTORIALS)  # a new tutorial needs its line
     _help(command)
     out = capsys.readouterr().out
-    for key in SEEDS:
+    for key in TUTORIALS:
         line = next(line for line in out.splitlines() if line.split()[:1] == [key])
-        assert line.split(None, 1)[1] == SEED_HELP[key]
+        assert line.split(None, 1)[1] == TUTORIAL_HELP[key]
     assert ("  all " in out) == (command == "compare")
 
 

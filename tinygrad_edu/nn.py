@@ -5,7 +5,7 @@ its attributes (directly, inside lists, tuples and dicts, or inside another ``Mo
 by the path that leads to it (``layers.0.weight``). No registration step, no ``__getattr__`` magic.
 
 Weights are stored **(in_features, out_features)** and a layer computes ``x @ weight + bias`` with one sample
-per row of ``x``: the layout of the MNIST seed (``np.dot(x, w1)``). PyTorch's ``nn.Linear`` stores the
+per row of ``x``: the layout of the mnist3 tutorial (``np.dot(x, w1)``). PyTorch's ``nn.Linear`` stores the
 transpose, (out_features, in_features), and computes ``x @ weight.T + bias``; Nielsen's book keeps
 (out, in) weights and column-vector samples. Transpose when you move weights between them.
 
@@ -68,7 +68,7 @@ def _members(obj: Any, prefix: str, on_path: set[int]) -> Iterator[tuple[str, Te
 
 
 def _is_parameter(t: Tensor) -> bool:
-    # NOTE: only leaves: a forward pass that caches its activations (self.a1 = ..., as the seeds do) stores
+    # NOTE: only leaves: a forward pass that caches its activations (self.a1 = ..., as the tutorials do) stores
     # tensors that require grad but are computed from the parameters; they must not be trained or saved.
     return t.requires_grad and t.is_leaf
 
@@ -267,7 +267,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
 # -- initialisers -------------------------------------------------------------------------------------------
 
 def normal_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
-    """Standard normal N(0, 1) weights, as the seeds' ``np.random.randn`` (large: sigmoids saturate)."""
+    """Standard normal N(0, 1) weights, as the tutorials' ``np.random.randn`` (large: sigmoids saturate)."""
     return np.random.default_rng(rng).standard_normal(shape)
 
 
@@ -314,7 +314,7 @@ class Linear(Module):
     """A fully connected layer: ``x @ weight + bias``, one sample per row of ``x``.
 
     ``weight`` has shape ``(in_features, out_features)`` (PyTorch stores the transpose) and ``bias`` shape
-    ``(out_features,)``. ``init`` picks the weights: ``"normal"`` N(0, 1), as the seeds and Nielsen's book do,
+    ``(out_features,)``. ``init`` picks the weights: ``"normal"`` N(0, 1), as the tutorials and Nielsen's book do,
     with N(0, 1) biases too; ``"nielsen"`` N(0, 1/fan_in), ``"xavier"`` Glorot uniform, ``"he"`` N(0, 2/fan_in),
     ``"zeros"``, or a callable ``init((in_features, out_features), rng) -> array``; all but ``"normal"`` start
     the biases at zero.

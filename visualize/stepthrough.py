@@ -136,7 +136,7 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             return "loss"
         return "intermediate" if t.parents else ("parameter" if t.requires_grad else "input")
 
-    sources: dict[int, list[str]] = {id(loss): ["the seed: d loss / d loss = 1"]}
+    sources: dict[int, list[str]] = {id(loss): ["where backward() starts: d loss / d loss = 1"]}
     steps: list[dict[str, Any]] = []
     for node, grad_out, parent_grads in backward_steps([loss], [np.ones_like(loss.data)], caller="backprop_steps"):
         op = node.op if node.parents else None
