@@ -117,6 +117,33 @@ def test_compare_and_graph_list_each_tutorial_with_a_line(command: str, capsys: 
     assert ("  all " in out) == (command == "compare")
 
 
+@pytest.mark.parametrize("key, names", [
+    ("nielsen", ["x", "x @ weight", "z1", "a1", "a1 @ weight", "z2", "a2", "loss"]),
+    ("mnist3", ["x", "z1", "a1", "z2", "a2", "z3", "a3", "loss"]),
+    ("lnet", ["x", "x @ weight", "Z1", "A1", "A1 @ weight", "Z2", "A2", "Z4", "AL", "loss"]),
+    ("xor", ["x", "z1", "layer1", "z2", "output", "loss"]),
+])
+def test_graph_names_the_tensors_as_the_tutorial_does(key: str, names: list[str], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", key, "-o", str(tmp_path / "g.svg"), "--html"]) == 0
+    svg = (tmp_path / "g.svg").read_text(encoding="utf-8")
+    drawn = set(re.findall(r"<text[^>]*>([^<]+)</text>", svg))
+    drawn |= {html.unescape(text) for text in drawn}
+    missing = [name for name in names if name not in drawn]
+    assert not missing, f"graph {key}: {missing} not drawn"
+    page = (tmp_path / "g.html").read_text(encoding="utf-8")
+    assert '"name":"loss","role":"loss"' in page  # the step-through page calls the root as the drawing does
+
+
+def test_draw_and_stepthrough_give_an_unnamed_root_the_same_name() -> None:
+    from tinygrad_edu.visualize import to_text
+
+    loss = small_loss()
+    assert to_text(loss).startswith("loss: mean") and backprop_steps(loss)[0]["name"] == "loss"
+    loss.name = "cost"
+    assert to_text(loss).startswith("cost: mean") and backprop_steps(loss)[0]["name"] == "cost"
+
+
 # -- training history -------------------------------------------------------------------------------------------
 
 def test_plot_history_numbers_epochs_from_0_with_whole_ticks_and_shows_inline(tmp_path: Path) -> None:

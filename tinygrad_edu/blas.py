@@ -8,6 +8,7 @@ sets that for the rest of the process (the notebooks call it first), ``blas_thre
 Both use threadpoolctl, an optional extra (``pip install 'tinygrad_edu[notebooks]'`` brings it); without it they
 change nothing, and ``OPENBLAS_NUM_THREADS=1`` in the environment does the same for a whole run.
 
+>>> import numpy as np
 >>> with blas_threads(1):
 ...     product = np.ones((3, 4)) @ np.ones((4, 2))
 >>> product.tolist()[0]
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
-
-import numpy as np
 
 __all__ = ["blas_threads", "one_blas_thread", "blas_thread_count"]
 

@@ -158,7 +158,8 @@ def _pictures(seed: int, history: dict[str, list[float]], out: str) -> list[str]
 def _settings(args: argparse.Namespace, lr: float, images: int) -> str:
     """The run's settings in one line, printed before it starts (a log then says what produced it)."""
     optimizer = args.optimizer + (f" with momentum {args.momentum:g}" if args.momentum else "")
-    line = (f"Training {args.sizes} on {images} MNIST images for {args.epochs} epochs: mini-batch "
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    line = (f"Training {args.sizes} on {images} MNIST images for {epochs}: mini-batch "
             f"{args.batch_size}, {optimizer}, lr {lr:g}, {args.cost} cost, init {args.init}, seed {args.seed}, "
             f"{args.dtype}")
     if args.checkpoint:

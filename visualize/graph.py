@@ -38,7 +38,7 @@ import numpy as np
 
 from tinygrad_edu.autograd import toposort
 from tinygrad_edu.inplace import stale_inputs
-from tinygrad_edu.nn import named_items
+from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY", "changed_tensors"]
@@ -145,7 +145,8 @@ def flatten_roots(roots: tuple[Any, ...], caller: str) -> list[tuple[str | None,
 
 
 def named_tensors(params: Any, caller: str) -> list[tuple[str, Tensor]]:
-    """``(name, tensor)`` pairs from a model (``named_parameters()``), a dict, pairs or tensors (``nn.named_items``)."""
+    """``(name, tensor)`` pairs from a model (``named_parameters()``), a dict, pairs or tensors (as
+    ``parameters.named_items`` reads them)."""
     pairs = named_items(params, caller)
     for _, item in pairs:
         if not isinstance(item, Tensor):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.nn import named_items
+from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
