@@ -118,7 +118,7 @@ def test_compare_and_graph_list_each_tutorial_with_a_line(command: str, capsys: 
 
 
 @pytest.mark.parametrize("key, names", [
-    ("nielsen", ["x", "x @ weight", "z1", "a1", "a1 @ weight", "z2", "a2", "loss"]),
+    ("nielsen", ["x", "x @ weight", "z1", "a1", "a1 @ weight", "z2", "a2", "y", "loss"]),
     ("mnist3", ["x", "z1", "a1", "z2", "a2", "z3", "a3", "loss"]),
     ("lnet", ["x", "x @ weight", "Z1", "A1", "A1 @ weight", "Z2", "A2", "Z4", "AL", "loss"]),
     ("xor", ["x", "z1", "layer1", "z2", "output", "loss"]),

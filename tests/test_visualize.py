@@ -546,6 +546,21 @@ def test_layer_health_numbers() -> None:
     assert tanh["kind"] == "tanh" and tanh["saturated"] == pytest.approx(0.5)
 
 
+def test_health_report_advice_fits_the_activation_and_does_not_overrule_a_working_learning_rate() -> None:
+    # saturated sigmoids: the initialiser made for them (Nielsen's chapter 3); saturated tanh: Xavier's
+    sigmoid = health_report({}, activations={"h": Tensor(np.array([[-10.0, 10.0], [9.0, 0.0]])).sigmoid()})
+    assert "init='nielsen'" in sigmoid and "xavier" not in sigmoid
+    tanh = health_report({}, activations={"h": Tensor(np.array([[-10.0, 10.0], [9.0, 0.0]])).tanh()})
+    assert "init='xavier'" in tanh and "nielsen" not in tanh
+    # Nielsen's eta = 3.0 takes steps far above the rule of thumb and trains well: say when to lower it
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    w.grad = np.full((2, 2), 0.1)
+    report = health_report({"l.weight": w}, lr=3.0)
+    assert "lr*|grad|/|w| = 0.3 is outside" in report and "moves its weights by 30% of their size" in report
+    assert "if it jumps or grows, lower the learning rate" in report
+    assert "(lower the learning rate)" not in report
+
+
 def test_layer_health_reads_a_module_like_object_and_plots(tmp_path: Path) -> None:
     loss, params = mlp()
     loss.backward()

@@ -126,6 +126,7 @@ def _pictures(seed: int, history: dict[str, list[float]], out: str) -> list[str]
     to their largest element, and the heat-maps come out white.
     """
     from . import datasets, losses, nn, tutorials
+    from .tensor import Tensor
 
     paths: list[str] = []
     try:
@@ -136,7 +137,7 @@ def _pictures(seed: int, history: dict[str, list[float]], out: str) -> list[str]
     data = datasets.load_mnist()
     x, y = data.train_x[:10], datasets.one_hot(data.train_y[:10])
     model = nn.MLP([784, 30, 10], activation="sigmoid", rng=seed)  # as _train_mnist makes it, before training
-    loss = losses.quadratic_cost(tutorials.named_forward("nielsen", model, x), y)
+    loss = losses.quadratic_cost(tutorials.named_forward("nielsen", model, x), Tensor(y, name="y"))
     loss.backward()
     graph_path = os.path.join(out, "nielsen_graph.svg")
     draw(loss, path=graph_path, params=model)

@@ -219,6 +219,12 @@ def named_forward(key: str, model: nn.Module, x: np.ndarray) -> Tensor:
 
 # -- the five tutorials -----------------------------------------------------------------------------------------
 
+def _engine_loss(key: str, loss_fn: Callable[[Tensor, Tensor], Tensor], x: np.ndarray,
+                 y: np.ndarray) -> Callable[[nn.Module], Tensor]:
+    """The twin's loss on the batch ``x``, ``y`` (rows), its tensors named as tutorial ``key`` names them."""
+    return lambda model: loss_fn(named_forward(key, model, x), Tensor(y, name="y"))
+
+
 def _mnist_batch(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     data = datasets.load_mnist()
     index = rng.choice(len(data.train_x), size=n, replace=False)
@@ -237,7 +243,7 @@ def _mnist3(rng: np.random.Generator) -> Twin:
     model = nn.MLP([784, 64, 64, 10], activation="sigmoid", bias=False, rng=rng)
     return Twin("mnist3", "3-layer MNIST net, 784-64-64-10, sigmoid, no biases, sigmoid + cross-entropy",
                 "000_e4b1b14548f8685e.txt", params, model, links("mnist3", 3), x, y, mnist3.gradients,
-                lambda m: losses.sigmoid_cross_entropy(named_forward("mnist3", m, x), y), lr=0.5)
+                _engine_loss("mnist3", losses.sigmoid_cross_entropy, x, y), lr=0.5)
 
 
 def _nielsen(rng: np.random.Generator) -> Twin:
@@ -247,7 +253,7 @@ def _nielsen(rng: np.random.Generator) -> Twin:
     model = nn.MLP([784, 30, 10], activation="sigmoid", rng=rng)
     return Twin("nielsen", "Nielsen's Network([784, 30, 10]), sigmoid, quadratic cost, mini-batch SGD",
                 "001_8974e2b09711c500.txt", params, model, links("nielsen", 2), x.T.copy(), y.T.copy(),
-                nielsen.gradients, lambda m: losses.quadratic_cost(named_forward("nielsen", m, x), y), lr=3.0)
+                nielsen.gradients, _engine_loss("nielsen", losses.quadratic_cost, x, y), lr=3.0)
 
 
 def _xor(rng: np.random.Generator) -> Twin:
@@ -256,7 +262,7 @@ def _xor(rng: np.random.Generator) -> Twin:
     model = nn.MLP([3, 4, 1], activation="sigmoid", bias=False, rng=rng)
     return Twin("xor", "2-layer XOR net, 3-4-1, sigmoid, no biases, sum of squared errors",
                 "002_0be7f9c2ed40038e.txt", params, model, links("xor", 2), x, y, xor.gradients,
-                lambda m: losses.sum_squared_error(named_forward("xor", m, x), y), lr=1.0)
+                _engine_loss("xor", losses.sum_squared_error, x, y), lr=1.0)
 
 
 def _lnet(rng: np.random.Generator) -> Twin:
@@ -266,7 +272,7 @@ def _lnet(rng: np.random.Generator) -> Twin:
     model = nn.MLP(dims, activation="sigmoid", rng=rng)
     return Twin("lnet", "L-layer net in a params dict, [12288, 20, 7, 5, 1], sigmoid, cross-entropy",
                 "003_64939f56b2e4bc34.txt", params, model, links("lnet", len(dims) - 1), x.T.copy(), y.T.copy(),
-                lnet.gradients, lambda m: losses.binary_cross_entropy(named_forward("lnet", m, x), y), lr=0.0075)
+                lnet.gradients, _engine_loss("lnet", losses.binary_cross_entropy, x, y), lr=0.0075)
 
 
 def _logreg(rng: np.random.Generator) -> Twin:
@@ -275,7 +281,7 @@ def _logreg(rng: np.random.Generator) -> Twin:
     model = nn.MLP([12288, 1], activation="sigmoid", rng=rng)
     return Twin("logreg", "logistic regression on the cat images, 12288 inputs, one sigmoid unit",
                 "004_a0972d99761e4873.txt", params, model, links("logreg", 1), x.T.copy(), y.T.copy(),
-                logreg.gradients, lambda m: losses.binary_cross_entropy(named_forward("logreg", m, x), y), lr=0.005)
+                logreg.gradients, _engine_loss("logreg", losses.binary_cross_entropy, x, y), lr=0.005)
 
 
 TUTORIALS: dict[str, Callable[[np.random.Generator], Twin]] = {
