@@ -486,7 +486,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timings per engine; the median is reported "
                                                                "(default 5)")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, numpy on one BLAS thread: checks that everything runs (a minute or two)")
+                        help="tiny sizes, numpy on one BLAS thread: checks that everything runs (about 30 s of CPU "
+                             "time; longer on a busy machine)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for weights and batches (default 0)")
     parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)

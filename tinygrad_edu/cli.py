@@ -122,8 +122,8 @@ def _pictures(seed: int, history: dict[str, list[float]], out: str) -> list[str]
     """The graph of the first training step, its backprop step-through, and the training curves (if possible).
 
     The step is drawn from the initial weights (the network the training started from, made again from
-    ``seed``): there every layer still has gradients worth seeing. After training most gradients are tiny next
-    to their largest element, and the heat-maps come out white.
+    ``seed``), where the gradients' heat-maps show a pattern to read; drawn after the training, they came out
+    all white.
     """
     from . import datasets, losses, nn, tutorials
     from .tensor import Tensor
