@@ -16,8 +16,8 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import lnet
-from tinygrad_edu.tutorials import compare, to_engine
 from tinygrad_edu.train import accuracy
+from tinygrad_edu.tutorials import compare, to_engine
 
 
 def main() -> None:

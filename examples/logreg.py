@@ -16,8 +16,8 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import logreg
-from tinygrad_edu.tutorials import compare, to_reference
 from tinygrad_edu.train import accuracy
+from tinygrad_edu.tutorials import compare, to_reference
 
 
 def main() -> None:

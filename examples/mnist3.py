@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 from tinygrad_edu import datasets, losses, nn, optim
-from tinygrad_edu.tutorials import compare
 from tinygrad_edu.train import fit
+from tinygrad_edu.tutorials import compare
 
 
 def main() -> None:
