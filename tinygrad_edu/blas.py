@@ -1,9 +1,9 @@
-"""How many threads numpy's matrix products use: one, where a thread per core only makes small products wait.
+"""How many threads numpy's matrix products use: one, where a thread per core only makes the products wait.
 
-numpy's BLAS (OpenBLAS in the wheels) starts a thread per core for every matrix product. For the small products
-of the tutorials (a mini-batch of 10, a 30-unit layer) the threads cost more than they share, and on a machine
-whose cores are busy with other work they wait for one another; one thread runs steadily. ``one_blas_thread()``
-sets that for the rest of the process (the notebooks call it first), ``blas_threads(n)`` inside a ``with`` block.
+numpy's BLAS (OpenBLAS in the wheels) runs a matrix product on a thread per core. For the tutorials' products the
+threads cost more than they share, above all on a machine whose cores are busy with other work, where they wait
+for one another; one thread runs steadily (README, Notebooks, has the measurements). ``one_blas_thread()`` sets
+that for the rest of the process (the notebooks call it first), ``blas_threads(n)`` inside a ``with`` block.
 
 Both use threadpoolctl, an optional extra (``pip install 'tinygrad_edu[notebooks]'`` brings it); without it they
 change nothing, and ``OPENBLAS_NUM_THREADS=1`` in the environment does the same for a whole run.
