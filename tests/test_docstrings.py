@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["autograd", "check", "datasets", "display", "gradcheck", "losses", "manual", "nn", "optim", "seeds",
-           "tensor", "train"]
+MODULES = ["autograd", "check", "datasets", "display", "grad_mode", "gradcheck", "health", "losses", "manual", "nn",
+           "optim", "seeds", "tensor", "train"]
 
 
 @pytest.mark.parametrize("module", MODULES)

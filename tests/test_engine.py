@@ -308,7 +308,7 @@ def test_copied_and_unpickled_tensors_work_with_their_originals() -> None:
 
     w = Tensor(np.ones(3), requires_grad=True)
     for twin in (copy.deepcopy(w), copy.copy(w), pickle.loads(pickle.dumps(w))):
-        assert twin._seq > w._seq and twin._changed == -1
+        assert twin._creation_number > w._creation_number and twin._data_replaced_at == -1
         w.zero_grad()
         twin.zero_grad()
         ((w * twin) * 2).sum().backward()  # two leaves with the same creation number used to crash the heap

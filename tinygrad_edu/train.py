@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from .datasets import batches
+from .grad_mode import no_grad
+from .health import watch_saturation
 from .nn import save_npz
-from .tensor import Tensor, no_grad
+from .tensor import Tensor
 
 __all__ = ["fit", "evaluate", "accuracy", "epoch_report", "CheckpointError",
            "CHECKPOINT_FORMAT"]
@@ -130,6 +132,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             loss = loss_fn(prediction, yb)
             optimizer.zero_grad()
             loss.backward()
+            watch_saturation(loss)  # one step in 32 looks for hidden layers too saturated to learn
             optimizer.step()
             loss_sum += loss.item() * len(xb)
             correct += accuracy(prediction.data, yb) * len(xb)
