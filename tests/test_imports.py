@@ -40,7 +40,8 @@ def imports(name: str, path: Path, known: set[str]) -> tuple[set[str], set[str]]
     typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block)
                    for statement in block.body for n in ast.walk(statement)}
     is_package = path.name == "__init__.py"
-    run, typed = set(), set()
+    run: set[str] = set()
+    typed: set[str] = set()
     for node in ast.walk(tree):
         targets: set[str] = set()
         if isinstance(node, ast.Import):

@@ -29,7 +29,7 @@ from .grad_mode import enable_grad, mode
 if TYPE_CHECKING:  # a name for the type hints only: tensor.py imports this module, not the other way round
     from .tensor import Tensor
 
-__all__ = ["toposort", "unbroadcast", "apply_rule", "backward_steps", "backward", "accumulate", "grad"]
+__all__ = ["toposort", "unbroadcast", "apply_rule", "backward_steps", "backward", "grad"]
 
 _ARRAY = (np.ndarray, np.generic)  # what a rule returns on arrays (numpy reductions of 0-d arrays give scalars)
 
@@ -115,11 +115,12 @@ def backward_steps(roots: Sequence[Tensor], grad_outputs: Sequence[Any], create_
     the parent's shape (None where a parent needs no gradient). A leaf's step has no ``parent_grads``.
     """
     pending: dict[Tensor, Any] = {}  # gradients arrived at a tensor, not yet passed on
-    queue: list[tuple[int, Tensor]] = []  # the tensors in `pending`, newest first
     for root, g in zip(roots, grad_outputs):
-        _send(pending, queue, root, g)
+        pending[root] = pending[root] + g if root in pending else g
     # NOTE: a tensor is made after its parents, so the newest tensor with a pending gradient has heard from
     # every tensor it feeds: its gradient is complete. Creation numbers are unique: no two entries tie.
+    queue = [(-t._creation_number, t) for t in pending]
+    heapq.heapify(queue)
     while queue:
         node = heapq.heappop(queue)[1]
         grad_out = pending.pop(node)
@@ -130,22 +131,14 @@ def backward_steps(roots: Sequence[Tensor], grad_outputs: Sequence[Any], create_
             if g is None or not parent.requires_grad:
                 parent_grads.append(None)
                 continue
-            if g.shape != parent._data.shape:
-                g = unbroadcast(g, parent._data.shape)
+            g = g if g.shape == parent._data.shape else unbroadcast(g, parent._data.shape)
             parent_grads.append(g)
-            _send(pending, queue, parent, g)
+            if parent not in pending:  # the first gradient to arrive: queue the parent
+                heapq.heappush(queue, (-parent._creation_number, parent))
+            pending[parent] = pending[parent] + g if parent in pending else g
         if mode.anomaly:
             diagnostics.check_finite_grads(node, parent_grads)
         yield node, grad_out, parent_grads
-
-
-def _send(pending: dict[Tensor, Any], queue: list[tuple[int, Tensor]], t: Tensor, g: Any) -> None:
-    """Add ``g`` to the gradient pending at ``t``; the first to arrive also queues ``t`` (newest first)."""
-    if t in pending:
-        pending[t] = pending[t] + g
-    else:
-        pending[t] = g
-        heapq.heappush(queue, (-t._creation_number, t))
 
 
 def backward(root: Tensor, gradient: Any = None) -> None:
@@ -155,30 +148,35 @@ def backward(root: Tensor, gradient: Any = None) -> None:
     if gradient is None and root.size != 1:
         raise diagnostics.non_scalar(root)
     start = np.ones_like(root.data) if gradient is None else diagnostics.checked_gradient(root, gradient)
-    for node, grad_out, _ in backward_steps([root], [start]):
-        if node._parents:
-            node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
-            # NOTE: read-only, because a rule may pass it on as it is (add hands its own to both inputs), and
-            # then other tensors hold it too: writing into one .grad must not change another's
-            node._grad.flags.writeable = False
-        else:
-            accumulate(node, grad_out)
+    shared: set[int] = set()  # memory (by owner) that another tensor's .grad holds too: a leaf copies it
+    for node, grad_out, parent_grads in backward_steps([root], [start]):
+        if not node._parents:
+            accumulate(node, grad_out, shared)
+            continue
+        node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
+        for g in parent_grads:
+            if g is grad_out:  # the rule passed its upstream array on as it is (add does)
+                shared.add(id(inplace.owner(g)))
+                break
 
 
-def accumulate(leaf: Tensor, g: Any) -> None:
+def accumulate(leaf: Tensor, g: Any, shared: set[int]) -> None:
     """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
 
-    The first gradient is taken as it is when it fits and is the leaf's alone (no copy), later ones added in
-    place. An array that another tensor holds as its ``.grad`` is read-only (``backward`` makes it so), and is
-    copied. Like its data, a leaf's ``.grad`` may share memory with the ``.grad`` of a transpose or reshape of
-    it (``W.T``), never with another leaf's or with an array a rule passed on as it is."""
+    The first gradient is taken as it is when it fits (no copy), unless its memory is in ``shared``: held by the
+    ``.grad`` of another tensor too, because a rule passed it on as it is, or another leaf took it. Later ones are
+    added in place. Like its data, a leaf's ``.grad`` may share memory with the ``.grad`` of a transpose or
+    reshape of it (``W.T``), never with another leaf's or with an array a rule passed on as it is."""
     data, total = leaf.data, leaf._grad
     if total is None:
         # NOTE: PyTorch's gradient layout contract: a .grad laid out like its .data keeps every later
         # elementwise pass (the update, the next accumulation) running along the grain of memory. Taking the
         # array without a copy when it already fits is a fast path (bench row W1).
-        if not (type(g) is np.ndarray and g.dtype == data.dtype and g.strides == data.strides
-                and g.flags.writeable):
+        memory = id(inplace.owner(g))
+        if (type(g) is np.ndarray and g.dtype == data.dtype and g.strides == data.strides and g.flags.writeable
+                and memory not in shared):
+            shared.add(memory)  # and no other leaf takes it
+        else:
             g, copy = np.empty_like(data), g
             g[...] = copy
         leaf._grad = g

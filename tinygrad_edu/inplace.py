@@ -29,7 +29,7 @@ from .diagnostics import describe
 if TYPE_CHECKING:  # a name for the type hints only: tensor.py imports this module, not the other way round
     from .tensor import Tensor
 
-__all__ = ["CLOCK", "LOG", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
+__all__ = ["CLOCK", "LOG", "owner", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
            "restore_copy"]
 
 CLOCK = itertools.count()
@@ -53,22 +53,22 @@ class _Log:
 LOG = _Log()
 
 
-def _owner(array: np.ndarray) -> np.ndarray:
+def owner(array: np.ndarray) -> np.ndarray:
     """The ndarray that owns ``array``'s memory (itself, unless it is a view)."""
-    owner, base = array, array.base
+    found, base = array, array.base
     while base is not None:  # as_strided views have a non-ndarray link in the chain
         if isinstance(base, np.ndarray):
-            owner = base
+            found = base
         base = getattr(base, "base", None)
-    return owner
+    return found
 
 
 def note_write(array: np.ndarray) -> None:
     """A write into ``array``'s memory: bump the version of the array that owns it."""
-    owner = array if array.base is None else _owner(array)  # a parameter's update (bench row W1) owns its memory
-    key = id(owner)
+    memory = array if array.base is None else owner(array)  # a parameter's update (bench row W1) owns it
+    key = id(memory)
     if key not in LOG.versions:
-        weakref.finalize(owner, LOG.versions.pop, key, None).atexit = False
+        weakref.finalize(memory, LOG.versions.pop, key, None).atexit = False
     LOG.versions[key] = LOG.last_change = next(CLOCK)
 
 
@@ -78,7 +78,7 @@ def note_new_data(t: Tensor) -> None:
 
 
 def _version(array: np.ndarray) -> int:
-    return LOG.versions.get(id(_owner(array)), -1)
+    return LOG.versions.get(id(owner(array)), -1)
 
 
 def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:

@@ -74,7 +74,7 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    # -- the data and its bookkeeping -----------------------------------------------------------------------
+    # -- the data and its bookkeeping ---------------------------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
         return self._data
@@ -203,7 +203,7 @@ class Tensor:
         self._data[index] = _raw(new)
         inplace.note_write(self._data)
 
-    # -- recording: every operator below is one call to apply_op ------------------------------------------
+    # -- recording: every operator below is one call to apply_op ------------------------------------------------
     @staticmethod
     def apply_op(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
         """Run ``op`` forward and, if any parent needs a gradient, record the node: the op, its parents, its arguments.
@@ -212,16 +212,18 @@ class Tensor:
         """
         try:
             if kwargs or len(parents) > 2:
-                out = _new(op.forward(*[p._data for p in parents], **kwargs), False)
+                data = op.forward(*[p._data for p in parents], **kwargs)
             elif len(parents) == 2:  # NOTE: a fast path, the same call spelled out (bench row W3)
                 a, b = parents[0]._data, parents[1]._data
-                out = _new(op.forward(a, b), False)
+                data = op.forward(a, b)
                 if a.dtype is not b.dtype:  # float32 met float64?
-                    diagnostics.watch_promotion(op, parents, out._data)
+                    diagnostics.watch_promotion(op, parents, data)
             else:
-                out = _new(op.forward(parents[0]._data), False)
+                data = op.forward(parents[0]._data)
         except ValueError as error:
             raise ValueError(diagnostics.shape_error(op, parents, kwargs, error)) from error
+        out = object.__new__(Tensor)  # what `_new` does, spelled out on the path of every op (bench row W3)
+        _init(out, data if type(data) is np.ndarray else np.asarray(data), False)
         out._op = op  # always known, so an error can say what made a tensor; the graph edges only when needed
         if mode.grad_enabled:
             for p in parents:
@@ -234,7 +236,7 @@ class Tensor:
             diagnostics.check_finite_output(out, parents)
         return out
 
-    # -- the operators: each records one node of the graph --------------------------------------------------
+    # -- the operators: each records one node of the graph ------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
         return apply_op(ops.Add, self, _lift(other, self))
 
@@ -404,17 +406,17 @@ class Tensor:
         """A zero tensor of ``shape`` with this tensor added at ``index`` (repeats add up)."""
         return apply_op(ops.ScatterAdd, self, index=_index(index), shape=tuple(shape))
 
-    # -- backward -------------------------------------------------------------------------------------------
+    # -- backward -----------------------------------------------------------------------------------------------
     def backward(self, gradient: Any = None) -> None:
         """Fill ``.grad`` of every tensor this one depends on (the walk is ``autograd.backward_steps``): leaves
-        accumulate (``zero_grad`` between steps), intermediates get this pass's, read-only; the graph is kept."""
+        accumulate (``zero_grad`` between steps), intermediates get this pass's; the graph is kept."""
         autograd.backward(self, gradient)
 
 
 apply_op = Tensor.apply_op  # the same function: what an op of your own calls (`apply_op(MyOp, x)`)
 
 
-# -- free functions for ops with several tensor inputs ------------------------------------------------------
+# -- free functions for ops with several tensor inputs ----------------------------------------------------------
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise ``a`` where ``condition`` holds, else ``b`` (the condition gets no gradient)."""
@@ -440,7 +442,7 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     return apply_op(ops.Stack, *[_lift(t, like) for t in tensors], axis=_axis(axis))
 
 
-# -- making tensors and reading operands -----------------------------------------------------------------
+# -- making tensors and reading operands ------------------------------------------------------------------------
 
 def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
     """A tensor around an array the engine made (no copy; a numpy scalar becomes a 0-d array)."""
