@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["autograd", "check", "conv_args", "convnet", "datasets", "display", "gradcheck", "losses", "manual", "nn",
-           "optim", "seeds", "tensor", "train"]
+MODULES = ["autograd", "blas", "check", "conv_args", "convnet", "datasets", "display", "grad_mode", "gradcheck",
+           "health", "losses", "manual", "nn", "optim", "parameters", "tensor", "train", "tutorials"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from . import datasets, losses, nn, optim
-from .tensor import Tensor, no_grad
+from .grad_mode import no_grad
+from .tensor import Tensor
 
 __all__ = ["LAYOUTS", "BOOK", "build", "l2_penalty", "train"]
 
