@@ -226,6 +226,23 @@ def test_course_network_gradients_match_central_differences() -> None:
         np.testing.assert_allclose(grads_v[name], grads[name], rtol=1e-12, atol=1e-14, err_msg=name)
 
 
+def test_on_mnist_the_course_tie_rule_changes_the_conv_nets_bias_gradient() -> None:
+    """Over MNIST's blank background a map is its filter's bias in every window: a tie, once ReLU passes it."""
+    from tinygrad_edu import datasets
+
+    rng = np.random.default_rng(0)
+    params = conv_loops.init_params(rng, f=5, n_C=2)
+    params["b1"] = np.full((1, 1, 1, 2), 0.1)  # above 0: the blank windows pass the ReLU, all four equal
+    mnist = datasets.load_mnist()
+    X, Y = mnist.train_x[:2].reshape(-1, 28, 28, 1), np.eye(10)[mnist.train_y[:2]]
+    _, first = conv_im2col.gradients(params, X, Y)                 # PyTorch's rule, as the engine
+    _, every = conv_im2col.gradients(params, X, Y, ties="every")   # the course's mask
+    np.testing.assert_allclose(first["W2"], every["W2"])          # the dense layer is above the pool: the same
+    np.testing.assert_allclose(first["W1"], every["W1"])          # the blank windows' pixels are 0: no change
+    # the bias gradient counts each blank window's gradient once (PyTorch) or four times (the course)
+    assert np.abs(every["b1"] - first["b1"]).max() > 0.5 * np.abs(first["b1"]).max()
+
+
 # -- PyTorch --------------------------------------------------------------------------------------------------
 
 def _torch() -> Any:

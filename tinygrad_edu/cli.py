@@ -39,6 +39,8 @@ TUTORIAL_HELP = {
     "xor": "2-layer XOR net 3-4-1, sigmoid, no biases, sum of squared errors (a blog post's numpy net)",
     "lnet": "L-layer net [12288, 20, 7, 5, 1] on the cat pictures, params in a dict with caches (the course)",
     "logreg": "logistic regression on the cat pictures: 12288 inputs, one sigmoid unit (the course, week 2)",
+    "conv_loops": "conv 5x5 + ReLU + max-pool + dense on MNIST, backprop by hand in loops (the course, course 4)",
+    "conv_im2col": "the same conv net, its backprop by hand vectorised with im2col / col2im",
 }
 """One line per tutorial key for ``compare --help`` and ``graph --help`` (``tutorials.TUTORIALS`` holds the
 networks)."""

@@ -124,12 +124,13 @@ def loss(params: Params, X: np.ndarray, Y: np.ndarray) -> float:  # noqa: N803
     return conv_loops._softmax_cross_entropy(forward(params, X)[0], Y)[0]
 
 
-def gradients(params: Params, X: np.ndarray, Y: np.ndarray) -> tuple[float, Params]:  # noqa: N803
-    """The loss and dJ/dp for every parameter, backpropagated by hand with the vectorised layers."""
+def gradients(params: Params, X: np.ndarray, Y: np.ndarray, ties: str = "first") -> tuple[float, Params]:  # noqa: N803
+    """The loss and dJ/dp for every parameter, backpropagated by hand with the vectorised layers (the pool's ties
+    to the first maximum, as in ``conv_loops.gradients``)."""
     logits, (conv_cache, Z1, pool_cache, pooled_shape, flat) = forward(params, X)
     cost, dlogits = conv_loops._softmax_cross_entropy(logits, Y)
     dW2, db2 = flat.T @ dlogits, dlogits.sum(axis=0, keepdims=True)
     dP1 = (dlogits @ params["W2"].T).reshape(pooled_shape)
-    dZ1 = pool_backward(dP1, pool_cache, "max") * (Z1 > 0)
+    dZ1 = pool_backward(dP1, pool_cache, "max", ties) * (Z1 > 0)
     _, dW1, db1 = conv_backward(dZ1, conv_cache, need_dA_prev=False)
     return cost, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}

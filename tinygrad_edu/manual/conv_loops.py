@@ -226,13 +226,19 @@ def loss(params: Params, X: np.ndarray, Y: np.ndarray) -> float:  # noqa: N803
     return _softmax_cross_entropy(forward(params, X)[0], Y)[0]
 
 
-def gradients(params: Params, X: np.ndarray, Y: np.ndarray) -> tuple[float, Params]:  # noqa: N803
-    """The loss and dJ/dp for every parameter, backpropagated by hand through the loops above."""
+def gradients(params: Params, X: np.ndarray, Y: np.ndarray, ties: str = "first") -> tuple[float, Params]:  # noqa: N803
+    """The loss and dJ/dp for every parameter, backpropagated by hand through the loops above.
+
+    NOTE: the pool's ties go to the first maximum (PyTorch's rule, ``ties="first"``), not to every one as the
+    course's mask does. On MNIST they are everywhere: over the blank background every window of a map holds the
+    same number, the filter's bias, and once that bias is above 0 the ReLU passes it on; with the course's rule
+    each such window would send back four times its gradient (``ties="every"`` shows it).
+    """
     logits, (conv_cache, Z1, pool_cache, pooled_shape, flat) = forward(params, X)
     cost, dlogits = _softmax_cross_entropy(logits, Y)
     dW2, db2 = flat.T @ dlogits, dlogits.sum(axis=0, keepdims=True)
     dP1 = (dlogits @ params["W2"].T).reshape(pooled_shape)
-    dA1 = pool_backward(dP1, pool_cache, "max")
+    dA1 = pool_backward(dP1, pool_cache, "max", ties)
     dZ1 = dA1 * (Z1 > 0)
     _, dW1, db1 = conv_backward(dZ1, conv_cache)
     return cost, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
