@@ -33,12 +33,13 @@ from . import datasets, losses, nn, optim
 from .grad_mode import no_grad
 from .tensor import Tensor
 
-__all__ = ["LAYOUTS", "BOOK", "build", "l2_penalty", "train"]
+__all__ = ["LAYOUTS", "BOOK", "SETTINGS", "build", "l2_penalty", "train"]
 
 LAYOUTS = ("conv", "conv2", "conv2_relu")
 BOOK = {"conv": 0.9878, "conv2": 0.9906, "conv2_relu": 0.9923}
 """The test accuracy Nielsen's chapter 6 reports for each layout (60 epochs)."""
-_SETTINGS = {"conv": (0.1, 0.0), "conv2": (0.1, 0.0), "conv2_relu": (0.03, 0.1)}  # eta, lambda
+SETTINGS = {"conv": (0.1, 0.0), "conv2": (0.1, 0.0), "conv2_relu": (0.03, 0.1)}
+"""The book's learning rate eta and L2 coefficient lambda for each layout."""
 
 
 def build(layout: str = "conv", rng: np.random.Generator | int | None = 0, dtype: Any = np.float64) -> nn.Sequential:
@@ -93,7 +94,7 @@ def train(layout: str = "conv", *, epochs: int = 60, batch_size: int = 10, lr: f
     from .train import fit
 
     build(layout)  # an unknown layout is refused before the data is read
-    eta, decay = _SETTINGS[layout]
+    eta, decay = SETTINGS[layout]
     eta, decay = (eta if lr is None else lr), (decay if lmbda is None else lmbda)
     data = datasets.load_mnist(dtype=dtype)
     images = {"train": data.train_x[:limit], "val": data.val_x[:evaluate_on], "test": data.test_x[:evaluate_on]}
