@@ -499,8 +499,20 @@ def _conv_workload(batch_size: int, n_batches: int, repeats: int, seed: int) -> 
     note = (f"{n_batches} of the epoch's {steps} steps timed, scaled to the epoch; gradients agree on one mini-batch "
             f"(float64): max abs difference {diff:.1e}; the im2col buffer, (N, 25, 576) float64, is {mib:.1f} MiB: "
             f"the baseline keeps one from forward to backward, the engine copies it again in backward")
+    torch = _torch_threads()
+    if torch:
+        note += f"; PyTorch on {torch} thread{'s' if torch > 1 else ''}, as many as numpy's BLAS"
     return _table(f"W4, convolution: Nielsen's chapter-6 conv-pool step (20 5x5 filters, 2x2 max-pool, sigmoid, 100 "
                   f"sigmoid, softmax), mini-batch {batch_size}, eta {CONV_ETA}, float64", "s per epoch", engines, note)
+
+
+def _torch_threads() -> int | None:
+    """How many threads PyTorch runs on now (None without PyTorch); read without changing it."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
 
 
 # -- memory: each engine alone in a fresh process --------------------------------------------------------------

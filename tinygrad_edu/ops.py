@@ -924,7 +924,7 @@ class MaxPool2d(Op):
     @staticmethod
     def backward(g, out, a, *, kernel, stride):
         parts, top = offsets(array_of(a), kernel, stride), array_of(out)
-        hit = np.empty(top.shape[:2] + (len(parts),) + top.shape[2:], dtype=array_of(g).dtype)  # (N, C, kh kw, Ho, Wo)
+        hit = np.empty(top.shape[:2] + (len(parts),) + top.shape[2:], dtype=bool)  # (N, C, kh kw, Ho, Wo)
         taken = np.zeros(top.shape, dtype=bool)
         for k, part in enumerate(parts):
             # NOTE: each window's first maximum in reading order takes the gradient (later ties find it taken),
