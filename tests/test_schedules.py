@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def test_early_stopping_is_no_improvement_in_n() -> None:
 
 
 def test_a_schedule_that_returns_a_bad_rate_is_named() -> None:
-    def broken(epoch: int, history: dict) -> float:
+    def broken(epoch: int, history: Mapping[str, Sequence[float]]) -> float:
         return 0.1 - 0.05 * epoch
 
     assert schedules.scheduled_rate(broken, 1, {}) == pytest.approx(0.05)
