@@ -78,3 +78,77 @@ def test_the_courses_penalty_is_lambda_over_2m() -> None:
     cost = losses.binary_cross_entropy((tensors["W3"] @ a2 + tensors["b3"]).sigmoid().T, Y.T)  # rows: examples
     total = cost + losses.l2_penalty([tensors["W1"], tensors["W2"], tensors["W3"]], 0.7, 11)  # the weights, m = 11
     assert total.item() == pytest.approx(value, rel=1e-12)
+
+
+# -- dropout ------------------------------------------------------------------------------------------------
+
+def test_dropout_drops_scales_and_backpropagates_through_its_mask() -> None:
+    layer = nn.Dropout(0.25, rng=7)
+    x = Tensor(np.random.default_rng(0).standard_normal((200, 50)), requires_grad=True)
+    out = layer(x)
+    u = np.random.default_rng(1).standard_normal(x.shape)
+    (out * u).sum().backward()
+    mask = layer.mask
+    assert set(np.unique(mask)) == {0.0, 1.0} and abs(mask.mean() - 0.75) < 0.02
+    np.testing.assert_array_equal(out.data, x.data * (mask / 0.75))
+    np.testing.assert_array_equal(x.grad, u * (mask / 0.75))
+    again = nn.Dropout(0.25, rng=7)
+    again(x.data)
+    np.testing.assert_array_equal(again.mask, mask)                     # the same seed, the same mask
+    assert repr(layer) == "Dropout(p=0.25)"
+    assert np.array_equal(nn.Dropout(0.0, rng=0)(x.data).data, x.data)  # p = 0 drops nothing
+
+
+def test_dropouts_gradient_given_its_mask_equals_pytorchs() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x, u = rng.standard_normal((6, 9)), rng.standard_normal((6, 9))
+    for p in (0.1, 0.5, 0.86):
+        layer = nn.Dropout(p, rng=3)
+        t = Tensor(x, requires_grad=True)
+        (layer(t) * u).sum().backward()
+        # torch's own dropout draws its own mask: read it from its output, then compare the rule given that mask
+        torch.manual_seed(0)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = torch.nn.functional.dropout(xt, p=p, training=True)
+        (yt * torch.tensor(u)).sum().backward()
+        torch_mask = (yt.detach().numpy() != 0).astype(float)
+        np.testing.assert_allclose(yt.detach().numpy(), x * torch_mask / (1 - p), rtol=1e-15)
+        np.testing.assert_allclose(xt.grad.numpy(), u * torch_mask / (1 - p), rtol=1e-15)
+        # and ours, given the same mask, gives the same values and gradient
+        t2 = Tensor(x, requires_grad=True)
+        mine = nn.Dropout(p, rng=0)
+        mine.rng = _FixedDraw(torch_mask, p)  # type: ignore[assignment]
+        (mine(t2) * u).sum().backward()
+        np.testing.assert_allclose(t2.grad, xt.grad.numpy(), rtol=1e-15, atol=0)
+        assert t.grad is not None
+
+
+class _FixedDraw:
+    """Stands in for a Generator: random() returns uniforms that give exactly the wanted mask."""
+
+    def __init__(self, mask: np.ndarray, p: float) -> None:
+        self.values = np.where(mask == 1, (1 + p) / 2, p / 2)
+
+    def random(self, shape: tuple[int, ...]) -> np.ndarray:
+        assert shape == self.values.shape
+        return self.values
+
+
+def test_dropout_refuses_p_outside_0_1_and_names_it() -> None:
+    for bad in (1.0, -0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=r"p is the probability of dropping a unit .* \[0, 1\), got p="):
+            nn.Dropout(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"MLP\(dropout=...\)"):
+        nn.MLP([2, 1], dropout=1.0)
+
+
+def test_mlp_puts_dropout_after_hidden_layers_and_shares_its_generator() -> None:
+    model = nn.MLP([4, 3, 3, 2], dropout=0.2, rng=0)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Linear", "Sigmoid", "Dropout", "Linear", "Sigmoid", "Dropout", "Linear", "Sigmoid"]
+    drops = [layer for layer in model.layers if isinstance(layer, nn.Dropout)]
+    assert drops[0].rng is drops[1].rng
+    assert [name for name, _ in model.named_parameters()] == [
+        "layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias", "layers.6.weight", "layers.6.bias"]
+    assert nn.MLP([4, 3, 2], rng=0).layers[2].__class__.__name__ == "Linear"   # no dropout: as before
