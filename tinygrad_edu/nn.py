@@ -97,6 +97,18 @@ class Module:
     ['scale', 'parts.shift']
     """
 
+    training: bool = True  # NOTE: a class attribute, so subclasses need not call Module.__init__
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and every module inside it in training mode (``mode=False``: eval mode); returns self."""
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Eval mode (``train(False)``): dropout passes its input through. Returns self."""
+        return self.train(False)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             f"{type(self).__name__} has no forward(): a Module subclass must define forward(self, x), the "
@@ -470,7 +482,7 @@ class Dropout(Module):
 
     def forward(self, x: Any) -> Tensor:
         x = _tensor(x)
-        if not getattr(self, "training", True) or self.p == 0:
+        if not self.training or self.p == 0:
             return x
         if not is_grad_enabled() and not self._warned:
             # NOTE: no graph is being recorded, so this is most likely an evaluation by hand

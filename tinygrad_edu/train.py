@@ -30,6 +30,7 @@ import numpy as np
 
 from .datasets import batches
 from .nn import save_npz
+from .schedules import Schedule, check_patience, early_stopping, scheduled_rate
 from .tensor import Tensor, no_grad
 
 __all__ = ["fit", "evaluate", "accuracy", "epoch_report", "CheckpointError",
@@ -57,12 +58,23 @@ def accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
 
 def evaluate(model: Callable[[Tensor], Tensor], x: np.ndarray, y: np.ndarray,
              batch_size: int = 1000) -> float:
-    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches."""
+    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches.
+
+    A model with train and eval modes (an ``nn.Module``) is evaluated in eval mode, so dropout keeps every
+    unit, and is put back in the mode it was in.
+    """
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()  # type: ignore[attr-defined]
     correct = 0.0
-    with no_grad():
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    try:
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    finally:
+        if was_training is not None:
+            model.train(was_training)  # type: ignore[attr-defined]
     return correct / len(x)
 
 
@@ -86,13 +98,21 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         train: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
         rng: np.random.Generator | int | None = None, test: tuple[np.ndarray, np.ndarray] | None = None,
         progress: bool = True, on_epoch: Callable[[int, History], None] | None = None,
-        checkpoint: str | os.PathLike[str] | None = None, resume: bool = False) -> History:
+        checkpoint: str | os.PathLike[str] | None = None, resume: bool = False, patience: int | None = None,
+        schedule: Schedule | None = None) -> History:
     """Train with mini-batch gradient descent and return the history of each epoch.
 
     ``history`` has ``loss`` (mean training loss of the epoch) and ``train_accuracy`` (measured on the
     batches as they were trained), plus ``test_accuracy`` when ``test`` is given. With ``progress=True`` a
     tqdm bar shows the epoch, loss and accuracy. The same ``rng`` seed gives the same run, bit for bit.
-    ``on_epoch(epochs_complete, history)`` runs after each epoch.
+    ``on_epoch(epochs_complete, history)`` runs after each epoch. A model with train and eval modes trains in
+    train mode and is evaluated in eval mode (``evaluate``).
+
+    ``patience=N`` stops early, by Nielsen's no-improvement-in-N rule: after the best test accuracy so far, N
+    epochs without a better one, and training stops (``test`` is needed; the history keeps every epoch run).
+    ``schedule`` sets the optimizer's ``lr`` before every epoch to ``schedule(epochs_complete, history)`` and
+    stops when it returns None; ``history["lr"]`` records the rates (see ``schedules``: Nielsen's halving, the
+    course's decay).
 
     With ``checkpoint=PATH`` (the model a ``Module``, the optimizer one of ``optim``'s), the end of every epoch
     writes PATH atomically (see ``nn.save_npz``): the parameters as ``model/<dotted name>``, the optimizer's
@@ -108,11 +128,25 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     history: History = {"loss": [], "train_accuracy": []}
     if test is not None:
         history["test_accuracy"] = []
+    if patience is not None:
+        patience = check_patience(patience)
+        if test is None:
+            raise ValueError("fit: patience=N stops when the test accuracy has not improved for N epochs; give fit "
+                             "a test set (test=(x, y)) to watch.")
+    if schedule is not None:
+        if not callable(schedule):
+            raise TypeError(f"fit: schedule must be a function (epochs_complete, history) -> lr or None, such as "
+                            f"schedules.course_decay(0.1, 1.0); got a {type(schedule).__name__}.")
+        if not hasattr(optimizer, "lr"):
+            raise TypeError(f"fit: schedule= sets the optimizer's lr before every epoch, but the optimizer (a "
+                            f"{type(optimizer).__name__}) has no lr attribute; use one of optim's.")
+        history["lr"] = []
+    settings = {"patience": str(patience or 0), "schedule": _schedule_name(schedule)}
     done = 0
     if checkpoint is not None:
         _check_checkpointable(model, optimizer)
         if resume:
-            done, history = _resume(checkpoint, model, optimizer, generator, history, batch_size, len(x))
+            done, history = _resume(checkpoint, model, optimizer, generator, history, batch_size, len(x), settings)
         elif os.path.exists(checkpoint):
             raise CheckpointError(f"{os.fspath(checkpoint)!r} already exists: resume from it (resume=True, "
                                   f"--resume), or remove it to start a new run. It was not touched.")
@@ -123,6 +157,16 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
     steps = (len(x) + batch_size - 1) // batch_size
     for epoch in range(done + 1, epochs + 1):
+        if patience is not None and early_stopping(history, patience) is not None:
+            break  # also when a resumed run had already stopped
+        if schedule is not None:
+            lr = scheduled_rate(schedule, epoch - 1, history)
+            if lr is None:
+                break
+            optimizer.lr = lr
+            history["lr"].append(lr)
+        if getattr(model, "training", None) is not None:
+            model.train()  # type: ignore[attr-defined]
         bar = _progress(steps, f"Epoch {epoch - 1} (of 0-{epochs - 1})", progress)  # from 0, as Nielsen prints
         loss_sum = correct = 0.0
         for xb, yb in batches(x, y, batch_size, rng=generator):
@@ -145,7 +189,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             bar.set_postfix(shown, refresh=True)
             bar.close()
         if checkpoint is not None:
-            state = _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x))
+            state = _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x), settings)
             save_npz(checkpoint, state)
         if on_epoch is not None:
             on_epoch(epoch, history)
@@ -161,8 +205,24 @@ def _check_checkpointable(model: Any, optimizer: Any) -> None:
                             f"{type(thing).__name__}, which has none; use {example}.")
 
 
+def _schedule_name(schedule: Any) -> str:
+    return "" if schedule is None else str(getattr(schedule, "__name__", type(schedule).__name__))
+
+
+def _model_generators(model: Any) -> dict[str, np.random.Generator]:
+    """The generators the model draws from while training (dropout's masks), by module name, each once."""
+    found: dict[str, np.random.Generator] = {}
+    seen: set[int] = set()
+    for name, module in (model.named_modules() if hasattr(model, "named_modules") else []):
+        generator = getattr(module, "rng", None)
+        if isinstance(generator, np.random.Generator) and id(generator) not in seen:
+            seen.add(id(generator))
+            found[name or "model"] = generator
+    return found
+
+
 def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generator, epoch: int, history: History,
-                       batch_size: int, train_size: int) -> dict[str, np.ndarray]:
+                       batch_size: int, train_size: int, settings: dict[str, str]) -> dict[str, np.ndarray]:
     """Everything the next epoch depends on, as named arrays (no pickled objects, no clock times)."""
     arrays = {"format": np.array(CHECKPOINT_FORMAT), "epoch": np.array(epoch, dtype=np.int64),
               "run/batch_size": np.array(batch_size, dtype=np.int64),
@@ -170,6 +230,9 @@ def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generato
     arrays.update({f"model/{name}": value for name, value in model.state_dict().items()})
     arrays.update({f"optimizer/{name}": value for name, value in optimizer.state_dict().items()})
     arrays.update(_flatten(generator.bit_generator.state, "rng"))
+    for name, module_generator in _model_generators(model).items():
+        arrays.update(_flatten(module_generator.bit_generator.state, f"model_rng/{name}"))
+    arrays.update({f"settings/{key}": np.array(value) for key, value in settings.items()})
     arrays.update({f"history/{key}": np.array(values, dtype=np.float64) for key, values in history.items()})
     return arrays
 
@@ -249,7 +312,7 @@ def _section(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndar
 
 
 def _resume(checkpoint: str | os.PathLike[str], model: Any, optimizer: Any, generator: np.random.Generator,
-            history: History, batch_size: int, train_size: int) -> tuple[int, History]:
+            history: History, batch_size: int, train_size: int, settings: dict[str, str]) -> tuple[int, History]:
     """Load the checkpoint into model, optimizer and generator; return the epochs done and the history so far.
 
     Everything is checked before anything is loaded, so a refused checkpoint leaves the model as it was.
@@ -261,12 +324,21 @@ def _resume(checkpoint: str | os.PathLike[str], model: Any, optimizer: Any, gene
         saved_run = {key: int(value) for key, value in _section(arrays, "run").items()}
         saved_history = {key: [float(v) for v in values] for key, values in _section(arrays, "history").items()}
         rng_state = _unflatten(generator.bit_generator.state, arrays, "rng")
+        model_generators = _model_generators(model)
+        model_rng_states = {name: _unflatten(g.bit_generator.state, arrays, f"model_rng/{name}")
+                            for name, g in model_generators.items()}
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path!r} is incomplete: its entry {error} is missing or unreadable. It was not "
                               f"touched.") from error
     if any(len(values) != done for values in saved_history.values()):
         raise CheckpointError(f"{path!r} is inconsistent: {done} epochs complete but a history of "
                               f"{[len(values) for values in saved_history.values()]} entries. It was not touched.")
+    saved_settings = {key: str(value) for key, value in _section(arrays, "settings").items()}
+    other = [f"{key} {saved_settings.get(key, '(none)') or '(none)'} then, {value or '(none)'} now"
+             for key, value in settings.items() if saved_settings.get(key, "0" if key == "patience" else "") != value]
+    if other:
+        raise CheckpointError(f"{path!r} was written by a run with other training settings ({'; '.join(other)}); "
+                              f"a resume keeps them: resume with the same values, or start a new checkpoint.")
     run = {"batch_size": batch_size, "train_size": train_size}
     changed = [f"{key} {saved_run.get(key)} then, {value} now" for key, value in run.items()
                if saved_run.get(key) != value]
@@ -282,8 +354,9 @@ def _resume(checkpoint: str | os.PathLike[str], model: Any, optimizer: Any, gene
     if saved_type != current_type:
         raise CheckpointError(f"{path!r} was saved with another optimizer: {saved_type}, and this run uses "
                               f"{current_type}; resume with the same optimizer, or start a new checkpoint.")
-    settings = [name for name in current if "." not in name]
-    different = [f"{name} {_show(saved_optimizer.get(name))} then, {_show(current[name])} now" for name in settings
+    # a schedule sets lr every epoch: the saved lr is the schedule's, not a setting of the run
+    names = [name for name in current if "." not in name and not (name == "lr" and settings["schedule"])]
+    different = [f"{name} {_show(saved_optimizer.get(name))} then, {_show(current[name])} now" for name in names
                  if name not in saved_optimizer or not np.array_equal(saved_optimizer[name], current[name])]
     if different:
         raise CheckpointError(f"{path!r} was saved with another optimizer ({'; '.join(different)}); resume with "
@@ -296,6 +369,8 @@ def _resume(checkpoint: str | os.PathLike[str], model: Any, optimizer: Any, gene
     try:
         optimizer.load_state_dict(saved_optimizer)
         generator.bit_generator.state = rng_state
+        for name, state in model_rng_states.items():
+            model_generators[name].bit_generator.state = state
     except ValueError as error:
         model.load_state_dict(before)
         raise CheckpointError(f"{path!r} does not fit this run: {error}") from error
