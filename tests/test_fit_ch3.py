@@ -15,7 +15,7 @@ X, Y = CIRCLES.train_x, CIRCLES.train_y.reshape(-1, 1).astype(np.float64)
 TEST = (CIRCLES.test_x, CIRCLES.test_y)
 
 
-def _net(seed: int = 0, p: float = 0.3) -> nn.Module:
+def _net(seed: int = 0, p: float = 0.3) -> nn.Sequential:
     rng = np.random.default_rng(seed)
     return nn.Sequential(nn.Linear(2, 16, init="he", rng=rng), nn.ReLU(), nn.Dropout(p, rng=rng),
                          nn.Linear(16, 1, init="he", rng=rng), nn.Sigmoid())
@@ -27,11 +27,11 @@ def test_fit_trains_in_train_mode_and_evaluates_in_eval_mode() -> None:
     drop = net.layers[2]
     original = drop.forward
 
-    def spy(x):  # type: ignore[no-untyped-def]
+    def spy(x):
         seen.append(drop.training)
         return original(x)
 
-    drop.forward = spy  # type: ignore[method-assign]
+    drop.forward = spy
     net.eval()
     fit(net, losses.binary_cross_entropy, optim.SGD(net.parameters(), lr=0.1), (X, Y), epochs=1, batch_size=100,
         rng=0, test=TEST, progress=False)
@@ -43,7 +43,7 @@ def test_fit_trains_in_train_mode_and_evaluates_in_eval_mode() -> None:
 
 
 def test_a_dropout_run_is_reproducible_and_resumes_bit_for_bit(tmp_path) -> None:
-    def run(epochs: int, net: nn.Module, path=None, resume: bool = False) -> dict:
+    def run(epochs: int, net: nn.Sequential, path=None, resume: bool = False) -> dict:
         opt = optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
         return fit(net, losses.binary_cross_entropy, opt, (X, Y), epochs=epochs, batch_size=50, rng=1, test=TEST,
                    progress=False, checkpoint=path, resume=resume)
@@ -99,7 +99,7 @@ def test_a_schedule_sets_the_rate_every_epoch_and_can_stop() -> None:
 def test_a_resume_with_other_settings_is_refused(tmp_path) -> None:
     path = tmp_path / "run.npz"
 
-    def run(**settings) -> dict:  # type: ignore[no-untyped-def]
+    def run(**settings) -> dict:
         net = _net(p=0.0)
         return fit(net, losses.binary_cross_entropy, optim.SGD(net.parameters(), lr=0.1), (X, Y), epochs=3,
                    batch_size=300, rng=0, test=TEST, progress=False, checkpoint=path, **settings)
