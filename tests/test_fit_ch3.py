@@ -31,7 +31,7 @@ def test_fit_trains_in_train_mode_and_evaluates_in_eval_mode() -> None:
         seen.append(drop.training)
         return original(x)
 
-    drop.forward = spy
+    drop.forward = spy  # type: ignore[method-assign]
     net.eval()
     fit(net, losses.binary_cross_entropy, optim.SGD(net.parameters(), lr=0.1), (X, Y), epochs=1, batch_size=100,
         rng=0, test=TEST, progress=False)
@@ -56,11 +56,13 @@ def test_a_dropout_run_is_reproducible_and_resumes_bit_for_bit(tmp_path) -> None
     first = _net()
     run(2, first, path)
     resumed = _net()
-    resumed.layers[2].rng = np.random.default_rng(999)    # the checkpoint restores the dropout generator
+    drop = resumed.layers[2]
+    assert isinstance(drop, nn.Dropout)
+    drop.rng = np.random.default_rng(999)    # the checkpoint restores the dropout generator
     assert run(4, resumed, path, resume=True) == history
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert a.tobytes() == b.tobytes(), name
-    assert straight.layers[2].mask.tobytes() == resumed.layers[2].mask.tobytes()
+    assert straight.layers[2].mask.tobytes() == drop.mask.tobytes()  # type: ignore[attr-defined]
 
 
 def test_patience_stops_after_n_epochs_without_a_better_test_accuracy() -> None:
