@@ -129,3 +129,26 @@ def test_evaluating_a_dropout_model_in_train_mode_by_hand_warns_once() -> None:
         with no_grad():
             a, b = net(X[:4]).data, net(X[:4]).data
     assert np.array_equal(a, b)
+
+
+def test_the_cli_trains_with_the_new_flags_and_a_resume_keeps_them(tmp_path, capsys) -> None:
+    from tinygrad_edu.cli import main
+
+    path = str(tmp_path / "run.npz")
+    common = ["train", "--limit", "300", "--cost", "cross_entropy", "--lr", "0.5", "--no-progress",
+              "--checkpoint", path, "--sizes", "784,10,10"]
+    flags = ["--lmbda", "5", "--dropout", "0.2", "--patience", "3", "--schedule", "decay:1:2"]
+    assert main([*common, *flags, "--epochs", "2"]) == 0
+    assert main([*common, *flags, "--epochs", "3", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Epoch ") == 3 and "Epoch 2:" in out
+    for changed, said in ((["--lmbda", "1"], "lmbda 5.0 then, 1.0 now"), (["--dropout", "0.3"], "dropout 0.2 then"),
+                          (["--patience", "4"], "patience 3 then, 4 now"), (["--schedule", "nielsen"], "schedule")):
+        other = list(flags)
+        at = other.index(changed[0])
+        other[at + 1] = changed[1]
+        assert main([*common, *other, "--epochs", "4", "--resume"]) == 2
+        assert said in capsys.readouterr().err
+    for bad in (["--lmbda", "-1"], ["--dropout", "1"], ["--schedule", "decay"], ["--schedule", "nielsen:0"]):
+        assert main(["train", "--epochs", "1", "--limit", "10", *bad]) == 2
+        assert "tinygrad-edu train:" in capsys.readouterr().err

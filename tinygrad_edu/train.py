@@ -99,7 +99,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         rng: np.random.Generator | int | None = None, test: tuple[np.ndarray, np.ndarray] | None = None,
         progress: bool = True, on_epoch: Callable[[int, History], None] | None = None,
         checkpoint: str | os.PathLike[str] | None = None, resume: bool = False, patience: int | None = None,
-        schedule: Schedule | None = None) -> History:
+        schedule: Schedule | None = None, settings: Mapping[str, object] | None = None) -> History:
     """Train with mini-batch gradient descent and return the history of each epoch.
 
     ``history`` has ``loss`` (mean training loss of the epoch) and ``train_accuracy`` (measured on the
@@ -112,7 +112,9 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     epochs without a better one, and training stops (``test`` is needed; the history keeps every epoch run).
     ``schedule`` sets the optimizer's ``lr`` before every epoch to ``schedule(epochs_complete, history)`` and
     stops when it returns None; ``history["lr"]`` records the rates (see ``schedules``: Nielsen's halving, the
-    course's decay).
+    course's decay). ``settings`` names other choices the run depends on that fit cannot see (the CLI's L2
+    strength and dropout): a checkpoint keeps them, with the patience and the schedule, and a resume with other
+    values is refused.
 
     With ``checkpoint=PATH`` (the model a ``Module``, the optimizer one of ``optim``'s), the end of every epoch
     writes PATH atomically (see ``nn.save_npz``): the parameters as ``model/<dotted name>``, the optimizer's
@@ -141,12 +143,13 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             raise TypeError(f"fit: schedule= sets the optimizer's lr before every epoch, but the optimizer (a "
                             f"{type(optimizer).__name__}) has no lr attribute; use one of optim's.")
         history["lr"] = []
-    settings = {"patience": str(patience or 0), "schedule": _schedule_name(schedule)}
+    kept = {"patience": str(patience or 0), "schedule": _schedule_name(schedule),
+            **{str(key): str(value) for key, value in (settings or {}).items()}}
     done = 0
     if checkpoint is not None:
         _check_checkpointable(model, optimizer)
         if resume:
-            done, history = _resume(checkpoint, model, optimizer, generator, history, batch_size, len(x), settings)
+            done, history = _resume(checkpoint, model, optimizer, generator, history, batch_size, len(x), kept)
         elif os.path.exists(checkpoint):
             raise CheckpointError(f"{os.fspath(checkpoint)!r} already exists: resume from it (resume=True, "
                                   f"--resume), or remove it to start a new run. It was not touched.")
@@ -189,7 +192,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             bar.set_postfix(shown, refresh=True)
             bar.close()
         if checkpoint is not None:
-            state = _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x), settings)
+            state = _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, len(x), kept)
             save_npz(checkpoint, state)
         if on_epoch is not None:
             on_epoch(epoch, history)
@@ -334,8 +337,10 @@ def _resume(checkpoint: str | os.PathLike[str], model: Any, optimizer: Any, gene
         raise CheckpointError(f"{path!r} is inconsistent: {done} epochs complete but a history of "
                               f"{[len(values) for values in saved_history.values()]} entries. It was not touched.")
     saved_settings = {key: str(value) for key, value in _section(arrays, "settings").items()}
+    defaults = {"patience": "0"}
     other = [f"{key} {saved_settings.get(key, '(none)') or '(none)'} then, {value or '(none)'} now"
-             for key, value in settings.items() if saved_settings.get(key, "0" if key == "patience" else "") != value]
+             for key, value in settings.items() if saved_settings.get(key, defaults.get(key, "")) != value]
+    other += [f"{key} {value} then, (none) now" for key, value in saved_settings.items() if key not in settings]
     if other:
         raise CheckpointError(f"{path!r} was written by a run with other training settings ({'; '.join(other)}); "
                               f"a resume keeps them: resume with the same values, or start a new checkpoint.")
