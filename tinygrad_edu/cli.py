@@ -39,12 +39,18 @@ SEED_HELP = {
     "xor": "2-layer XOR net 3-4-1, sigmoid, no biases, sum of squared errors (a blog post's numpy net)",
     "lnet": "L-layer net [12288, 20, 7, 5, 1] on the cat pictures, params in a dict with caches (the course)",
     "logreg": "logistic regression on the cat pictures: 12288 inputs, one sigmoid unit (the course, week 2)",
+    "network2": "Nielsen's network2 [784, 30, 10]: cross-entropy, L2 weight decay, N(0, 1/n_in) start (his ch. 3)",
+    "reg_l2": "the course's 3-layer ReLU net [2, 20, 3, 1] on the circles with L2 (its Regularization)",
+    "reg_dropout": "the same net with inverted dropout on both hidden layers, keep_prob 0.86 (its Regularization)",
+    "opt_momentum": "the course's ReLU net [2, 5, 2, 1] on the moons, momentum (its Optimization methods)",
+    "opt_adam": "the same net, Adam with bias correction (its Optimization methods)",
+    "gradcheck": "the course's gradient-checking net [4, 5, 3, 1] on its three examples (its Gradient Checking)",
 }
 """One line per seed key for ``compare --help`` and ``graph --help`` (``seeds.SEEDS`` holds the networks)."""
 
 
 def _seed_list(extra: dict[str, str] | None = None) -> str:
-    lines = [f"  {key:8} {text}" for key, text in {**SEED_HELP, **(extra or {})}.items()]
+    lines = [f"  {key:12} {text}" for key, text in {**SEED_HELP, **(extra or {})}.items()]
     return "seeds:\n" + "\n".join(lines)
 
 
