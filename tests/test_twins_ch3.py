@@ -5,36 +5,36 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinygrad_edu import nn, seeds
+from tinygrad_edu import nn, tutorials
 from tinygrad_edu.manual import gradient_checking, regularization
 
 NEW = ["network2", "reg_l2", "reg_dropout", "opt_momentum", "opt_adam", "gradcheck"]
 
 
 def test_the_compare_table_lists_the_next_chapters_after_the_five_seeds() -> None:
-    assert list(seeds.SEEDS)[:5] == ["mnist3", "nielsen", "xor", "lnet", "logreg"]
-    assert list(seeds.SEEDS)[5:] == NEW and len(seeds.SEEDS) >= 8
+    assert list(tutorials.TUTORIALS)[:5] == ["mnist3", "nielsen", "xor", "lnet", "logreg"]
+    assert list(tutorials.TUTORIALS)[5:] == NEW and len(tutorials.TUTORIALS) >= 8
 
 
 @pytest.mark.parametrize("key", NEW)
 def test_the_twins_steps_follow_the_reference(key: str) -> None:
-    result = seeds.compare(key, steps=5)
+    result = tutorials.compare(key, steps=5)
     assert result.ok and result.worst <= 1e-10, str(result)
-    twin = seeds.build(key)
+    twin = tutorials.build(key)
     before = {k: v.copy() for k, v in twin.params.items()}
-    seeds.compare(twin, steps=2)
+    tutorials.compare(twin, steps=2)
     assert any(not np.array_equal(before[k], twin.params[k]) for k in before)   # the steps did move
 
 
 def test_compare_finds_the_courses_two_planted_mistakes() -> None:
-    twin = seeds.build("gradcheck")
+    twin = tutorials.build("gradcheck")
 
     def planted(params, x, y):
         mistaken = gradient_checking.backward_propagation_n_with_mistakes
         return gradient_checking.gradients(params, x, y, backward=mistaken)
 
     twin.manual_gradients = planted
-    result = seeds.compare(twin, steps=1)
+    result = tutorials.compare(twin, steps=1)
     wrong = {row.name: row.diagnosis for row in result.rows if row.diagnosis}
     assert list(wrong) == ["layers.0.bias <- b1", "layers.2.weight <- W2"]
     assert result.first_disagreement.name == "layers.0.bias <- b1"
@@ -42,7 +42,7 @@ def test_compare_finds_the_courses_two_planted_mistakes() -> None:
 
 
 def test_compare_catches_dropout_backprop_without_the_keep_prob_division() -> None:
-    twin = seeds.build("reg_dropout")
+    twin = tutorials.build("reg_dropout")
     reference = twin.manual_gradients
 
     def forgot(params, x, y):
@@ -50,13 +50,13 @@ def test_compare_catches_dropout_backprop_without_the_keep_prob_division() -> No
         return value, {**grads, "W1": grads["W1"] * 0.86, "b1": grads["b1"] * 0.86}
 
     twin.manual_gradients = forgot
-    result = seeds.compare(twin, steps=1)
+    result = tutorials.compare(twin, steps=1)
     assert result.first_disagreement.name == "layers.0.weight <- W1"
     assert [row.name for row in result.rows if row.diagnosis] == ["layers.0.weight <- W1", "layers.0.bias <- b1"]
 
 
 def test_the_dropout_twin_uses_the_courses_fixed_masks() -> None:
-    twin = seeds.build("reg_dropout")
+    twin = tutorials.build("reg_dropout")
     drops = [m for _, m in twin.model.named_modules() if isinstance(m, nn.Dropout)]
     first = [d.mask.copy() for d in drops]
     twin.engine_loss(twin.model)
