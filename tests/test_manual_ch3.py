@@ -323,3 +323,17 @@ def test_new_manual_modules_do_not_import_the_engine() -> None:
             imports = {line.split()[1] for line in stream if line.startswith(("import ", "from "))}
         assert imports <= {"__future__", "numpy", "numpy.typing", "collections.abc", "math", ".", "._common",
                            "._three_layer", ".nielsen", ".initialization"}, imports
+
+
+def test_the_bundled_points_are_what_the_script_makes() -> None:
+    """examples/make_course_data.py --check: scikit-learn (the `data` extra) remakes the same bytes."""
+    pytest.importorskip("sklearn")
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "make_course_data.py"
+    spec = importlib.util.spec_from_file_location("make_course_data", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0
