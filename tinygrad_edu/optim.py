@@ -393,15 +393,8 @@ class RMSprop(Optimizer):
                 | ({"momentum_buffer"} if settings.get("momentum") else set()))
 
     def step(self) -> None:
-        lr, alpha, eps, decay, momentum = float(self.lr), self.alpha, self.eps, self.weight_decay, self.momentum
-        for i, p in enumerate(self.params):
-            g = self._gradient(i, p)
-            if g is None:
-                continue
-            data = p.data
-            out = self._buffer(i, data)
-            if decay:
-                g = self._decayed_gradient(i, data, g, decay)
+        lr, alpha, eps, momentum = float(self.lr), self.alpha, self.eps, self.momentum
+        for i, p, data, g, out in self._with_gradients(self.weight_decay):
             v = self.square_avg[i]
             if v is None:
                 v = self.square_avg[i] = np.zeros_like(data)
