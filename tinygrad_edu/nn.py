@@ -32,9 +32,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .diagnostics import LearnerWarning
+from .grad_mode import is_grad_enabled
 from .npz import save_npz
 from .parameters import named_items
-from .tensor import Tensor, is_grad_enabled
+from .tensor import Tensor
 
 __all__ = [
     "named_items", "save_npz",  # documented here first; they live in parameters.py and npz.py
