@@ -118,13 +118,16 @@ def test_a_resume_with_other_settings_is_refused(tmp_path) -> None:
 
 def test_evaluating_a_dropout_model_in_train_mode_by_hand_warns_once() -> None:
     net = _net(p=0.5)
-    with pytest.warns(LearnerWarning, match=r"training mode.*model.eval\(\)"), no_grad():
-        net(X[:4])
 
+    def evaluate_by_hand() -> None:
+        with no_grad():
+            net(X[:4])                                   # the learner's line: warned about once
+
+    with pytest.warns(LearnerWarning, match=r"training mode.*model.eval\(\)"):
+        evaluate_by_hand()
     with warnings.catch_warnings():
         warnings.simplefilter("error", LearnerWarning)
-        with no_grad():
-            net(X[:4])                                   # once only
+        evaluate_by_hand()                               # once only
         net.eval()
         with no_grad():
             a, b = net(X[:4]).data, net(X[:4]).data

@@ -25,13 +25,12 @@ transpose, (out_features, in_features), and computes ``x @ weight.T + bias``; Ni
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .diagnostics import LearnerWarning
+from .diagnostics import learner_warning
 from .grad_mode import is_grad_enabled
 from .npz import save_npz
 from .parameters import named_items
@@ -493,19 +492,16 @@ class Dropout(Module):
         self.p = _drop_probability(p, "Dropout")
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.mask: np.ndarray | None = None
-        self._warned = False
 
     def forward(self, x: Any) -> Tensor:
         x = _tensor(x)
         if not self.training or self.p == 0:
             return x
-        if not is_grad_enabled() and not self._warned:
-            # NOTE: no graph is being recorded, so this is most likely an evaluation by hand
-            self._warned = True
-            warnings.warn("Dropout: the model is in training mode, so each call drops a different random set of "
-                          "units and gives a different result. To evaluate, call model.eval() first (and "
-                          "model.train() before training again); evaluate() and fit() switch modes themselves.",
-                          LearnerWarning, stacklevel=3)
+        if not is_grad_enabled():  # no graph is being recorded: most likely an evaluation by hand
+            learner_warning("dropout in training mode", (
+                "Dropout: the model is in training mode, so each call drops a different random set of units and "
+                "gives a different result. To evaluate, call model.eval() first (and model.train() before training "
+                "again); evaluate() and fit() switch modes themselves."))
         self.mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype)
         return x * Tensor(self.mask / (1 - self.p), name="dropout mask")
 
