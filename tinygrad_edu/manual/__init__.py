@@ -1,5 +1,4 @@
-"""The tutorial networks and the course's convolutions, hand-derived in plain numpy: the references the engine is
-checked against.
+"""The tutorials' networks, hand-derived in plain numpy: the references the engine is checked against.
 
 One module per tutorial (the files of the shared ``seeds/`` folder), each following its tutorial's own equations
 and layout, with no engine imports. Every module has ``init_params`` (randomness from an explicit Generator or seed)
@@ -10,14 +9,26 @@ and ``gradients(params, x, y) -> (loss, {name: dL/dparam})``, the true gradient,
 - ``xor``     file 002: 3-4-1 XOR net, sum of squared errors (and the tutorial's ``= d_weights + 1`` typo)
 - ``lnet``    file 003: L-layer net in a params dict, cross-entropy
 - ``logreg``  file 004: logistic regression on the cat images
-- ``conv_loops``  the course's "Convolution model, step by step": conv and pooling, forward and backward, in loops
-- ``conv_im2col`` the same, vectorised with im2col / col2im
+
+The next chapters, each module one source (modules without a seed number have no seed tutorial of their own):
+
+- ``network2``          Nielsen's chapter 3: cross-entropy, L2 weight decay, the 1/sqrt(n_in) start
+- ``initialization``    the course's zeros / large random / He starts on the circles
+- ``regularization``    the course's L2 and inverted dropout on its three-layer ReLU net
+- ``gradient_checking`` the course's two-sided differences, with its planted mistakes
+- ``optimization``      the course's mini-batches, momentum, Adam and learning-rate decay on the moons
+- ``conv_loops``        the course's "Convolution model, step by step": conv and pooling, forward and backward, in
+  loops (and its network for the compare table)
+- ``conv_im2col``       the same, vectorised with im2col / col2im
 
 >>> from tinygrad_edu import manual
->>> sorted(manual.__all__)
-['conv_im2col', 'conv_loops', 'lnet', 'logreg', 'mnist3', 'nielsen', 'xor']
+>>> sorted(manual.__all__)  # doctest: +NORMALIZE_WHITESPACE
+['conv_im2col', 'conv_loops', 'gradient_checking', 'initialization', 'lnet', 'logreg', 'mnist3', 'network2',
+ 'nielsen', 'optimization', 'regularization', 'xor']
 """
 
-from . import conv_im2col, conv_loops, lnet, logreg, mnist3, nielsen, xor
+from . import (conv_im2col, conv_loops, gradient_checking, initialization, lnet, logreg, mnist3, network2, nielsen,
+               optimization, regularization, xor)
 
-__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "conv_loops", "conv_im2col"]
+__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
+           "gradient_checking", "optimization", "conv_loops", "conv_im2col"]
