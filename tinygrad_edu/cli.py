@@ -220,12 +220,15 @@ def _train_convnet(args: argparse.Namespace) -> int:
 
     mlp_only = {"--sizes": args.sizes != [784, 30, 10], "--optimizer": args.optimizer != "sgd",
                 "--momentum": args.momentum != 0, "--cost": args.cost != "quadratic", "--init": args.init != "normal",
-                "--checkpoint": args.checkpoint is not None, "--resume": args.resume}
+                "--lmbda": args.lmbda != 0, "--dropout": args.dropout != 0, "--patience": args.patience is not None,
+                "--schedule": args.schedule is not None, "--checkpoint": args.checkpoint is not None,
+                "--resume": args.resume}
     refused = [flag for flag, given in mlp_only.items() if given]
     if refused:
         print(f"tinygrad-edu train: {', '.join(refused)} set the MLP's training; --net {args.net} trains Nielsen's "
               f"chapter-6 network as his network3.py does (plain SGD, softmax and log-likelihood, his initial "
-              f"weights), without checkpoints. Leave {'it' if len(refused) == 1 else 'them'} out.", file=sys.stderr)
+              f"weights; conv2_relu with his L2 term), without checkpoints. Leave "
+              f"{'it' if len(refused) == 1 else 'them'} out.", file=sys.stderr)
         return 2
     lr = args.lr if args.lr is not None else convnet.SETTINGS[args.net][0]
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
