@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import datasets, losses, nn, optim
+from .blas import blas_threads
 from .grad_mode import no_grad
 from .tensor import Tensor
 
@@ -89,7 +90,8 @@ def train(layout: str = "conv", *, epochs: int = 60, batch_size: int = 10, lr: f
     ``limit`` trains on the first N of the 50,000 training images, ``evaluate_on`` measures on the first N
     validation and test images (both for a short run). Returns the history: per epoch ``loss``,
     ``validation_accuracy``, ``test_accuracy`` and ``seconds``; and ``best_epoch`` (best validation, the
-    last of equals, as ``network3.py``) with its ``best_test_accuracy``.
+    last of equals, as ``network3.py``) with its ``best_test_accuracy``. numpy's matrix products run on one
+    BLAS thread while it trains (``blas.blas_threads``; with threadpoolctl installed).
     """
     from .train import fit
 
@@ -119,8 +121,11 @@ def train(layout: str = "conv", *, epochs: int = 60, batch_size: int = 10, lr: f
                    f"{history['test_accuracy'][-1]:.2%} ({history['seconds'][-1]:.0f} s training)")
         clock[0] = time.perf_counter()
 
-    fitted = fit(model, loss_fn, optim.SGD(model.parameters(), lr=eta), (shaped["train"], labels["train"]),
-                 epochs=epochs, batch_size=batch_size, rng=seed, progress=progress, on_epoch=on_epoch)
+    # numpy's default of a BLAS thread per core makes these small products wait for each other on a busy machine
+    # (README, Performance: W4); one thread, for this run only
+    with blas_threads(1):
+        fitted = fit(model, loss_fn, optim.SGD(model.parameters(), lr=eta), (shaped["train"], labels["train"]),
+                     epochs=epochs, batch_size=batch_size, rng=seed, progress=progress, on_epoch=on_epoch)
     history["loss"] = fitted["loss"]
     best = max(range(len(history["validation_accuracy"])), key=lambda i: (history["validation_accuracy"][i], i))
     history["best_epoch"], history["best_test_accuracy"] = best, history["test_accuracy"][best]
