@@ -226,8 +226,15 @@ def test_a_missing_key_names_it() -> None:
 
 
 def test_an_extra_key_names_it() -> None:
-    with pytest.raises(KeyError, match="'dA1'"):
-        check_backprop(with_mistake({"dA1": np.zeros((N_H, M))}), loss, PARAMS)
+    with pytest.raises(KeyError, match="'dQ1'"):
+        check_backprop(with_mistake({"dQ1": np.zeros((N_H, M))}), loss, PARAMS)
+
+
+def test_the_courses_intermediates_are_skipped_with_a_note() -> None:
+    report = check_backprop(with_mistake({"dA1": np.zeros((N_H, M)), "dZ2": np.ones((N_H, M))}), loss, PARAMS)
+    assert report.ok, str(report)
+    assert report.notes == ["skipped dA1, dZ2: gradients of intermediates (dA, dZ), not of parameters."]
+    assert str(report).endswith("note: " + report.notes[0])
 
 
 def test_a_key_given_twice_is_refused() -> None:
@@ -235,12 +242,25 @@ def test_a_key_given_twice_is_refused() -> None:
         check_backprop(with_mistake({"W1": lambda g: g["dW1"]}), loss, PARAMS)
 
 
-def test_a_shape_that_cannot_match_names_the_key_and_both_shapes() -> None:
-    def forgot_the_sum(g: dict[str, np.ndarray]) -> np.ndarray:
-        return np.ones((N_H, M))   # dz1 itself, not summed over the examples
+def test_a_shape_that_cannot_match_names_both_shapes() -> None:
+    row = _only_bad_row(with_mistake({"db1": np.ones((N_H, M))}), "b1")
+    assert "has shape (6, 8), which cannot be the gradient of a parameter of shape (6, 1)" in row.diagnosis
+    assert row.index is None and row.abs_error == row.rel_error == float("inf") and not row.ok
 
-    with pytest.raises(ValueError, match=r"'db1' has shape \(6, 8\).*shape \(6, 1\)"):
-        check_backprop(with_mistake({"db1": forgot_the_sum}), loss, PARAMS)
+
+def test_a_bias_gradient_not_summed_over_the_examples_is_named() -> None:
+    def not_summed(p: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        cost, grads = backprop(p)
+        a1 = np.tanh(p["W1"] @ X + p["b1"])
+        a2 = np.tanh(p["W2"] @ a1 + p["b2"])
+        z3 = p["W3"] @ a2 + p["b3"]
+        a3 = np.exp(z3 - z3.max(axis=0)) / np.exp(z3 - z3.max(axis=0)).sum(axis=0)
+        grads["db3"] = (a3 - Y) / M   # dZ3 itself
+        return cost, grads
+
+    row = _only_bad_row(not_summed, "b3")
+    assert row.diagnosis.startswith("not summed: yours is the gradient at the sum where b3 is added (dZ) itself")
+    assert "np.sum(dZ, axis=1, keepdims=True)" in row.diagnosis
 
 
 def test_loss_must_return_a_scalar_tensor() -> None:
