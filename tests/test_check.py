@@ -335,3 +335,137 @@ def test_rows_where_both_gradients_are_zero_do_not_count_as_right() -> None:
 
     diagnosis = check_backprop(manual_one_row, loss, params).rows[0].diagnosis
     assert "rows 1 (1 of 2)" in diagnosis and "columns" not in diagnosis
+
+
+# -- input forms from real learners' code -------------------------------------------------------------------------
+
+def test_grads_then_cost_is_read_as_cost_then_grads() -> None:
+    flipped = check_backprop(lambda p: backprop(p)[::-1], loss, PARAMS)
+    assert flipped.ok, str(flipped)
+    assert flipped.cost == check_backprop(backprop, loss, PARAMS).cost == pytest.approx(flipped.engine_cost)
+
+
+def test_a_cost_that_is_not_loss_ts_fails_and_leads_the_report() -> None:
+    regularised = lambda t: loss(t) + 0.01 * (t["W1"] ** 2).sum()
+    report = check_backprop(lambda p: backprop(p)[::-1], regularised, PARAMS)
+    assert report.costs_differ and not report.ok
+    assert report.rows[0].ok is False and all(r.ok for r in report.rows[1:])
+    assert str(report).startswith(f"DISAGREE: your cost {report.cost:.12g} is not loss(t)'s")
+    assert "different functions" in report._repr_html_().split("<table>")[0]
+    # the gradients may all agree and the costs still differ (a constant term): not ok either
+    shifted = check_backprop(lambda p: (backprop(p)[0] + 1.0, backprop(p)[1]), loss, PARAMS)
+    assert all(r.ok for r in shifted.rows) and not shifted.ok
+    assert not check_backprop(lambda p: backprop(p)[1], regularised, PARAMS).costs_differ  # no cost: nothing to compare
+
+
+def _as_lists(t: Any) -> dict[str, Any]:
+    return dict(zip(PARAMS, t))
+
+
+def test_a_flat_list_of_arrays_is_matched_by_position() -> None:
+    values = list(PARAMS.values())
+
+    def manual(p: list[np.ndarray]) -> list[np.ndarray]:
+        grads = backprop(_as_lists(p))[1]
+        return [grads["d" + k] for k in PARAMS]
+
+    report = check_backprop(manual, lambda t: loss(_as_lists(t)), values)
+    assert report.ok, str(report)
+    assert [r.name for r in report.rows] == ["w0", "b0", "w1", "b1", "w2", "b2"]
+    assert report.notes == ["params and gradients matched by position, named w0, b0, w1, b1, w2, b2."]
+    wrong = check_backprop(lambda p: [*manual(p)[:2], -manual(p)[2], *manual(p)[3:]], lambda t: loss(_as_lists(t)),
+                           values)
+    assert [r.name for r in wrong.rows if not r.ok] == ["w1"] and "sign flipped" in wrong.row("w1").diagnosis
+
+
+def test_lists_of_lists_must_come_back_in_the_same_form() -> None:
+    biases, weights = [PARAMS["b1"], PARAMS["b2"]], [PARAMS["W1"], PARAMS["W2"]]
+    with pytest.raises(TypeError, match=r"must return 2 lists of gradients of lengths \[2, 2\].*a dict"):
+        check_backprop(lambda p: {"b0": 1.0}, lambda t: (t[1][0] ** 2).sum(), [biases, weights])
+    with pytest.raises(TypeError, match=r"params must be a non-empty dict.*got a list of int, ndarray"):
+        check_backprop(backprop, loss, [PARAMS["W1"], 3])
+
+
+def test_numpy_on_a_tensor_inside_loss_says_to_use_the_tensor_method() -> None:
+    def numpy_loss(t: dict[str, Tensor]) -> Tensor:
+        a1 = np.tanh(t["W1"] @ X + t["b1"])  # type: ignore[call-overload]
+        return (a1 * 1.0).sum()
+
+    with pytest.raises(tinygrad_edu.check.CodeError, match=r"your loss\(t\) called np.tanh on a Tensor") as info:
+        check_backprop(backprop, numpy_loss, PARAMS)
+    assert "use t.tanh()" in str(info.value) and "`a1 = np.tanh(t[\"W1\"] @ X + t[\"b1\"])" in str(info.value)
+    assert isinstance(info.value.__cause__, TypeError) and info.value.function == "loss(t)"
+
+
+def test_an_error_in_manual_names_manual_and_the_line() -> None:
+    def broken(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"dW1": p["W4"]}
+
+    with pytest.raises(tinygrad_edu.check.CodeError) as info:
+        check_backprop(broken, loss, PARAMS)
+    assert str(info.value).startswith("your manual(params) raised KeyError: 'W4' (in test_check.py, line")
+    assert "`return {\"dW1\": p[\"W4\"]}`" in str(info.value) and isinstance(info.value.error, KeyError)
+
+
+def test_a_gradient_that_is_not_numbers_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"manual's 'db2' is a str of dtype <U4, not an array of numbers"):
+        check_backprop(with_mistake({"db2": "oops"}), loss, PARAMS)
+
+
+# -- verdicts from numbers, kinks --------------------------------------------------------------------------------
+
+def test_a_1d_gradient_wrong_in_one_entry_disagrees_whatever_the_diagnosis(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = np.array([1.0, -2.0, 0.5, 3.0])
+    params = {"bias": np.array([0.5, -1.0, 2.0, 0.3])}
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = 2 * c ** 2 * p["bias"]
+        g[2] += 1e-6
+        return {"bias": g}
+
+    report = check_backprop(manual, lambda t: ((t["bias"] * c) ** 2).sum(), params)
+    assert not report.ok and report.rows[0].index == (2,)
+    assert report.rows[0].diagnosis.startswith("right on some entries only: wrong at 2 (1 of 4)")
+    monkeypatch.setattr(tinygrad_edu.check, "_diagnose", lambda ev: tinygrad_edu.check.Finding(""))
+    silent = check_backprop(manual, lambda t: ((t["bias"] * c) ** 2).sum(), params)
+    assert not silent.ok and not silent.rows[0].ok and silent.rows[0].diagnosis == ""
+
+
+def _relu_net() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4))
+    x[:, 1] = 0.0   # a blank example: with b = 0 its pre-activations sit exactly at relu's kink
+    return {"W": rng.standard_normal((2, 3)), "b": np.zeros((2, 1)), "v": rng.standard_normal((1, 2))}, x
+
+
+def test_relu_at_its_kink_is_named() -> None:
+    params, x = _relu_net()
+
+    def manual(p: dict[str, np.ndarray], scale: float = 1.0) -> dict[str, np.ndarray]:
+        z = p["W"] @ x + p["b"]
+        dz = p["v"].T * (z >= 0) * scale   # relu' taken as 1 at 0
+        return {"W": dz @ x.T, "b": dz.sum(axis=1, keepdims=True), "v": np.maximum(z, 0).sum(axis=1)[None, :]}
+
+    def relu_loss(t: dict[str, Tensor]) -> Tensor:
+        return (t["v"] @ (t["W"] @ x + t["b"]).relu()).sum()
+
+    report = check_backprop(manual, relu_loss, params)
+    assert [r.name for r in report.rows if not r.ok] == ["b"], str(report)
+    assert report.row("b").diagnosis.startswith("right except at a kink: relu's input sits exactly at its kink in 2 "
+                                                "entries, and there yours takes the derivative 1 at 0 (Z >= 0)")
+    both = check_backprop(lambda p: manual(p, 3.0), relu_loss, params)   # another mistake as well: a note only
+    assert "(note: relu's input is exactly at its kink in 2 entries, and b is upstream" in both.row("b").diagnosis
+    assert not both.row("b").diagnosis.startswith("right except at a kink")
+
+
+def test_maximum_at_a_tie_is_named() -> None:
+    params, x = _relu_net()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        z = p["W"] @ x + p["b"]
+        dz = p["v"].T * (z > 0)   # all of the gradient to the zero side at a tie
+        return {"W": dz @ x.T, "b": dz.sum(axis=1, keepdims=True), "v": np.maximum(z, 0).sum(axis=1)[None, :]}
+
+    report = check_backprop(manual, lambda t: (t["v"] @ (t["W"] @ x + t["b"]).maximum(0.0)).sum(), params)
+    assert "right except at a kink: maximum's input" in report.row("b").diagnosis
+    assert "second input at a tie" in report.row("b").diagnosis

@@ -18,6 +18,7 @@ with the constant, L2 term, transpose, another parameter, the wrong axis, where 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ Params = Any  # a dict of arrays, or Nielsen's [biases, weights]
 @dataclass
 class Net:
     params: Params
-    manual: Callable[[Params, str], Any]   # the hand-derived backprop, with one slip switched on by name
+    manual: Callable[..., Any]   # the hand-derived backprop: manual(params, slip=''), a slip switched on by name
     loss: Callable[[Any], Tensor]          # the same cost with engine operators
 
 
@@ -50,7 +51,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 COURSE_M, LAMBD, KEEP_PROB = 8, 0.7, 0.8
 
 
-def course(dtype: type, dropout: bool) -> Net:
+def course(dtype: Any, dropout: bool) -> Net:
     rng = np.random.default_rng(1)
     sizes = [4, 5, 5, 1]  # W2 is square (a transposed data term keeps its shape), b1 and b2 alike (a swap)
     params = {}
@@ -146,7 +147,7 @@ def course(dtype: type, dropout: bool) -> Net:
 SOFTMAX_M = 5
 
 
-def tanh_softmax(dtype: type) -> Net:
+def tanh_softmax(dtype: Any) -> Net:
     rng = np.random.default_rng(2)
     params = {"W1": rng.standard_normal((5, 4)), "b1": rng.standard_normal((5, 1)),
               "W2": rng.standard_normal((5, 5)) * 0.5, "b2": rng.standard_normal((5, 1)),
@@ -196,7 +197,7 @@ def tanh_softmax(dtype: type) -> Net:
 NIELSEN_M, NIELSEN_N, LMBDA = 6, 40, 2.0
 
 
-def nielsen(dtype: type) -> Net:
+def nielsen(dtype: Any) -> Net:
     rng = np.random.default_rng(3)
     sizes = [4, 5, 5, 3]
     biases = [rng.standard_normal((y, 1)).astype(dtype) for y in sizes[1:]]
@@ -313,7 +314,7 @@ def named(report: Any, expected: dict[str, tuple[str, ...]]) -> bool:
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("key", list(NETS))
-def test_every_correct_backprop_agrees(key: str, dtype: type) -> None:
+def test_every_correct_backprop_agrees(key: str, dtype: Any) -> None:
     net = NETS[key](dtype)
     report = check_backprop(net.manual, net.loss, net.params)
     assert report.ok, str(report)
@@ -344,5 +345,5 @@ def test_the_planted_mistakes_cover_every_kind() -> None:
 def test_each_planted_mistake_is_flagged_in_float32_too() -> None:
     for key, slip, expected in PLANTED:
         net = NETS[key](np.float32)
-        report = check_backprop(lambda p, net=net, slip=slip: net.manual(p, slip), net.loss, net.params)
+        report = check_backprop(functools.partial(net.manual, slip=slip), net.loss, net.params)
         assert {row.name for row in report.rows if not row.ok} == set(expected), (key, slip, str(report))

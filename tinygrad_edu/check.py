@@ -828,7 +828,7 @@ class _Graph:
 
     def _is_penalty(self, node: Tensor, param: Tensor) -> str | None:
         """'L2' for p ** 2 or p * p, 'L1' for |p|: a term made of the parameter alone."""
-        name = node.op.name if node.op is not None else ""
+        name = _op_name(node)
         alone = all(p is param for p in node.parents)  # NOTE: `is`: == on Tensors compares their values
         if name == "pow" and alone and node.op_args.get("exponent") == 2:
             return "L2"
@@ -895,7 +895,7 @@ class _Graph:
         by after a 0/1 mask, or the inverse of a scaled mask)."""
         found: dict[str, set[float]] = {"m": set(), "keep_prob": set()}
         for node in autograd.toposort([self.out], all_parents=True):
-            name = node.op.name if node.op is not None else ""
+            name = _op_name(node)
             consts = [p for p in node.parents if not p.requires_grad]
             for c in consts:
                 if c.size == 1:
@@ -962,8 +962,7 @@ class _Graph:
                 if self._is_penalty(child, param):
                     continue
                 node, chain = child, {child}
-                while len(self.children.get(node, [])) == 1 and self.children[node][0].op is not None and \
-                        self.children[node][0].op.name in _LINEAR:
+                while len(self.children.get(node, [])) == 1 and _op_name(self.children[node][0]) in _LINEAR:
                     node = self.children[node][0]
                     chain.add(node)
                 layer = tops.setdefault(node, _Layer([], node, set()))
@@ -987,7 +986,7 @@ class _Graph:
     def _describe(self, nodes: list[Tensor]) -> str:
         words: list[str] = []
         for node in nodes:
-            name = node.op.name if node.op is not None else ""
+            name = _op_name(node)
             const = [p for p in node.parents if not p.requires_grad]
             if name in _ACTIVATIONS:
                 word = f"{name}'s derivative"
@@ -1038,7 +1037,7 @@ class _Graph:
         at = self.walk[0]
         found = []
         for node in self.nodes:
-            name = node.op.name if node.op is not None else ""
+            name = _op_name(node)
             if node not in at or name not in ("relu", "leaky_relu", "abs", "maximum", "minimum", "clip"):
                 continue
             g, a = np.asarray(at[node]), node.parents[0].data
@@ -1097,10 +1096,14 @@ class _Graph:
     def kink_note(self, name: str) -> str:
         param = self.tensors[name]
         for node, op, count, _ in self.kinks:
-            if param in autograd.toposort([node]):
+            if any(t is param for t in autograd.toposort([node])):
                 return (f" (note: {op}'s input is exactly at its kink in {count} entries, and {name} is upstream: "
                         f"there the derivative is a convention, the engine's is in ops.py)")
         return ""
+
+
+def _op_name(node: Tensor) -> str:
+    return node.op.name if node.op is not None else ""
 
 
 def _add_constant(found: dict[str, set[float]], v: float) -> None:
