@@ -25,7 +25,7 @@ cat >> "$work/pyproject.toml" <<TOML
 
 [tool.mutmut]
 source_paths = ["tinygrad_edu"]
-only_mutate = ["*${module#tinygrad_edu/}"]
+only_mutate = ["${module}"]
 pytest_add_cli_args_test_selection = [$(quote "$@")]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
 TOML
