@@ -19,8 +19,10 @@ with the constant, L2 term, transpose, another parameter, the wrong axis, where 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -347,3 +349,46 @@ def test_each_planted_mistake_is_flagged_in_float32_too() -> None:
         net = NETS[key](np.float32)
         report = check_backprop(functools.partial(net.manual, slip=slip), net.loss, net.params)
         assert {row.name for row in report.rows if not row.ok} == set(expected), (key, slip, str(report))
+
+
+# -- the table of planted mistakes and their diagnoses, word for word -------------------------------------------
+
+SNAPSHOT = Path(__file__).with_name("check_diagnoses.md")
+
+
+def diagnosis_table() -> str:
+    """Every planted mistake's diagnoses (rows with the same one share a line), then a few whole reports."""
+    lines = ["# check_backprop on the planted mistakes of tests/test_check_networks.py", "",
+             "Written by `python tests/test_check_networks.py > tests/check_diagnoses.md`; the suite compares.", "",
+             "| network | planted mistake | parameters | diagnosis |", "| --- | --- | --- | --- |"]
+    reports = {}
+    for key, slip, _ in PLANTED:
+        net = NETS[key](np.float64)
+        report = check_backprop(functools.partial(net.manual, slip=slip), net.loss, net.params)
+        reports[key, slip] = report
+        together: dict[str, list[str]] = {}
+        for row in report.rows:
+            if not row.ok:
+                together.setdefault(row.diagnosis, []).append(row.name)
+        for diagnosis, names in together.items():
+            lines.append(f"| {key} | {slip} | {', '.join(names)} | {diagnosis.replace('|', '/')} |")
+    for key, slip in (("course_l2", "dZ3 sign"), ("nielsen", "lambda/m"), ("course_dropout", "no mask")):
+        lines += ["", f"## {key}: {slip}", "", "```", _rounding(str(reports[key, slip])), "```"]
+    page = reports["course_l2", "dW3 no L2"]._repr_html_().replace("<tr", "\n<tr").replace("<p", "\n<p")
+    lines += ["", "## course_l2: dW3 no L2, as Jupyter shows it", "", "```html", _rounding(page), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _rounding(text: str) -> str:
+    """Errors below 1e-12 are rounding, which differs between machines: shown as 'rounding'."""
+    return re.sub(r"\b(\d\.\d\de-(1[3-9]|[2-9]\d)|0\.00e\+00)\b", "rounding", text)
+
+
+def test_the_diagnoses_read_as_recorded() -> None:
+    # the wording is part of what this module teaches: a change must show up here and in the recorded table
+    assert diagnosis_table() == SNAPSHOT.read_text(), "regenerate: python tests/test_check_networks.py > " \
+                                                      "tests/check_diagnoses.md, and read the diff"
+
+
+if __name__ == "__main__":
+    print(diagnosis_table(), end="")

@@ -984,19 +984,18 @@ class _Graph:
         return sorted(seen, key=lambda t: t._seq)
 
     def _describe(self, nodes: list[Tensor]) -> str:
+        """What a backward step through ``nodes`` applies: activations' derivatives, a mask, a / keep_prob."""
         words: list[str] = []
         for node in nodes:
             name = _op_name(node)
-            const = [p for p in node.parents if not p.requires_grad]
+            const = next((p for p in node.parents if not p.requires_grad), None)
             if name in _ACTIVATIONS:
                 word = f"{name}'s derivative"
-            elif name == "mul" and const and const[0].size > 1 and np.isin(np.unique(const[0].data), [0, 1]).all():
-                word = "the dropout mask"
-            elif name == "mul" and const and const[0].size > 1 and np.unique(const[0].data).size == 2 \
-                    and np.unique(const[0].data)[0] == 0:
-                word = "the dropout mask (scaled by 1/keep_prob)"
-            elif name == "truediv" and const and const[0].size == 1 and 0 < float(const[0].data.reshape(-1)[0]) < 1:
-                word = "/ keep_prob"
+            elif name == "mul" and const is not None and const.size > 1:
+                word = "the dropout mask"   # a constant array multiplying the activations between two layers
+            elif name == "truediv" and const is not None and const.size == 1:
+                value = float(const.data.reshape(-1)[0])
+                word = "/ keep_prob" if 0 < value < 1 else f"/ {value:g}"
             else:
                 continue
             if word not in words:
