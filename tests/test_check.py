@@ -469,3 +469,155 @@ def test_maximum_at_a_tie_is_named() -> None:
     report = check_backprop(manual, lambda t: (t["v"] @ (t["W"] @ x + t["b"]).maximum(0.0)).sum(), params)
     assert "right except at a kink: maximum's input" in report.row("b").diagnosis
     assert "second input at a tie" in report.row("b").diagnosis
+
+
+# -- the tolerance, the names, the constants: edge cases the mutation run asked for --------------------------------
+
+def _cast(dtype: Any) -> Manual:
+    return lambda p: (backprop(p)[0], {k: g.astype(dtype) for k, g in backprop(p)[1].items()})
+
+
+def test_the_tolerance_follows_the_least_precise_dtype_and_says_so() -> None:
+    f32 = check_backprop(_cast(np.float32), loss, PARAMS)   # float64 parameters, float32 gradients
+    assert f32.ok and f32.tolerance == 1e-4
+    assert f32.tolerance_reason == ("float32's default: in float32 a correct backprop differs from the engine's by "
+                                    "rounding, so 1e-04 allows for that")
+    assert not check_backprop(_cast(np.float32), loss, PARAMS, tolerance=1e-10).ok   # why the default follows
+    f16 = check_backprop(_cast(np.float16), loss, PARAMS)
+    assert f16.ok and f16.tolerance == 1e-2 and f16.tolerance_reason.startswith("float16's default")
+    given = check_backprop(backprop, loss, PARAMS, tolerance=1e-6)
+    assert given.tolerance == 1e-6 and given.tolerance_reason == "given" and "(tolerance 1e-06, given)" in str(given)
+    exact = check_backprop(backprop, loss, PARAMS, tolerance=0)
+    assert exact.tolerance == 0.0
+    with pytest.raises(ValueError, match=r"tolerance .* got True"):
+        check_backprop(backprop, loss, PARAMS, tolerance=True)
+
+
+def test_integer_parameters_and_gradients_count_as_float64() -> None:
+    x = np.array([[1.0, 2.0], [0.0, 1.0]])
+    report = check_backprop(lambda p: {"w": np.array([[6, 2]])}, lambda t: (t["w"] @ x).sum() * 2,
+                            {"w": np.array([[1, 2]])})
+    assert report.ok and report.tolerance == 1e-10 and report.rows[0].shape == (1, 2)
+    with pytest.raises(TypeError, match=r"params\['w'\] must be a numeric array, got dtype <U1"):
+        check_backprop(lambda p: p, lambda t: t["w"], {"w": np.array(["a"])})
+
+
+def test_functions_are_required() -> None:
+    with pytest.raises(TypeError, match="manual and loss must be functions"):
+        check_backprop(backprop, None, PARAMS)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="manual and loss must be functions"):
+        check_backprop(None, loss, PARAMS)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="does not depend on any tensor in t"):
+        check_backprop(backprop, lambda t: Tensor(np.float64(1.0)), PARAMS)
+
+
+def test_groups_of_the_same_kind_are_named_by_group() -> None:
+    weights, more = [PARAMS["W1"], PARAMS["W2"]], [PARAMS["W3"]]
+    report = check_backprop(lambda p: [[2 * p[0][0], 2 * p[0][1]], [2 * p[1][0]]],
+                            lambda t: sum((w * w).sum() for group in t for w in group), [weights, more])
+    assert report.ok and [r.name for r in report.rows] == ["p0_0", "p0_1", "p1_0"]
+    flat = check_backprop(lambda p: [2 * v for v in p], lambda t: sum((v * v).sum() for v in t),
+                          (PARAMS["b1"], PARAMS["W1"].ravel(), PARAMS["W2"]))
+    assert flat.ok and [r.name for r in flat.rows] == ["b0", "b1", "w0"]
+
+
+def test_a_cost_may_be_a_one_element_array_or_a_tensor() -> None:
+    for wrap in (lambda c: np.array([[c]]), lambda c: Tensor(c)):
+        report = check_backprop(lambda p, wrap=wrap: (wrap(backprop(p)[0]), backprop(p)[1]), loss, PARAMS)
+        assert report.ok and report.cost == pytest.approx(report.engine_cost, rel=1e-12)
+    with pytest.raises(TypeError, match=r"or \(grads, cost\); it returned a tuple of dict"):
+        check_backprop(lambda p: (backprop(p)[1], backprop(p)[1]), loss, PARAMS)
+
+
+@pytest.mark.parametrize(("scale", "named"), [
+    (1 / M, "(= 1/m, m = 8: divided by m once more than loss(t))"),
+    (2.0, "(= 2: the 2 from a square counted twice, or a 1/2 left out)"),
+    (0.5, "(= 1/2: the 2 from a square left out)"),
+    (3.0, "(a missing or extra 1/m, or the 2 from a square?)"),
+    (-M, "sign flipped and off by a constant factor: yours is -8.00 times"),
+])
+def test_a_factor_is_named_when_it_is_one_of_the_costs_constants(scale: float, named: str) -> None:
+    row = _only_bad_row(with_mistake({"dW2": lambda g: g["dW2"] * scale}), "W2")
+    assert named in row.diagnosis
+
+
+def test_the_constants_come_from_the_graph_a_mean_and_a_scaled_mask() -> None:
+    rng = np.random.default_rng(7)
+    x, mask = rng.standard_normal((3, 10)), (rng.random((4, 10)) < 0.75) / 0.75   # values 0 and 1/keep_prob
+    params = {"W": rng.standard_normal((4, 3))}
+
+    def mean_loss(t: dict[str, Tensor]) -> Tensor:
+        return ((t["W"] @ x).tanh() * mask).mean()
+
+    def manual(p: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+        return {"W": ((1 - np.tanh(p["W"] @ x) ** 2) * mask / 40) @ x.T * scale}
+
+    assert check_backprop(lambda p: manual(p, 1.0), mean_loss, params).ok
+    assert "(= m = 40, the number of examples" in check_backprop(lambda p: manual(p, 40), mean_loss, params).rows[0].diagnosis
+    assert "(= keep_prob = 0.75: a missing / keep_prob)" in \
+        check_backprop(lambda p: manual(p, 0.75), mean_loss, params).rows[0].diagnosis
+
+
+def _course_l2(lambd: float = 0.7, penalty: str = "L2") -> tuple[dict[str, np.ndarray], Callable[..., Any], Any]:
+    """One layer of the course's regularised net: sigmoid, cross-entropy, lambd/(2m) sum W^2 (or lambd/m sum |W|)."""
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((3, M)), (rng.random((2, M)) < 0.5).astype(float)
+    params = {"W": rng.standard_normal((2, 3)), "b": rng.standard_normal((2, 1))}
+
+    def manual(p: dict[str, np.ndarray], coef: float = lambd / M, extra: float = 0.0) -> dict[str, np.ndarray]:
+        dz = (1 / (1 + np.exp(-(p["W"] @ x + p["b"]))) - y) / M
+        term = p["W"] if penalty == "L2" else np.sign(p["W"])
+        return {"W": dz @ x.T + coef * term, "b": dz.sum(axis=1, keepdims=True) + extra * p["b"]}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        a = (t["W"] @ x + t["b"]).sigmoid()
+        cost = -(y * a.log() + (1 - y) * (1 - a).log()).sum() / M
+        if penalty == "L2":
+            return cost + lambd / (2 * M) * (t["W"] ** 2).sum()
+        if penalty == "L1":
+            return cost + lambd / M * t["W"].abs().sum()
+        return cost + lambd / (2 * M) * (t["W"] ** 2).sum() + lambd / M * t["W"].abs().sum()
+
+    return params, manual, loss_fn
+
+
+@pytest.mark.parametrize(("coef", "said"), [
+    (0.7 / M / 2, "the L2 term is half loss(t)'s (0.04375·W, not 0.0875·W): the square's 2 left out"),
+    (0.7 / M / M, "the L2 term is 0.01094·W where loss(t) has 0.0875·W: λ/m divided by m once more (m = 8)"),
+    (0.7 / 40, "the L2 term is 0.0175·W where loss(t) has 0.0875·W: you used λ/n (n = 40, the training set?) where "
+               "loss(t) has λ/m (m = 8, the mini-batch)"),
+    (0.7 / M * 3.3, "the L2 term is 0.2888·W where loss(t) has 0.0875·W (3.3 times)"),
+])
+def test_each_l2_coefficient_is_named(coef: float, said: str) -> None:
+    params, manual, loss_fn = _course_l2()
+    report = check_backprop(lambda p: manual(p, coef), loss_fn, params)
+    assert [r.name for r in report.rows if not r.ok] == ["W"]
+    assert report.row("W").diagnosis == said
+
+
+def test_other_penalties_are_told_apart_too() -> None:
+    params, manual, loss_fn = _course_l2(penalty="L1")
+    assert check_backprop(manual, loss_fn, params).ok
+    assert check_backprop(lambda p: manual(p, 0.0), loss_fn, params).row("W").diagnosis == "L1 term missing"
+    assert check_backprop(lambda p: manual(p, 0.7 / M * 3), loss_fn, params).row("W").diagnosis == \
+        "the L1 term is 3 times loss(t)'s"
+    params, manual, loss_fn = _course_l2(penalty="both")
+    assert check_backprop(lambda p: manual(p, 0.0), loss_fn, params).row("W").diagnosis == "penalty term missing"
+
+
+def test_a_bias_subtracted_or_in_the_engines_layout_is_summed_over_its_axis() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((7, 3))   # the engine's layout: one example per row
+    params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        return ((x @ t["W"] - t["b"]) ** 2).sum()
+
+    def manual(p: dict[str, np.ndarray], axis: int) -> dict[str, np.ndarray]:
+        dz = 2 * (x @ p["W"] - p["b"])
+        return {"W": x.T @ dz, "b": -dz.sum(axis=axis)}
+
+    assert check_backprop(lambda p: manual(p, 0), loss_fn, params).ok
+    row = check_backprop(lambda p: manual(p, 1), loss_fn, params).row("b")
+    assert row.diagnosis.startswith("summed over the wrong axis: yours is the gradient at the sum where b is added "
+                                    "(dZ) summed over axis 1 (shape (7,)); b was broadcast along axis 0")
