@@ -504,9 +504,9 @@ def test_integer_parameters_and_gradients_count_as_float64() -> None:
 
 def test_functions_are_required() -> None:
     with pytest.raises(TypeError, match="manual and loss must be functions"):
-        check_backprop(backprop, None, PARAMS)  # type: ignore[arg-type]
+        check_backprop(backprop, None, PARAMS)
     with pytest.raises(TypeError, match="manual and loss must be functions"):
-        check_backprop(None, loss, PARAMS)  # type: ignore[arg-type]
+        check_backprop(None, loss, PARAMS)
     with pytest.raises(TypeError, match="does not depend on any tensor in t"):
         check_backprop(backprop, lambda t: Tensor(np.float64(1.0)), PARAMS)
 
@@ -522,7 +522,8 @@ def test_groups_of_the_same_kind_are_named_by_group() -> None:
 
 
 def test_a_cost_may_be_a_one_element_array_or_a_tensor() -> None:
-    for wrap in (lambda c: np.array([[c]]), lambda c: Tensor(c)):
+    wraps: list[Callable[[float], Any]] = [lambda c: np.array([[c]]), Tensor]
+    for wrap in wraps:
         report = check_backprop(lambda p, wrap=wrap: (wrap(backprop(p)[0]), backprop(p)[1]), loss, PARAMS)
         assert report.ok and report.cost == pytest.approx(report.engine_cost, rel=1e-12)
     with pytest.raises(TypeError, match=r"or \(grads, cost\); it returned a tuple of dict"):
@@ -553,7 +554,8 @@ def test_the_constants_come_from_the_graph_a_mean_and_a_scaled_mask() -> None:
         return {"W": ((1 - np.tanh(p["W"] @ x) ** 2) * mask / 40) @ x.T * scale}
 
     assert check_backprop(lambda p: manual(p, 1.0), mean_loss, params).ok
-    assert "(= m = 40, the number of examples" in check_backprop(lambda p: manual(p, 40), mean_loss, params).rows[0].diagnosis
+    assert "(= m = 40, the number of examples" in \
+        check_backprop(lambda p: manual(p, 40), mean_loss, params).rows[0].diagnosis
     assert "(= keep_prob = 0.75: a missing / keep_prob)" in \
         check_backprop(lambda p: manual(p, 0.75), mean_loss, params).rows[0].diagnosis
 
