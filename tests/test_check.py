@@ -524,7 +524,10 @@ def test_groups_of_the_same_kind_are_named_by_group() -> None:
 def test_a_cost_may_be_a_one_element_array_or_a_tensor() -> None:
     wraps: list[Callable[[float], Any]] = [lambda c: np.array([[c]]), Tensor]
     for wrap in wraps:
-        report = check_backprop(lambda p, wrap=wrap: (wrap(backprop(p)[0]), backprop(p)[1]), loss, PARAMS)
+        def manual(p: dict[str, np.ndarray], wrap: Callable[[float], Any] = wrap) -> tuple[Any, dict[str, np.ndarray]]:
+            return wrap(backprop(p)[0]), backprop(p)[1]
+
+        report = check_backprop(manual, loss, PARAMS)
         assert report.ok and report.cost == pytest.approx(report.engine_cost, rel=1e-12)
     with pytest.raises(TypeError, match=r"or \(grads, cost\); it returned a tuple of dict"):
         check_backprop(lambda p: (backprop(p)[1], backprop(p)[1]), loss, PARAMS)
