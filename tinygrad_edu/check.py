@@ -234,9 +234,8 @@ def check_backprop(manual: Callable[[Any], Any], loss: Callable[[Any], Tensor], 
 def _tolerance(given: float | None, arrays: Sequence[np.ndarray]) -> tuple[float, str]:
     if given is not None:
         return float(given), "given"
-    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
-    least = max(floats, key=lambda d: np.finfo(d).eps, default=np.dtype(np.float64))
-    tolerance = TOLERANCES.get(least.name, TOLERANCES["float64"])
+    least = max((a.dtype for a in arrays), key=lambda d: np.finfo(d).eps)   # every array is float by now
+    tolerance = TOLERANCES.get(least.name, TOLERANCES["float64"])   # a longer float than float64: as float64
     if least == np.float64:
         return tolerance, "float64's default"
     return tolerance, (f"{least.name}'s default: in {least.name} a correct backprop differs from the engine's "
@@ -320,16 +319,16 @@ def _names_by_kind(values: list[Any]) -> list[str]:
 
 
 def _is_bias(value: Any) -> bool:
-    shape = np.shape(value.data if isinstance(value, Tensor) else value)
+    shape = np.shape(value)
     return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
 
 
 def _as_array(name: str, value: Any) -> np.ndarray:
-    array = np.array(value.data if isinstance(value, Tensor) else value)  # a copy
+    array = np.array(value.numpy() if isinstance(value, Tensor) else value)  # a copy
     if array.dtype.kind != "f":
         if array.dtype.kind not in "iub":
             raise TypeError(f"check_backprop: params[{name!r}] must be a numeric array, got dtype {array.dtype}.")
-        array = array.astype(np.float64)
+        array = array.astype(float)
     return array
 
 
@@ -367,7 +366,8 @@ def _code_error_message(function: str, error: BaseException) -> str:
     place = ""
     if frames:
         frame = frames[-1]
-        place = f" (in {os.path.basename(frame.filename)}, line {frame.lineno}: `{(frame.line or '').strip()}`)"
+        code = f": `{frame.line.strip()}`" if frame.line else ""
+        place = f" (in {os.path.basename(frame.filename)}, line {frame.lineno}{code})"
     if isinstance(error, SystemExit):
         return f"your {function} called sys.exit({error.code!r}){place}: the check cannot go on."
     if isinstance(error, TypeError) and "ufunc" in str(error) and "Tensor" in str(error):
@@ -387,8 +387,7 @@ def _manual_gradients(result: Any, layout: _Layout, arrays: Arrays) -> tuple[flo
         costs = [_is_cost(part) for part in result]
         if costs in ([True, False], [False, True]):
             cost_part, result = (result[0], result[1]) if costs[0] else (result[1], result[0])
-            cost = float(np.asarray(cost_part.data if isinstance(cost_part, Tensor) else cost_part,
-                                    dtype=np.float64).reshape(-1)[0])
+            cost = float(np.asarray(cost_part.numpy() if isinstance(cost_part, Tensor) else cost_part).ravel()[0])
     if not layout.matches(result):
         raise TypeError(f"check_backprop: manual(params) must return {layout.form()}, alone or with the cost as "
                         f"(cost, grads) or (grads, cost); it returned {_kind_of(result)}.")
@@ -424,9 +423,9 @@ def _manual_gradients(result: Any, layout: _Layout, arrays: Arrays) -> tuple[flo
     out: Arrays = {}
     for name in arrays:
         value = grads[name]
-        g = np.asarray(value.data if isinstance(value, Tensor) else value)
+        g = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
         if g.dtype.kind in "iub":
-            g = g.astype(np.float64)
+            g = g.astype(float)
         if g.dtype.kind != "f":
             raise TypeError(f"check_backprop: manual's {keys[name]!r} is {_kind_of(value)} of dtype {g.dtype}, not "
                             f"an array of numbers; return the gradient as a numpy array.")
@@ -438,7 +437,7 @@ def _is_cost(part: Any) -> bool:
     """A number (or a one-element array): the cost, beside the gradients."""
     if isinstance(part, (str, bytes, Mapping, list, tuple)):
         return False
-    return bool(np.size(part.data if isinstance(part, Tensor) else part) == 1)
+    return bool(np.size(part) == 1)
 
 
 def _parameter_of(key: Any, arrays: Arrays) -> str | None:
@@ -468,13 +467,13 @@ def _compare_all(by_hand: Arrays, arrays: Arrays, engine: Arrays, graph: _Graph,
         if name in findings:
             finding = findings[name]
             text = finding.text
-            if name in located and finding.kind == "weak":
+            if name in located and finding.kind == WEAK:
                 text = located[name]
-            elif name in located and finding.kind == "upstream":
+            elif name in located and finding.kind == UPSTREAM:
                 text = f"{text}; {located[name]}"
             if ev.shape_story and not text.startswith(ev.shape_story) and not text.startswith("summed over"):
                 text = f"{ev.shape_story}; and even lined up it disagrees: {text}"
-            if finding.kind != "kink":
+            if finding.kind != KINK:
                 text += graph.kink_note(name)
         rows.append(ev.row(text))
     return rows
@@ -525,10 +524,8 @@ class Evidence:
 
     def close(self, a: np.ndarray, b: np.ndarray) -> bool:
         """a agrees with b within the tolerance (relative to the larger of max |b| and max |right|)."""
-        if a.shape != b.shape:
-            return False
-        top = max(float(np.max(np.abs(b), initial=0.0)), self.scale, 1e-300)
-        return bool(np.max(np.abs(a - b), initial=0.0) <= self.tolerance * top)
+        top = max(float(np.max(np.abs(b))), self.scale)
+        return a.shape == b.shape and bool(np.max(np.abs(a - b)) <= self.tolerance * top)
 
     def row(self, diagnosis: str) -> GradientRow:
         right, yours = self.right, self.yours
@@ -536,7 +533,7 @@ class Evidence:
             return GradientRow(self.name, right.shape, float("inf"), float("inf"), None, None, None, False, diagnosis)
         diff = np.abs(yours - right)
         finite = bool(np.all(np.isfinite(diff)))
-        abs_error = (float(np.max(diff)) if diff.size else 0.0) if finite else float("inf")
+        abs_error = float(np.max(diff)) if finite else float("inf")
         rel_error = abs_error / self.scale if self.scale > 0 else abs_error
         index = tuple(int(i) for i in np.argwhere(self.bad)[0]) if np.any(self.bad) else None
         return GradientRow(self.name, right.shape, abs_error, rel_error, index,
@@ -544,13 +541,18 @@ class Evidence:
                            None if index is None else float(right[index]), self.ok, diagnosis)
 
 
+OWN, UPSTREAM, WEAK, KINK = "own", "upstream", "weak", "kink"
+"""A Finding's kind: OWN, a slip in this gradient's own line (kept as it is); UPSTREAM, it fits a mistake that
+reaches this gradient from above, e.g. a factor (the place where it enters is added); WEAK, a pattern only
+(replaced by that place when there is one); KINK, right but for a kink's convention (no kink note added)."""
+
+
 @dataclass(frozen=True)
 class Finding:
-    """A diagnosis: its text, and its kind: "own" (a slip in this gradient's own line), "upstream" (it fits a
-    mistake that reaches this gradient from above, e.g. a factor), "weak" (a pattern only), "kink"."""
+    """A diagnosis: its text and its kind (OWN, UPSTREAM, WEAK or KINK)."""
 
     text: str
-    kind: str = "own"
+    kind: str = OWN
 
 
 def _reshape_problem(got: tuple[int, ...], want: tuple[int, ...]) -> str:
@@ -573,7 +575,7 @@ def _diagnose(ev: Evidence) -> Finding:
         if finding is not None:
             return finding
     return Finding("no simple pattern (not a factor, sign, transpose, another parameter's gradient or an L2 term): "
-                   "go through the derivation step by step", "weak")
+                   "go through the derivation step by step", WEAK)
 
 
 # -- the diagnoses: small named checks, most telling first; append to DIAGNOSES to add one ---------------------
@@ -590,29 +592,26 @@ def not_finite(ev: Evidence) -> Finding | None:
 
 
 def wrong_axis(ev: Evidence) -> Finding | None:
-    """A bias's gradient summed over the wrong axis, or not summed at all, or lined up in another shape."""
+    """A bias's gradient summed over the wrong axis, or not summed at all, or lined up in another shape. Every
+    gradient that cannot line up with its parameter ends here, so the checks after this one see it lined up."""
     for upstream, axes, where in ev.graph.upstream_sums(ev.name):
-        if ev.given.shape == upstream.shape and ev.close(ev.given, upstream):
-            return Finding(f"not summed: yours is {where} itself, of shape {upstream.shape}; {ev.name} was "
-                           f"broadcast along axis {_axes(axes)}, so its gradient sums over it: "
-                           f"np.sum(dZ, axis={_axes(axes)}, keepdims=True)")
-        for count in range(1, upstream.ndim + 1):
+        for count in range(upstream.ndim + 1):
             for other in itertools.combinations(range(upstream.ndim), count):
-                if other == axes:
-                    continue
                 for keep in (True, False):
                     summed = upstream.sum(axis=other, keepdims=keep)
-                    if summed.shape == ev.given.shape and ev.close(ev.given, summed):
-                        return Finding(f"summed over the wrong axis: yours is {where} summed over axis "
-                                       f"{_axes(other)} (shape {summed.shape}); {ev.name} was broadcast along axis "
-                                       f"{_axes(axes)}, so its gradient sums over that one: np.sum(dZ, "
-                                       f"axis={_axes(axes)}, keepdims=True)")
+                    if other == axes or summed.shape != ev.given.shape or not ev.close(ev.given, summed):
+                        continue
+                    fix = (f"{ev.name} was broadcast along axis {_axes(axes)}, so its gradient sums over it: "
+                           f"np.sum(dZ, axis={_axes(axes)}, keepdims=True)")
+                    if not other:
+                        return Finding(f"not summed: yours is {where} itself, of shape {upstream.shape}; {fix}")
+                    return Finding(f"summed over the wrong axis: yours is {where} summed over axis {_axes(other)} "
+                                   f"(shape {summed.shape}); {fix}")
     if ev.shape_story:
-        if not bool(np.any(ev.bad)):
-            rest = "its values agree once it is transposed" if "transpose" in ev.shape_story else \
-                "its values agree once reshaped"
-            return Finding(f"{ev.shape_story}; {rest}.")
-        return None
+        if np.any(ev.bad):
+            return None
+        rest = "once it is transposed" if ev.given.shape == ev.right.shape[::-1] else "once reshaped"
+        return Finding(f"{ev.shape_story}; its values agree {rest}.")
     if not ev.lined_up:
         return Finding(f"has shape {ev.given.shape}, which cannot be the gradient of a parameter of shape "
                        f"{ev.right.shape} ({ev.given.size} values instead of {ev.right.size}); a gradient has its "
@@ -625,22 +624,28 @@ def _axes(axes: tuple[int, ...]) -> str:
 
 
 def all_zeros(ev: Evidence) -> Finding | None:
-    if ev.lined_up and not np.any(ev.yours):
-        return Finding("all zeros: this gradient was never filled in (or a mask zeroed it)", "upstream")
+    if not np.any(ev.yours):
+        return Finding("all zeros: this gradient was never filled in (or a mask zeroed it)", UPSTREAM)
+    return None
+
+
+def engine_zero(ev: Evidence) -> Finding | None:
+    if not np.any(ev.right):
+        return Finding(f"the engine's gradient is all zeros and yours is not: loss(t)'s cost does not depend on "
+                       f"{ev.name} (is it used in loss(t) as in your forward pass?), or every path to it is cut (a "
+                       f"relu that is 0 everywhere, a mask)")
     return None
 
 
 def sign(ev: Evidence) -> Finding | None:
-    if ev.lined_up and ev.close(ev.yours, -ev.right):
-        return Finding("sign flipped: yours is minus the right gradient (dL/dp, which points uphill)", "upstream")
+    if ev.close(ev.yours, -ev.right):
+        return Finding("sign flipped: yours is minus the right gradient (dL/dp, which points uphill)", UPSTREAM)
     return None
 
 
 def factor(ev: Evidence) -> Finding | None:
-    if not ev.lined_up or not np.any(ev.right):
-        return None
-    ratio = float(np.vdot(ev.yours, ev.right) / np.vdot(ev.right, ev.right))  # least squares: yours ~ ratio * right
-    if ratio == 0 or not ev.close(ev.yours, ratio * ev.right):
+    ratio = _multiple(ev.yours, ev.right, ev.tolerance * ev.scale)
+    if ratio is None:
         return None
     named = ev.graph.name_factor(abs(ratio))
     if not named:
@@ -649,12 +654,20 @@ def factor(ev: Evidence) -> Finding | None:
     digits = ".2f" if abs(abs(ratio) - 1) > 0.005 else ".8f"
     text = f"{ratio:{digits}}" + (f" (= 1/{1 / ratio:{digits}})" if abs(ratio) < 1 else "")
     flipped = "sign flipped and " if ratio < 0 else ""
-    return Finding(f"{flipped}off by a constant factor: yours is {text} times the right gradient{named}", "upstream")
+    return Finding(f"{flipped}off by a constant factor: yours is {text} times the right gradient{named}", UPSTREAM)
+
+
+def _multiple(a: np.ndarray, b: np.ndarray, atol: float) -> float | None:
+    """k with a = k b to within atol everywhere (k by least squares), or None (also when b is all zeros)."""
+    if not np.any(b):
+        return None
+    k = float(np.vdot(a, b) / np.vdot(b, b))
+    return k if float(np.max(np.abs(a - k * b))) <= atol else None
 
 
 def transpose(ev: Evidence) -> Finding | None:
     right = ev.right
-    if ev.lined_up and right.ndim == 2 and right.shape[0] == right.shape[1] and ev.close(ev.yours, right.T):
+    if right.ndim == 2 and right.shape[0] == right.shape[1] and ev.close(ev.yours, right.T):
         return Finding("transpose: yours is the transpose of the right gradient (check the order in the matrix "
                        "product)")
     return None
@@ -662,7 +675,7 @@ def transpose(ev: Evidence) -> Finding | None:
 
 def swapped(ev: Evidence) -> Finding | None:
     for other, g in ev.engine.items():
-        if other != ev.name and ev.lined_up and g.shape == ev.yours.shape and np.any(g) and ev.close(ev.yours, g):
+        if other != ev.name and g.shape == ev.yours.shape and np.any(g) and ev.close(ev.yours, g):
             return Finding(f"this is the gradient of {other!r}, not of {ev.name!r} (two gradients swapped or "
                            f"copied?)")
     return None
@@ -670,36 +683,32 @@ def swapped(ev: Evidence) -> Finding | None:
 
 def data_and_l2(ev: Evidence) -> Finding | None:
     """yours = a * data term + b * L2 term (+ their transposes), by least squares: which part is wrong, and how."""
-    if not ev.lined_up:
-        return None
     data, (kind, penalty) = ev.graph.data_term(ev.name), ev.graph.penalty(ev.name)
-    extra = penalty if penalty is not None else ev.value   # no penalty in loss(t): does yours add one?
-    bases = [data, extra]
-    if data.ndim == 2 and data.shape[0] == data.shape[1] > 1:
-        bases += [data.T, extra.T]
-    if ev.yours.size < 2 * len(bases) + 1 or not np.any(data) or not np.any(extra):
+    unit = 1.0
+    if penalty is None:   # no penalty in loss(t): does yours add one? p scaled to the gradient's size, so that
+        unit = ev.scale / max(float(np.max(np.abs(ev.value))), 1e-300)   # its coefficient reads like a's
+    extra = ev.value * unit if penalty is None else penalty
+    bases = [data, extra] + ([data.T, extra.T] if data.ndim == 2 and data.shape[0] == data.shape[1] else [])
+    if ev.yours.size <= 2 * len(bases) or not np.any(data) or not np.any(extra):
         return None  # NOTE: the size guard: with few values any gradient is some mix of the bases
-    matrix = np.stack([b.ravel() for b in bases], axis=1).astype(np.float64)
-    coef, _, rank, _ = np.linalg.lstsq(matrix, ev.yours.ravel().astype(np.float64), rcond=None)
+    matrix = np.stack([b.ravel() for b in bases], axis=1)
+    coef, _, rank, _ = np.linalg.lstsq(matrix, ev.yours.ravel(), rcond=None)
     if rank < len(bases) or not ev.close(ev.yours, (matrix @ coef).reshape(ev.yours.shape)):
         return None
-    a, b, a_t, b_t = (*coef, 0.0, 0.0) if len(coef) == 2 else coef
-    if penalty is None:  # b multiplies p itself: 0 when its term is negligible beside the gradient
-        size = float(np.max(np.abs(ev.value))) / max(ev.scale, 1e-300)
-        b, b_t = (0.0 if abs(b) * size < 1e-6 else b), (0.0 if abs(b_t) * size < 1e-6 else b_t)
+    a, b, a_t, b_t = (*coef, 0.0, 0.0)[:4]
     data_text = _term_story(a, a_t, ev.graph)
-    if penalty is None:
-        if b == 0.0 and b_t == 0.0:
-            return None if data_text is None else Finding(data_text, "upstream")
-        penalty_text: str | None = (f"yours has an L2 term {b:.4g}·{ev.name} that loss(t) has not (is it in "
-                                    f"loss(t)'s cost? biases are usually not regularised)")
-    else:
+    if penalty is not None:
         penalty_text = ev.graph.penalty_story(ev.name, kind, b, b_t)
-    if penalty_text is None:
-        return None if data_text is None else Finding(f"{data_text}; the {kind} term is right", "upstream")
+    elif _near(b, 0.0) and _near(b_t, 0.0):
+        penalty_text = None
+    else:
+        penalty_text = (f"yours has an L2 term {b * unit:.4g}·{ev.name} that loss(t) has not (is it in loss(t)'s "
+                        f"cost? biases are usually not regularised)")
     if data_text is None:
-        return Finding(penalty_text)
-    return Finding(f"{data_text}, and {penalty_text}", "upstream")
+        return None if penalty_text is None else Finding(penalty_text)
+    if penalty_text is None:
+        return Finding(data_text + ("" if penalty is None else f"; the {kind} term is right"), UPSTREAM)
+    return Finding(f"{data_text}, and {penalty_text}", UPSTREAM)
 
 
 def _near(c: float, target: float) -> bool:
@@ -722,25 +731,21 @@ def _term_story(a: float, a_t: float, graph: _Graph) -> str | None:
 
 def kink(ev: Evidence) -> Finding | None:
     """Right everywhere except where relu/abs/max/clip sits exactly at its kink, with another convention there."""
-    if not ev.lined_up:
-        return None
     for story, extra in ev.graph.kink_alternatives():
         if ev.name in extra and ev.close(ev.yours, ev.right + extra[ev.name]):
-            return Finding(f"right except at a kink: {story}", "kink")
+            return Finding(f"right except at a kink: {story}", KINK)
     return None
 
 
 def where_wrong(ev: Evidence) -> Finding | None:
     """Which rows / columns hold every disagreeing element, when some rows / columns with a nonzero gradient
     agree (rows where both gradients are 0, such as blank pixels, prove nothing)."""
-    if not ev.lined_up:
-        return None
-    bad, nonzero = ev.bad, (ev.yours != 0) | (ev.right != 0)
+    bad, nonzero = ev.bad, ev.right != 0
     if bad.ndim == 1:
         wrong = np.flatnonzero(bad)
         if not np.array_equal(wrong, np.flatnonzero(nonzero | bad)):
             return Finding(f"right on some entries only: wrong at {_spans(wrong)} ({len(wrong)} of {bad.size}), "
-                           f"the others agree", "weak")
+                           f"the others agree", WEAK)
     elif bad.ndim >= 2:
         parts = []
         for label, axes in (("rows", tuple(range(1, bad.ndim))), ("columns", tuple(range(bad.ndim - 1)))):
@@ -749,12 +754,12 @@ def where_wrong(ev: Evidence) -> Finding | None:
                 parts.append(f"{label} {_spans(wrong)} ({len(wrong)} of {bad.shape[0 if label == 'rows' else -1]})")
         if parts:
             return Finding(f"right except in {' and '.join(parts)}, where every disagreeing value lies (one unit, "
-                           f"one example or one bias term handled differently?)", "weak")
+                           f"one example or one bias term handled differently?)", WEAK)
     return None
 
 
 DIAGNOSES: list[Callable[[Evidence], Finding | None]] = [
-    not_finite, wrong_axis, all_zeros, sign, factor, transpose, swapped, data_and_l2, kink, where_wrong,
+    not_finite, wrong_axis, all_zeros, engine_zero, sign, factor, transpose, swapped, data_and_l2, kink, where_wrong,
 ]
 """The checks ``check_backprop`` tries on a gradient that disagrees, in order; the first Finding wins."""
 
@@ -861,10 +866,9 @@ class _Graph:
             return None
         param, penalty = self.tensors[name].data, self.penalty(name)[1]
         assert penalty is not None
-        kappa = float(np.vdot(penalty, param) / np.vdot(param, param)) if kind == "L2" and np.any(param) else None
-        if kappa is None or not np.allclose(penalty, kappa * param, rtol=1e-9, atol=0):
-            what = f"{kind} term"
-            return (f"{what} missing" if near(b, 0.0) else f"the {what} is {b:.3g} times loss(t)'s")
+        kappa = _multiple(penalty, param, 1e-9 * float(np.max(np.abs(penalty)))) if kind == "L2" else None
+        if kappa is None:  # not kappa * p: an L1 term, or several penalties
+            return f"{kind} term missing" if near(b, 0.0) else f"the {kind} term is {b:.3g} times loss(t)'s"
         term = f"{kappa:.4g}·{name}"
         if near(b, 0.0):
             return f"L2 term missing: yours lacks {term}, the gradient of loss(t)'s {kappa / 2:.4g}·Σ{name}²"
@@ -882,8 +886,8 @@ class _Graph:
             if near(b, 1 / m):
                 return f"{yours}: λ/m divided by m once more (m = {m:g})"
             for ratio, yours_, theirs in ((b, "m", "n"), (1 / b, "n", "m")):
-                n = ratio * m
-                if abs(n - round(n)) <= 1e-6 * n and round(n) > 1 and round(n) != m:
+                n = ratio * m   # NOTE: an integer n (not m or 1: b would be m or 1/m) reads as λ/m against λ/n
+                if _near(n, round(n)):
                     sizes = {"m": f"m = {m:g}, the mini-batch", "n": f"n = {round(n)}, the training set?"}
                     return (f"{yours}: you used λ/{yours_} ({sizes[yours_]}) where loss(t) has λ/{theirs} "
                             f"({sizes[theirs]})")
@@ -916,7 +920,7 @@ class _Graph:
 
     def name_factor(self, f: float) -> str:
         """' (= m, ...)' when f is one of loss(t)'s constants (or 2, 1/2), else ''."""
-        near = lambda x: abs(f - x) <= 1e-6 * x
+        near = lambda x: _near(f, x)
         for m in sorted(self.constants["m"]):
             if near(m):
                 return f" (= m = {m:g}, the number of examples loss(t) divides by: a missing 1/m)"
