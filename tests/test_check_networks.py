@@ -372,7 +372,8 @@ def diagnosis_table() -> str:
                 together.setdefault(row.diagnosis, []).append(row.name)
         for diagnosis, names in together.items():
             lines.append(f"| {key} | {slip} | {', '.join(names)} | {diagnosis.replace('|', '/')} |")
-    for key, slip in (("course_l2", "dZ3 sign"), ("nielsen", "lambda/m"), ("course_dropout", "no mask")):
+    for key, slip in (("course_l2", "dZ3 sign"), ("nielsen", "lambda/m"), ("course_dropout", "no mask"),
+                      ("course_l2", "db1 wrong axis")):
         lines += ["", f"## {key}: {slip}", "", "```", _rounding(str(reports[key, slip])), "```"]
     page = reports["course_l2", "dW3 no L2"]._repr_html_().replace("<tr", "\n<tr").replace("<p", "\n<p")
     lines += ["", "## course_l2: dW3 no L2, as Jupyter shows it", "", "```html", _rounding(page), "```"]

@@ -1009,8 +1009,9 @@ class _Graph:
     def locate(self, wrong: set[str]) -> dict[str, str]:
         """When whole layers disagree from some layer down and the layers above agree: where the mistake enters."""
         layers = self.layers
-        if not layers or any(name not in {n for layer in layers for n in layer.names} for name in wrong):
-            return {}
+        placed = [n for layer in layers for n in layer.names]
+        if any(name not in placed for name in wrong) or len(placed) != len(set(placed)):
+            return {}   # a parameter outside the layers, or in two of them (shared): no one place
         status = [{name in wrong for name in layer.names} for layer in layers]
         if any(len(s) != 1 for s in status):
             return {}
@@ -1020,11 +1021,12 @@ class _Graph:
             return {}
         lower = layers[first]
         if first == 0:
-            ops = ", ".join(dict.fromkeys(n.op.name for n in self._between(lower.top, set())
-                                          if n.op is not None and n.op.name in _ACTIVATIONS)) or "the cost"
+            ops = ", ".join(dict.fromkeys(_op_name(n) for n in self._between(lower.top, set())
+                                          if _op_name(n) in _ACTIVATIONS))
             step = f"dZ{lower.number}, " if lower.number is not None else ""
+            through = f" through {ops}" if ops else ""
             text = (f"the mistake enters at the output: every layer disagrees, so the gradient at the output "
-                    f"layer's pre-activation ({step}the cost's derivative through {ops}) is already wrong")
+                    f"layer's pre-activation ({step}the cost's derivative{through}) is already wrong")
         else:
             upper = layers[first - 1]
             ops = self._describe(self._between(lower.top, upper.chain))
