@@ -790,3 +790,62 @@ def test_three_groups_and_a_scalar_parameter_line_up_by_position() -> None:
 def test_the_html_colours_an_agreeing_report_green() -> None:
     page = check_backprop(backprop, loss, PARAMS)._repr_html_()
     assert '<p style="color:#1b7f3b"><b>agree: worst relative error' in page and "#fde0dc" not in page
+
+
+# -- where the mistake enters: layers without numbers, words for what lies between, one layer ------------------------
+
+def _two_layers(hidden: Callable[[Any], Any], cost: Callable[[Any], Any]) -> tuple[dict[str, np.ndarray], Any]:
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((3, 6))
+    params = {"hidden_w": rng.standard_normal((4, 3)), "hidden_b": rng.standard_normal((4, 1)),
+              "out_w": rng.standard_normal((2, 4)), "out_b": rng.standard_normal((2, 1))}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        a = hidden(t["hidden_w"] @ x + t["hidden_b"])
+        return cost(t["out_w"] @ a + t["out_b"])
+
+    return params, loss_fn
+
+
+def _engine_grads_with(params: dict[str, np.ndarray], loss_fn: Any, scale: dict[str, float]) -> Manual:
+    """The engine's own gradients, some scaled: a stand-in for a backprop with a mistake in those layers."""
+    def manual(p: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        t = {k: Tensor(v.copy(), requires_grad=True) for k, v in p.items()}
+        out = loss_fn(t)
+        out.backward()
+        rng = np.random.default_rng(15)
+        return float(out.item()), {k: v.grad * (1 + scale.get(k, 0.0) * rng.standard_normal(v.shape))
+                                   for k, v in t.items()}
+    return manual
+
+
+def test_layers_without_numbers_are_named_by_their_parameters() -> None:
+    params, loss_fn = _two_layers(lambda z: z.tanh() / 2, lambda z: (z ** 2).sum())
+    manual = _engine_grads_with(params, loss_fn, {"hidden_w": 0.5, "hidden_b": 0.5})
+    text = check_backprop(manual, loss_fn, params).row("hidden_w").diagnosis
+    assert text == ("the layer of out_w, out_b agrees, the layer of hidden_w, hidden_b and below do not: the mistake "
+                    "enters between the layer of out_w, out_b and the layer of hidden_w, hidden_b (tanh's "
+                    "derivative, / 2)")
+    params, loss_fn = _two_layers(lambda z: z ** 3, lambda z: (z ** 2).sum())
+    manual = _engine_grads_with(params, loss_fn, {"hidden_w": 0.5, "hidden_b": 0.5})
+    assert check_backprop(manual, loss_fn, params).row("hidden_b").diagnosis.endswith(
+        "(the operations in between)")
+
+
+def test_the_output_place_lists_every_branch_of_the_cost() -> None:
+    params, loss_fn = _two_layers(lambda z: z.relu() * 0.5, lambda z: (z.tanh() + z.exp()).sum() + z.sigmoid().sum())
+    manual = _engine_grads_with(params, loss_fn, dict.fromkeys(params, 0.5))
+    assert check_backprop(manual, loss_fn, params).row("out_b").diagnosis == (
+        "the mistake enters at the output: every layer disagrees, so the gradient at the output layer's "
+        "pre-activation (the cost's derivative through tanh, exp, sigmoid) is already wrong")
+
+
+def test_one_layer_has_no_place_to_name() -> None:
+    rng = np.random.default_rng(16)
+    x, params = rng.standard_normal((3, 6)), {"W1": rng.standard_normal((2, 3)), "b1": rng.standard_normal((2, 1))}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        return ((t["W1"] @ x + t["b1"]).tanh() ** 2).sum()
+
+    report = check_backprop(_engine_grads_with(params, loss_fn, dict.fromkeys(params, 0.5)), loss_fn, params)
+    assert not report.ok and all("enters" not in r.diagnosis for r in report.rows)
