@@ -811,6 +811,11 @@ class _Graph:
         return autograd.toposort([self.out])
 
     @cached_property
+    def order(self) -> dict[Tensor, int]:
+        """Each node's place in creation order (a node comes after its parents)."""
+        return {node: i for i, node in enumerate(self.nodes)}
+
+    @cached_property
     def children(self) -> dict[Tensor, list[Tensor]]:
         kids: dict[Tensor, list[Tensor]] = {}
         for node in self.nodes:
@@ -973,7 +978,7 @@ class _Graph:
                 layer.chain |= chain
                 if name not in layer.names:
                     layer.names.append(name)
-        return sorted(tops.values(), key=lambda layer: -layer.top._seq)
+        return sorted(tops.values(), key=lambda layer: -self.order[layer.top])
 
     def _between(self, start: Tensor, stop: set[Tensor]) -> list[Tensor]:
         """The nodes on the way from ``start`` towards the output, up to (not into) ``stop`` (None: to the end)."""
@@ -985,7 +990,7 @@ class _Graph:
                 continue
             seen.add(node)
             stack += self.children.get(node, [])
-        return sorted(seen, key=lambda t: t._seq)
+        return sorted(seen, key=self.order.__getitem__)
 
     def _describe(self, nodes: list[Tensor]) -> str:
         """What a backward step through ``nodes`` applies: activations' derivatives, a mask, a / keep_prob."""
