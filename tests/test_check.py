@@ -6,6 +6,8 @@ cross-entropy cost, J = -1/m sum Y * log softmax(W3 tanh(W2 tanh(W1 X + b1) + b2
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from typing import Any
 
@@ -849,3 +851,129 @@ def test_one_layer_has_no_place_to_name() -> None:
 
     report = check_backprop(_engine_grads_with(params, loss_fn, dict.fromkeys(params, 0.5)), loss_fn, params)
     assert not report.ok and all("enters" not in r.diagnosis for r in report.rows)
+
+
+# -- more edges from the mutation run: each test fails on one kind of slip in check.py ------------------------------
+
+def test_a_weight_with_an_extra_l2_term_and_a_wrong_data_term_names_both() -> None:
+    row = _only_bad_row(with_mistake({"dW2": lambda g: g["dW2"] * M + 0.1 * PARAMS["W2"]}), "W2")
+    assert row.diagnosis == ("the data term is 8.00 times the right one (= m = 8, the number of examples loss(t) "
+                             "divides by: a missing 1/m), and yours has an L2 term 0.1·W2 that loss(t) has not (is it "
+                             "in loss(t)'s cost? biases are usually not regularised)")
+    row = _only_bad_row(with_mistake({"dW2": lambda g: g["dW2"] + 0.1 * PARAMS["W2"]}), "W2")
+    assert row.diagnosis.startswith("yours has an L2 term 0.1·W2 that loss(t) has not")
+    row = _only_bad_row(with_mistake({"dW2": lambda g: g["dW2"] + 0.1 * PARAMS["W2"].T}), "W2")
+    assert row.diagnosis.startswith("no simple pattern")   # an L2 term of W2 transposed is no story we tell
+
+
+def test_four_values_are_too_few_to_tell_the_data_term_from_the_l2_term() -> None:
+    rng = np.random.default_rng(17)
+    x, params = rng.standard_normal((4, 8)), {"w": rng.standard_normal((1, 4))}
+
+    def manual(p: dict[str, np.ndarray], lambd: float) -> dict[str, np.ndarray]:
+        return {"w": 2 * (p["w"] @ x) @ x.T + lambd * p["w"]}
+
+    def l2_loss(t: dict[str, Tensor]) -> Tensor:
+        return ((t["w"] @ x) ** 2).sum() + 0.5 * (t["w"] ** 2).sum()
+
+    assert check_backprop(lambda p: manual(p, 1.0), l2_loss, params).ok
+    assert check_backprop(lambda p: manual(p, 0.0), l2_loss, params).rows[0].diagnosis.startswith("no simple")
+
+
+def test_a_longer_float_than_float64_takes_float64s_tolerance() -> None:
+    x = np.array([1.0, 2.0, 3.0], dtype=np.longdouble)
+    report = check_backprop(lambda p: {"w": 2 * p["w"] * x * x}, lambda t: ((t["w"] * x) ** 2).sum(),
+                            {"w": np.array([0.5, -1.0, 2.0], dtype=np.longdouble)})
+    assert report.ok and report.tolerance == 1e-10 and report.tolerance_reason.startswith(np.dtype(np.longdouble).name)
+
+
+def test_long_names_keep_the_table_aligned() -> None:
+    params = {"first_layer_weight": PARAMS["W1"]}
+    report = check_backprop(lambda p: {"first_layer_weight": 2 * p["first_layer_weight"]},
+                            lambda t: (t["first_layer_weight"] ** 2).sum(), params)
+    head, row = str(report).splitlines()[1:3]
+    assert head.startswith("parameter" + " " * 12 + "shape") and row.startswith("first_layer_weight  (6, 5)")
+
+
+def test_returned_forms_that_are_not_params_form_are_refused() -> None:
+    flat = [np.array([1.0, 2.0]), np.array(3.0)]
+    report = check_backprop(lambda p: (float((p[0] ** 2).sum() + p[1] ** 2), [2 * p[0], 2 * p[1]]),
+                            lambda t: (t[0] ** 2).sum() + t[1] ** 2, flat)
+    assert report.ok and report.cost == 14.0
+    with pytest.raises(TypeError, match=r"it returned a tuple of dict, ndarray"):   # an array is no cost
+        check_backprop(lambda p: (np.ones(5), backprop(p)[1]), loss, PARAMS)
+    with pytest.raises(TypeError, match=r"must return 2 lists of gradients of lengths \[1, 1\]"):
+        check_backprop(lambda p: [[p[0][0], p[0][0]], []], lambda t: (t[0][0] ** 2).sum() + (t[1][0] ** 2).sum(),
+                       [[np.array([1.0])], [np.array([2.0])]])
+    with pytest.raises(TypeError, match=r"got a list of nothing"):
+        check_backprop(backprop, loss, [])
+    with pytest.raises(KeyError, match=r"it returned nothing\."):
+        check_backprop(lambda p: {}, loss, PARAMS)
+    with pytest.raises(TypeError, match=r"manual's 'b0 \(position 1\)' is a str of dtype <U3"):
+        check_backprop(lambda p: [2 * p[0], "abc"], lambda t: (t[0] ** 2).sum() + (t[1] ** 2).sum(),
+                       [PARAMS["W1"], PARAMS["b1"]])
+
+
+def test_gradients_may_come_back_as_tensors() -> None:
+    def as_tensors(p: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        return {k: Tensor(g) for k, g in backprop(p)[1].items()}
+
+    assert check_backprop(as_tensors, loss, PARAMS).ok
+
+
+def test_an_engine_error_inside_loss_names_the_tensors() -> None:
+    with pytest.raises(tinygrad_edu.check.CodeError, match=r"your loss\(t\) raised ValueError: matmul: .*W1"):
+        check_backprop(backprop, lambda t: (t["W1"] @ t["W1"]).sum(), PARAMS)
+
+
+def test_a_transposed_shape_that_is_also_wrong_says_both() -> None:
+    row = _only_bad_row(with_mistake({"dW1": lambda g: -g["dW1"].T.copy()}), "W1")
+    assert row.diagnosis == ("has shape (5, 6), the transpose of the parameter's (6, 5): you computed the transpose of "
+                             "the gradient; and even lined up it disagrees: sign flipped: yours is minus the right "
+                             "gradient (dL/dp, which points uphill)")
+
+
+def test_a_row_gradient_for_a_1d_bias_lines_up_by_reshaping() -> None:
+    x, params = np.array([[1.0, 2.0, 3.0]]), {"b": np.array([0.5, -1.0, 2.0])}
+    row = check_backprop(lambda p: {"b": (2 * (x + p["b"]))}, lambda t: ((x + t["b"]) ** 2).sum(), params).rows[0]
+    assert row.diagnosis == ("has shape (1, 3), but the parameter's is (3,) (p - lr * grad would broadcast to "
+                             "(1, 3), not update p); its values agree once reshaped.")
+    assert not row.ok and row.index is None
+
+
+def _scaled(p: dict[str, np.ndarray], scale: float, noise: Any) -> dict[str, np.ndarray]:
+    return {"w": 2 * p["w"] * scale + noise}
+
+
+def test_exact_stories_hold_at_tolerance_zero_and_at_any_scale() -> None:
+    exact = {"w": np.array([[1.0, -2.0, 4.0]])}
+    for scale, said in ((-1.0, "sign flipped: yours is minus"), (2.0, "off by a constant factor: yours is 2.00")):
+        report = check_backprop(functools.partial(_scaled, scale=scale, noise=0.0), lambda t: (t["w"] ** 2).sum(),
+                                exact, tolerance=0)
+        assert report.rows[0].diagnosis.startswith(said)
+    big = {"w": np.array([[1e6, -2e6, 4e6]])}
+    noise = np.array([[1e-6, -1e-6, 0.0]])
+    for scale, said in ((-1.0, "sign flipped: yours is minus"), (2.0, "off by a constant factor: yours is 2.00")):
+        report = check_backprop(functools.partial(_scaled, scale=scale, noise=noise),
+                                lambda t: (t["w"] ** 2).sum(), big)
+        assert report.rows[0].diagnosis.startswith(said), report.rows[0].diagnosis
+    zero = check_backprop(lambda p: {"w": np.array([[6.0]]), "u": np.full((2, 2), 1.5e-10)},
+                          lambda t: (t["w"] * np.array([[1.0, 2.0]])).sum() * 2 * t["w"].sum(),
+                          {"w": np.array([[0.5]]), "u": np.ones((2, 2))})
+    assert not zero.row("u").ok   # an all-zero engine gradient: the tolerance is absolute, not doubled
+
+
+def test_a_divisor_from_three_up_is_an_m_and_a_half_is_a_squares_two() -> None:
+    x, y = np.array([[1.0, 2.0, -1.0]]), np.array([[0.5, 1.5, -1.0]])
+    params = {"w": np.array([[0.3, 0.1, 0.2]])}
+
+    def quadratic(t: dict[str, Tensor]) -> Tensor:   # Nielsen's 1/2 and a mean over m = 3
+        return 0.5 * ((t["w"] * x - y) ** 2).sum() / 3
+
+    def manual(p: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+        return {"w": (p["w"] * x - y) * x / 3 * scale}
+
+    assert check_backprop(lambda p: manual(p, 1.0), quadratic, params).ok
+    assert "(= m = 3, the number of examples" in check_backprop(lambda p: manual(p, 3.0), quadratic,
+                                                                params).rows[0].diagnosis
+    assert "(= 2: the 2 from a square" in check_backprop(lambda p: manual(p, 2.0), quadratic, params).rows[0].diagnosis

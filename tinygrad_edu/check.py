@@ -41,6 +41,7 @@ import itertools
 import os
 import re
 import traceback
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -284,7 +285,7 @@ class _Layout:
         if not isinstance(result, (list, tuple)):
             return False
         if not self.nested:
-            return len(result) == len(self.names) and all(_is_array(v) or np.ndim(v) == 0 for v in result)
+            return len(result) == len(self.names) and all(_is_array(v) or np.isscalar(v) for v in result)
         return len(result) == len(self.groups) and all(
             isinstance(g, (list, tuple)) and len(g) == size for g, size in zip(result, self.groups))
 
@@ -387,7 +388,7 @@ def _manual_gradients(result: Any, layout: _Layout, arrays: Arrays) -> tuple[flo
         costs = [_is_cost(part) for part in result]
         if costs in ([True, False], [False, True]):
             cost_part, result = (result[0], result[1]) if costs[0] else (result[1], result[0])
-            cost = float(np.asarray(cost_part.numpy() if isinstance(cost_part, Tensor) else cost_part).ravel()[0])
+            cost = float(np.ravel(cost_part)[0])   # a number, a 1-element array or Tensor
     if not layout.matches(result):
         raise TypeError(f"check_backprop: manual(params) must return {layout.form()}, alone or with the cost as "
                         f"(cost, grads) or (grads, cost); it returned {_kind_of(result)}.")
@@ -503,20 +504,21 @@ class Evidence:
             else:
                 self.yours = self.given.reshape(self.right.shape)
                 self.shape_story = _reshape_problem(self.given.shape, self.right.shape)
-        if self.yours.shape == self.right.shape:
-            diff = np.abs(self.yours - self.right)
-            self.bad = ~(diff <= self.tolerance * (self.scale if self.scale > 0 else 1.0))  # NaN is bad
-        else:
-            self.bad = np.ones(self.right.shape, dtype=bool)
 
     @cached_property
     def scale(self) -> float:
         right = self.right
         return float(np.max(np.abs(right))) if right.size and np.all(np.isfinite(right)) else 0.0
 
+    @cached_property
+    def bad(self) -> np.ndarray:
+        """Which elements disagree (read only when yours lines up with the parameter)."""
+        limit = self.tolerance * (self.scale if self.scale > 0 else 1.0)   # an all-zero engine gradient: absolute
+        return ~(np.abs(self.yours - self.right) <= limit)   # NaN compares False: a NaN is bad
+
     @property
     def ok(self) -> bool:
-        return not self.shape_story and self.yours.shape == self.right.shape and not bool(np.any(self.bad))
+        return not self.shape_story and self.lined_up and not bool(np.any(self.bad))
 
     @property
     def lined_up(self) -> bool:
@@ -667,7 +669,7 @@ def _multiple(a: np.ndarray, b: np.ndarray, atol: float) -> float | None:
 
 def transpose(ev: Evidence) -> Finding | None:
     right = ev.right
-    if right.ndim == 2 and right.shape[0] == right.shape[1] and ev.close(ev.yours, right.T):
+    if right.ndim == 2 and ev.close(ev.yours, right.T):   # close() is False unless the shapes match
         return Finding("transpose: yours is the transpose of the right gradient (check the order in the matrix "
                        "product)")
     return None
@@ -699,11 +701,11 @@ def data_and_l2(ev: Evidence) -> Finding | None:
     data_text = _term_story(a, a_t, ev.graph)
     if penalty is not None:
         penalty_text = ev.graph.penalty_story(ev.name, kind, b, b_t)
-    elif _near(b, 0.0) and _near(b_t, 0.0):
-        penalty_text = None
+    elif not _near(b_t, 0.0):
+        return None   # a multiple of p's transpose: no slip we know
     else:
-        penalty_text = (f"yours has an L2 term {b * unit:.4g}·{ev.name} that loss(t) has not (is it in loss(t)'s "
-                        f"cost? biases are usually not regularised)")
+        penalty_text = None if _near(b, 0.0) else (f"yours has an L2 term {b * unit:.4g}·{ev.name} that loss(t) has "
+                                                   f"not (is it in loss(t)'s cost? biases are usually not regularised)")
     if data_text is None:
         return None if penalty_text is None else Finding(penalty_text)
     if penalty_text is None:
@@ -817,10 +819,10 @@ class _Graph:
 
     @cached_property
     def children(self) -> dict[Tensor, list[Tensor]]:
-        kids: dict[Tensor, list[Tensor]] = {}
+        kids: dict[Tensor, list[Tensor]] = defaultdict(list)   # a parameter loss(t) never uses has none
         for node in self.nodes:
             for parent in node.parents:
-                if parent.requires_grad and not any(k is node for k in kids.setdefault(parent, [])):
+                if parent.requires_grad and not any(k is node for k in kids[parent]):
                     kids[parent].append(node)
         return kids
 
@@ -851,7 +853,7 @@ class _Graph:
     def penalty(self, name: str) -> tuple[str, np.ndarray | None]:
         """("L2" / "L1" / "penalty", the gradient its penalty terms give the parameter) or (.., None)."""
         param, sent = self.tensors[name], self.walk[1]
-        kinds = [(self._is_penalty(c, param), c) for c in self.children.get(param, [])]
+        kinds = [(self._is_penalty(c, param), c) for c in self.children[param]]
         parts = [sent[(c, param)] for kind, c in kinds if kind is not None and (c, param) in sent]
         found = {kind for kind, _ in kinds if kind is not None}
         kind = found.pop() if len(found) == 1 else "penalty"
@@ -905,18 +907,14 @@ class _Graph:
         found: dict[str, set[float]] = {"m": set(), "keep_prob": set()}
         for node in autograd.toposort([self.out], all_parents=True):
             name = _op_name(node)
-            consts = [p for p in node.parents if not p.requires_grad]
-            for c in consts:
-                if c.size == 1:
-                    v = float(c.data.reshape(-1)[0])
-                    if name == "truediv" and c is node.parents[-1] and v > 0:
-                        _add_constant(found, v)
-                    elif name == "mul" and v > 0 and 1 / v >= 2:
-                        _add_constant(found, 1 / v)
-                elif name == "mul":
-                    values = np.unique(c.data)
-                    if values.size == 2 and values[0] == 0 and values[1] > 1:
-                        found["keep_prob"].add(1 / float(values[1]))
+            for c in (p for p in node.parents if not p.requires_grad):
+                values = np.unique(c.data)
+                if name == "truediv" and c.size == 1 and c is node.parents[1]:
+                    _add_divisor(found, float(values[0]))          # x / m, x / keep_prob
+                elif name == "mul" and c.size == 1 and values[0] > 0:
+                    _add_divisor(found, 1 / float(values[0]))      # x * (1 / m)
+                elif name == "mul" and values.size == 2 and values[0] == 0 and values[1] > 1:
+                    found["keep_prob"].add(1 / float(values[1]))   # a mask scaled by 1 / keep_prob
             if name == "mean" and node.parents:
                 count = node.parents[0].size // max(node.size, 1)
                 if count > 1:
@@ -949,7 +947,7 @@ class _Graph:
         right sum runs over, and a few words naming it."""
         param, (at, _) = self.tensors[name], self.walk
         found = []
-        for child in self.children.get(param, []):
+        for child in self.children[param]:
             if child.op is None or child.op.name not in ("add", "sub") or child.shape == param.shape:
                 continue
             if child not in at:
@@ -967,11 +965,11 @@ class _Graph:
         """The parameters grouped by the pre-activation they feed, nearest the output first."""
         tops: dict[Tensor, _Layer] = {}
         for name, param in self.tensors.items():
-            for child in self.children.get(param, []):
+            for child in self.children[param]:
                 if self._is_penalty(child, param):
                     continue
                 node, chain = child, {child}
-                while len(self.children.get(node, [])) == 1 and _op_name(self.children[node][0]) in _LINEAR:
+                while len(self.children[node]) == 1 and _op_name(self.children[node][0]) in _LINEAR:
                     node = self.children[node][0]
                     chain.add(node)
                 layer = tops.setdefault(node, _Layer([], node, set()))
@@ -983,13 +981,13 @@ class _Graph:
     def _between(self, start: Tensor, stop: set[Tensor]) -> list[Tensor]:
         """The nodes on the way from ``start`` towards the output, up to (not into) ``stop`` (None: to the end)."""
         seen: set[Tensor] = set()
-        stack = list(self.children.get(start, []))
+        stack = list(self.children[start])
         while stack:
             node = stack.pop()
             if node in seen or node in stop:
                 continue
             seen.add(node)
-            stack += self.children.get(node, [])
+            stack += self.children[node]
         return sorted(seen, key=self.order.__getitem__)
 
     def _describe(self, nodes: list[Tensor]) -> str:
@@ -1083,8 +1081,8 @@ class _Graph:
         """For each kink convention (at every such node at once, then at each node alone): the extra gradient
         each parameter would get from it."""
         kinks = self.kinks
-        groups = ([kinks] if len(kinks) > 1 and len({name for _, name, _, _ in kinks}) == 1 else []) + \
-            [[k] for k in kinks]
+        # every node of one op at once first (a learner's `Z >= 0` is the same in every layer), then each alone
+        groups = [kinks] * (len({name for _, name, _, _ in kinks}) == 1) + [[k] for k in kinks]
         result = []
         for group in groups:
             for choice, (convention, _) in enumerate(group[0][3]):
@@ -1116,9 +1114,10 @@ def _op_name(node: Tensor) -> str:
     return node.op.name if node.op is not None else ""
 
 
-def _add_constant(found: dict[str, set[float]], v: float) -> None:
-    if v >= 2 and abs(v - round(v)) < 1e-9:
-        found["m"].add(float(round(v)))
-    elif 0 < v < 1:
-        found["keep_prob"].add(v)
+def _add_divisor(found: dict[str, set[float]], d: float) -> None:
+    """An integer from 3 up is an m (2 is a square's 2, named apart); a fraction is a keep_prob."""
+    if d >= 3 and _near(d, round(d)):
+        found["m"].add(float(round(d)))
+    elif 0 < d < 1:
+        found["keep_prob"].add(d)
 
