@@ -9,7 +9,8 @@ machines without a display and do not change the backend of a notebook.
 * ``act_mean``, ``act_std``: mean and standard deviation of the layer's activations over the batch. Healthy:
   a spread that neither collapses to ~0 (every unit says the same thing) nor explodes.
 * ``saturated``: for sigmoid layers, the fraction of outputs above 0.99 or below 0.01 (for tanh: beyond
-  ±0.99). There the local derivative s(1 - s) is below 0.01, so almost no gradient passes. Healthy: a few
+  ±0.99; ``tinygrad_edu.health.saturated``, the definition ``fit``'s warning uses too). There the local
+  derivative s(1 - s) is below 0.01, so almost no gradient passes. Healthy: a few
   percent; above ~20 % learning slows down (smaller initial weights or Xavier init help).
 * ``dead``: for ReLU layers, the fraction of units that output 0 for every sample of the batch. A dead
   unit gets no gradient and never recovers. Healthy: close to 0; above ~30 % lower the learning rate or use
@@ -31,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.nn import named_items
+from tinygrad_edu.health import saturated
+from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
@@ -42,6 +44,12 @@ HEALTHY: dict[str, Any] = {
     "update_ratio": (1e-4, 1e-2),  # outside this range of lr * |grad| / |w|: warn
 }
 """The thresholds ``health_report`` warns at (rules of thumb, not laws)."""
+
+_SMALLER_WEIGHTS = {
+    "sigmoid": "e.g. init='nielsen', N(0, 1/fan_in) as in Nielsen's chapter 3",
+    "tanh": "e.g. init='xavier', made for tanh",
+}
+"""What ``health_report`` suggests for saturated layers of each kind: the initialiser made for that activation."""
 
 _INSTALL = "plotting needs matplotlib, an optional extra: pip install 'tinygrad_edu[plot]'"
 
@@ -265,10 +273,8 @@ def layer_health(model_or_params: Any, activations: Mapping[str, Any] | None = N
         kind = _kind(activation, values)
         r["kind"] = kind
         r["act_mean"], r["act_std"] = float(values.mean()), float(values.std())
-        if kind == "sigmoid" or kind == "softmax":
-            r["saturated"] = float(np.mean((values > 0.99) | (values < 0.01)))
-        elif kind == "tanh":
-            r["saturated"] = float(np.mean(np.abs(values) > 0.99))
+        if kind in ("sigmoid", "softmax", "tanh"):
+            r["saturated"] = float(np.mean(saturated(values, kind)))
         elif kind in ("relu", "leaky_relu"):
             per_unit = values.reshape(-1, values.shape[-1]) if values.ndim > 1 else values.reshape(-1, 1)
             r["dead"] = float(np.mean(np.all(per_unit <= 0, axis=0)))
@@ -310,7 +316,7 @@ def health_report(model_or_params: Any, activations: Mapping[str, Any] | None = 
         if r["saturated"] is not None and r["saturated"] > HEALTHY["saturated"]:
             warnings.append(f"{name}: {100 * r['saturated']:.0f}% of {r['kind']} outputs are saturated; their "
                             f"local derivative is below 0.01, so little gradient gets through (try smaller "
-                            f"initial weights, e.g. init='xavier').")
+                            f"initial weights, {_SMALLER_WEIGHTS.get(r['kind'], 'e.g. init=' + repr('xavier'))}).")
         if r["dead"] is not None and r["dead"] > HEALTHY["dead"]:
             warnings.append(f"{name}: {100 * r['dead']:.0f}% of ReLU units are dead (0 for every sample) and get "
                             f"no gradient (try a smaller learning rate, init='he', or leaky_relu).")
@@ -320,8 +326,12 @@ def health_report(model_or_params: Any, activations: Mapping[str, Any] | None = 
             warnings.append(f"{name}: the gradient is exactly 0: no gradient reaches this layer.")
         ratio = r["update_ratio"]
         if ratio is not None and np.isfinite(ratio) and ratio > 0 and not low <= ratio <= high:
+            # NOTE: a large ratio is not wrong by itself: Nielsen's eta = 3.0 starts far above the range and
+            # trains well, as the gradients shrink. What says "too large" is a loss that jumps or grows.
             advice = ("barely learns (raise the learning rate)" if ratio < low else
-                      "takes large steps (lower the learning rate)")
+                      f"takes large steps: one moves its weights by {ratio:.0%} of their size. Fine while the "
+                      f"loss falls (large steps early on are common); if it jumps or grows, lower the learning "
+                      f"rate")
             warnings.append(f"{name}: lr*|grad|/|w| = {ratio:.2g} is outside {low:g}..{high:g}: the layer {advice}.")
     if warnings:
         lines += [""] + [f"! {w}" for w in warnings]
