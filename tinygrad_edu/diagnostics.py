@@ -279,8 +279,8 @@ def watch_rebuilt_parameter(w: Tensor, step: Any) -> None:
         return
     # step = k * grad? Two elements first (a few scalar operations, enough to clear an ordinary subtraction),
     # then every element, relative to each
-    first = 0 if g.flat[0] else int(np.argmax(np.abs(g)))
-    k = float(step.flat[first] / g.flat[first]) if g.flat[first] else 0.0
+    i = 0 if g.flat[0] else int(np.argmax(np.abs(g)))
+    k = float(step.flat[i] / g.flat[i]) if g.flat[i] else 0.0
     last = step.flat[-1]
     if k == 0 or abs(last - k * g.flat[-1]) > 1e-9 * abs(last) or \
             not np.all(np.abs(step - k * g) <= 1e-9 * np.abs(step)):
