@@ -249,7 +249,7 @@ def test_a_key_given_twice_is_refused() -> None:
 def test_a_shape_that_cannot_match_names_both_shapes() -> None:
     row = _only_bad_row(with_mistake({"db1": np.ones((N_H, M))}), "b1")
     assert "has shape (6, 8), which cannot be the gradient of a parameter of shape (6, 1)" in row.diagnosis
-    assert row.index is None and row.abs_error == row.rel_error == float("inf") and not row.ok
+    assert row.index is None and row.abs_error == row.rel_error == float("inf") and row.ok is False
 
 
 def test_a_bias_gradient_not_summed_over_the_examples_is_named() -> None:
@@ -458,6 +458,7 @@ def test_relu_at_its_kink_is_named() -> None:
     assert [r.name for r in report.rows if not r.ok] == ["b"], str(report)
     assert report.row("b").diagnosis.startswith("right except at a kink: relu's input sits exactly at its kink in 2 "
                                                 "entries, and there yours takes the derivative 1 at 0 (Z >= 0)")
+    assert "note:" not in report.row("b").diagnosis
     both = check_backprop(lambda p: manual(p, 3.0), relu_loss, params)   # another mistake as well: a note only
     assert "(note: relu's input is exactly at its kink in 2 entries, and b is upstream" in both.row("b").diagnosis
     assert not both.row("b").diagnosis.startswith("right except at a kink")
@@ -540,9 +541,9 @@ def test_a_cost_may_be_a_one_element_array_or_a_tensor() -> None:
 
 @pytest.mark.parametrize(("scale", "named"), [
     (1 / M, "(= 1/m, m = 8: divided by m once more than loss(t))"),
-    (2.0, "(= 2: the 2 from a square counted twice, or a 1/2 left out)"),
-    (0.5, "(= 1/2: the 2 from a square left out)"),
-    (3.0, "(a missing or extra 1/m, or the 2 from a square?)"),
+    (2.0, "2.00 times the right gradient (= 2: the 2 from a square counted twice, or a 1/2 left out)"),
+    (0.5, "0.50 (= 1/2.00) times the right gradient (= 1/2: the 2 from a square left out)"),
+    (3.0, "3.00 times the right gradient (a missing or extra 1/m, or the 2 from a square?)"),
     (-M, "sign flipped and off by a constant factor: yours is -8.00 times"),
 ])
 def test_a_factor_is_named_when_it_is_one_of_the_costs_constants(scale: float, named: str) -> None:
@@ -922,7 +923,8 @@ def test_gradients_may_come_back_as_tensors() -> None:
 
 
 def test_an_engine_error_inside_loss_names_the_tensors() -> None:
-    with pytest.raises(tinygrad_edu.check.CodeError, match=r"your loss\(t\) raised ValueError: matmul: .*W1"):
+    with pytest.raises(tinygrad_edu.check.CodeError, match=r"your loss\(t\) raised ValueError: matmul: cannot apply "
+                                                           r"to W1 \(6, 5\), W1 \(6, 5\)"):
         check_backprop(backprop, lambda t: (t["W1"] @ t["W1"]).sum(), PARAMS)
 
 
@@ -977,3 +979,136 @@ def test_a_divisor_from_three_up_is_an_m_and_a_half_is_a_squares_two() -> None:
     assert "(= m = 3, the number of examples" in check_backprop(lambda p: manual(p, 3.0), quadratic,
                                                                 params).rows[0].diagnosis
     assert "(= 2: the 2 from a square" in check_backprop(lambda p: manual(p, 2.0), quadratic, params).rows[0].diagnosis
+
+
+# -- the mutation run's last holes ----------------------------------------------------------------------------------
+
+def test_a_kink_note_only_for_parameters_upstream_of_the_kink() -> None:
+    params, x = _relu_net()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        z = p["W"] @ x + p["b"]
+        return {"W": (p["v"].T * (z > 0)) @ x.T, "b": (p["v"].T * (z > 0)).sum(axis=1, keepdims=True),
+                "v": 3 * np.maximum(z, 0).sum(axis=1)[None, :]}   # v downstream of the relu: no kink note
+
+    report = check_backprop(manual, lambda t: (t["v"] @ (t["W"] @ x + t["b"]).relu()).sum(), params)
+    assert [r.name for r in report.rows if not r.ok] == ["v"] and "note:" not in report.row("v").diagnosis
+
+
+def test_every_relu_at_its_kink_at_once() -> None:
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((3, 5))
+    x[:, 2] = 0.0   # with zero biases the blank example sits at the kink in both layers
+    params = {"W1": rng.standard_normal((4, 3)), "b1": np.zeros((4, 1)), "W2": rng.standard_normal((2, 4)),
+              "b2": np.zeros((2, 1))}
+
+    def relu2(t: dict[str, Tensor]) -> Tensor:
+        return (t["W2"] @ (t["W1"] @ x + t["b1"]).relu() + t["b2"]).relu().sum()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:   # relu' as Z >= 0 in both layers
+        z1 = p["W1"] @ x + p["b1"]
+        a1 = np.maximum(z1, 0)
+        dz2 = (p["W2"] @ a1 + p["b2"] >= 0).astype(float)
+        dz1 = (p["W2"].T @ dz2) * (z1 >= 0)
+        return {"W1": dz1 @ x.T, "b1": dz1.sum(axis=1, keepdims=True), "W2": dz2 @ a1.T,
+                "b2": dz2.sum(axis=1, keepdims=True)}
+
+    report = check_backprop(manual, relu2, params)
+    assert not report.ok and all(r.diagnosis.startswith("right except at a kink: relu's input sits exactly at its "
+                                                        "kink in 6 entries") for r in report.rows if not r.ok)
+
+
+def test_a_1d_gradient_wrong_everywhere_has_no_pattern_of_entries() -> None:
+    c = np.array([1.0, -2.0, 0.5, 3.0])
+    report = check_backprop(lambda p: {"b": 2 * c ** 2 * p["b"] + np.array([1.0, -1.0, 2.0, 0.5])},
+                            lambda t: ((t["b"] * c) ** 2).sum(), {"b": np.array([0.5, -1.0, 2.0, 0.3])})
+    assert report.rows[0].diagnosis.startswith("no simple pattern")
+
+
+def test_wrong_rows_and_wrong_columns_are_named_together() -> None:
+    def block(g: dict[str, np.ndarray]) -> np.ndarray:
+        wrong = g["dW1"].copy()
+        wrong[1:3, 3] += 1.0
+        return wrong
+
+    row = _only_bad_row(with_mistake({"dW1": block}), "W1")
+    assert row.diagnosis.startswith("right except in rows 1-2 (2 of 6) and columns 3 (1 of 5), where every")
+
+
+def test_a_bias_of_one_dimension_below_a_layer_that_agrees_gets_the_place() -> None:
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((6, 3))   # the engine's layout: x @ W + b, b of shape (n,)
+    params = {"W1": rng.standard_normal((3, 4)), "b1": rng.standard_normal(4), "W2": rng.standard_normal((4, 2)),
+              "b2": rng.standard_normal(2)}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        return ((x @ t["W1"] + t["b1"]).tanh() @ t["W2"] + t["b2"]).sum()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        a1 = np.tanh(x @ p["W1"] + p["b1"])
+        da1 = np.ones((6, 2)) @ p["W2"].T
+        slope = 1 - a1 ** 2
+        slope[:, 0] = 1.0   # tanh's derivative forgotten for unit 0 only
+        dz1 = da1 * slope
+        return {"W1": x.T @ dz1, "b1": dz1.sum(axis=0), "W2": a1.T @ np.ones((6, 2)), "b2": np.full(2, 6.0)}
+
+    report = check_backprop(manual, loss_fn, params)
+    assert report.row("b1").diagnosis == report.row("W1").diagnosis == (
+        "layer 2 agrees, layer 1 and below do not: the mistake enters between layer 2 and layer 1 (dA1 -> dZ1: "
+        "tanh's derivative)")
+
+
+def test_a_whole_layer_wrong_while_the_layer_below_agrees_is_its_own_slip() -> None:
+    report = check_backprop(with_mistake({"dW2": lambda g: -g["dW2"], "db2": lambda g: -g["db2"]}), loss, PARAMS)
+    assert [r.name for r in report.rows if not r.ok] == ["W2", "b2"]
+    assert all("enters" not in r.diagnosis for r in report.rows)
+
+
+def test_a_data_term_mixed_with_its_transpose_is_not_called_transposed() -> None:
+    row = _only_bad_row(with_mistake({"dW2": lambda g: g["dW2"] + g["dW2"].T}), "W2")
+    assert row.diagnosis.startswith("the data term mixes itself and its transpose (1 and 1 times)")
+
+
+def test_a_parameter_cubed_in_the_forward_pass_is_data_not_penalty() -> None:
+    params = {"w": np.array([0.5, -1.0, 2.0, 0.3, 1.5])}
+
+    def manual(p: dict[str, np.ndarray], lambd: float) -> dict[str, np.ndarray]:
+        return {"w": 3 * p["w"] ** 2 + lambd * p["w"]}
+
+    cubic = lambda t: (t["w"] ** 3).sum() + 0.5 * (t["w"] ** 2).sum()
+    assert check_backprop(lambda p: manual(p, 1.0), cubic, params).ok
+    assert check_backprop(lambda p: manual(p, 0.0), cubic, params).rows[0].diagnosis.startswith("L2 term missing")
+
+
+@pytest.mark.parametrize(("hidden", "between"), [
+    (lambda z: z.relu() * 0.5, "(dA1 -> dZ1: relu's derivative)"),
+    (lambda z: z.tanh() / 1.5, "(dA1 -> dZ1: tanh's derivative, / 1.5)"),
+    (lambda z: z.tanh() / 1.0, "(dA1 -> dZ1: tanh's derivative, / 1)"),
+    (lambda z: (z ** 3).tanh(), "(dA1 -> dZ1: tanh's derivative)"),
+])
+def test_the_words_for_what_lies_between_two_layers(hidden: Callable[[Any], Any], between: str) -> None:
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((3, 6))
+    params = {"W1": rng.standard_normal((4, 3)), "b1": rng.standard_normal((4, 1)), "W2": rng.standard_normal((2, 4)),
+              "b2": rng.standard_normal((2, 1))}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        return ((t["W2"] @ hidden(t["W1"] @ x + t["b1"]) + t["b2"]) ** 2).sum()
+
+    manual = _engine_grads_with(params, loss_fn, {"W1": 0.5, "b1": 0.5})
+    assert check_backprop(manual, loss_fn, params).row("W1").diagnosis.endswith(between)
+
+
+def test_an_output_without_an_activation_names_the_costs_derivative_alone() -> None:
+    params, loss_fn = _two_layers(lambda z: z.tanh(), lambda z: (z ** 2).sum())
+    report = check_backprop(_engine_grads_with(params, loss_fn, dict.fromkeys(params, 0.5)), loss_fn, params)
+    assert report.row("out_w").diagnosis.endswith("pre-activation (the cost's derivative) is already wrong")
+
+
+def test_a_divisor_between_one_and_two_is_no_keep_prob() -> None:
+    x = np.array([[1.0, 2.0, -1.0]])
+    params = {"w": np.array([[0.3, 0.1, 0.2]])}
+    report = check_backprop(lambda p: {"w": 1.5 * 2 * p["w"] * x ** 2 / 1.5}, lambda t: ((t["w"] * x) ** 2).sum() / 1.5,
+                            params)
+    assert report.rows[0].diagnosis.endswith("1.50 times the right gradient (a missing or extra 1/m, or the 2 from a "
+                                             "square?)")

@@ -393,3 +393,20 @@ def test_the_diagnoses_read_as_recorded() -> None:
 
 if __name__ == "__main__":
     print(diagnosis_table(), end="")
+
+
+def test_two_slips_in_one_gradient_are_both_named_and_located() -> None:
+    net = NETS["course_l2"](np.float64)
+
+    def both(p: dict[str, np.ndarray]) -> Any:
+        grads, cost = net.manual(p, "dZ3 sign")
+        for k in ("1", "2", "3"):   # and the L2 term left out of every weight's gradient
+            grads["dW" + k] = grads["dW" + k] - LAMBD / COURSE_M * p["W" + k]
+        return grads, cost
+
+    report = check_backprop(both, net.loss, net.params)
+    assert report.row("W2").diagnosis.startswith("the data term's sign flipped: yours has minus the right data "
+                                                 "term, and L2 term missing: yours lacks 0.0875·W2")
+    assert report.row("W2").diagnosis.endswith(AT_OUTPUT + ": every layer disagrees, so the gradient at the output "
+                                               "layer's pre-activation (dZ3, the cost's derivative through sigmoid, "
+                                               "log) is already wrong")

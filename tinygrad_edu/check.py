@@ -686,10 +686,11 @@ def swapped(ev: Evidence) -> Finding | None:
 def data_and_l2(ev: Evidence) -> Finding | None:
     """yours = a * data term + b * L2 term (+ their transposes), by least squares: which part is wrong, and how."""
     data, (kind, penalty) = ev.graph.data_term(ev.name), ev.graph.penalty(ev.name)
-    unit = 1.0
     if penalty is None:   # no penalty in loss(t): does yours add one? p scaled to the gradient's size, so that
         unit = ev.scale / max(float(np.max(np.abs(ev.value))), 1e-300)   # its coefficient reads like a's
-    extra = ev.value * unit if penalty is None else penalty
+        extra = ev.value * unit
+    else:
+        unit, extra = 1.0, penalty
     bases = [data, extra] + ([data.T, extra.T] if data.ndim == 2 and data.shape[0] == data.shape[1] else [])
     if ev.yours.size <= 2 * len(bases) or not np.any(data) or not np.any(extra):
         return None  # NOTE: the size guard: with few values any gradient is some mix of the bases
@@ -783,6 +784,22 @@ def _spans(indices: Sequence[int] | np.ndarray, most: int = 8) -> str:
 _LINEAR = {"matmul", "add", "sub", "transpose", "reshape", "broadcast_to", "unsqueeze", "squeeze"}
 _ACTIVATIONS = {"relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "log_sigmoid", "exp", "log",
                 "abs", "maximum", "minimum", "clip", "logsumexp"}
+
+
+Seeds = Callable[[np.ndarray, dict[str, Any]], list[np.ndarray]]
+_KINK_CONVENTIONS: dict[str, list[tuple[str, Seeds]]] = {
+    # op: [(another convention at the kink, what it sends each input beyond the engine's rule, from g there)]
+    "relu": [("derivative 1 at 0 (Z >= 0) where the engine takes 0 (Z > 0)", lambda g, kw: [g])],
+    "leaky_relu": [("derivative 1 at 0 where the engine takes the slope", lambda g, kw: [g * (1 - kw["slope"])])],
+    "abs": [("sign taken as +1 at 0 where the engine takes 0", lambda g, kw: [g]),
+            ("sign taken as -1 at 0 where the engine takes 0", lambda g, kw: [-g])],
+    "clip": [("derivative 0 at the clip's bounds where the engine takes 1", lambda g, kw: [-g])],
+    "maximum": [("whole gradient to the first input at a tie, where the engine splits it",
+                 lambda g, kw: [g / 2, -g / 2]),
+                ("whole gradient to the second input at a tie, where the engine splits it",
+                 lambda g, kw: [-g / 2, g / 2])],
+}
+_KINK_CONVENTIONS["minimum"] = _KINK_CONVENTIONS["maximum"]
 
 
 @dataclass
@@ -948,11 +965,9 @@ class _Graph:
         param, (at, _) = self.tensors[name], self.walk
         found = []
         for child in self.children[param]:
-            if child.op is None or child.op.name not in ("add", "sub") or child.shape == param.shape:
+            if _op_name(child) not in ("add", "sub") or child not in at:
                 continue
-            if child not in at:
-                continue
-            g = np.asarray(at[child]) * (-1 if child.op.name == "sub" and child.parents[-1] is param else 1)
+            g = np.asarray(at[child]) * (-1 if _op_name(child) == "sub" and child.parents[1] is param else 1)
             lead = g.ndim - param.ndim
             shape = (1,) * lead + param.shape
             axes = tuple(i for i in range(g.ndim) if shape[i] == 1 and g.shape[i] != 1)
@@ -1001,7 +1016,7 @@ class _Graph:
             elif name == "mul" and const is not None and const.size > 1:
                 word = "the dropout mask"   # a constant array multiplying the activations between two layers
             elif name == "truediv" and const is not None and const.size == 1:
-                value = float(const.data.reshape(-1)[0])
+                value = float(const.item())
                 word = "/ keep_prob" if 0 < value < 1 else f"/ {value:g}"
             else:
                 continue
@@ -1039,62 +1054,46 @@ class _Graph:
         return {name: text for layer in layers[first:] for name in layer.names}
 
     @cached_property
-    def kinks(self) -> list[tuple[Tensor, str, int, list[tuple[str, list[Any]]]]]:
-        """Nodes whose input sits exactly at a kink: (node, op, how many entries, [(convention, seeds)]),
-        the seeds being what that convention would send each parent beyond the engine's rule."""
-        at = self.walk[0]
+    def kinks(self) -> list[tuple[Tensor, str, np.ndarray]]:
+        """Nodes whose input sits exactly at a kink, newest first: (node, op, where: a mask of the node's shape)."""
         found = []
-        for node in self.nodes:
+        for node in reversed(self.nodes):
             name = _op_name(node)
-            if node not in at or name not in ("relu", "leaky_relu", "abs", "maximum", "minimum", "clip"):
+            if name not in _KINK_CONVENTIONS:
                 continue
-            g, a = np.asarray(at[node]), node.parents[0].data
-            if name in ("relu", "leaky_relu", "abs"):
-                at_kink = np.broadcast_to(a == 0, g.shape)
-            elif name == "clip":
-                low, high = node.op_args.get("low"), node.op_args.get("high")
-                at_kink = np.broadcast_to((a == low) | (a == high), g.shape)
-            else:
-                at_kink = np.broadcast_to(a == node.parents[1].data, g.shape)
-            count = int(np.count_nonzero(at_kink))
-            if not count:
-                continue
-            s = np.where(at_kink, g, 0.0)
-            if name == "relu":
-                options = [("derivative 1 at 0 (Z >= 0) where the engine takes 0 (Z > 0)", [s])]
-            elif name == "leaky_relu":
-                options = [("derivative 1 at 0 where the engine takes the slope", [s * (1 - node.op_args["slope"])])]
-            elif name == "abs":
-                options = [("sign taken as +1 at 0 where the engine takes 0", [s]),
-                           ("sign taken as -1 at 0 where the engine takes 0", [-s])]
-            elif name == "clip":
-                options = [("derivative 0 at the clip's bounds where the engine takes 1", [-s])]
-            else:
-                options = [("the whole gradient to the first input at a tie, where the engine splits it",
-                            [s / 2, -s / 2]),
-                           ("the whole gradient to the second input at a tie, where the engine splits it",
-                            [-s / 2, s / 2])]
-            found.append((node, name, count, options))
+            a = node.parents[0].data
+            if name == "clip":
+                at_kink = (a == node.op_args.get("low")) | (a == node.op_args.get("high"))
+            else:   # relu, leaky_relu, abs: at 0; maximum, minimum: at a tie with the second input
+                at_kink = a == (node.parents[1].data if len(node.parents) > 1 else 0)
+            at_kink = np.broadcast_to(at_kink, node.shape)
+            if np.any(at_kink):
+                found.append((node, name, at_kink))
         return found
 
     def kink_alternatives(self) -> list[tuple[str, Arrays]]:
         """For each kink convention (at every such node at once, then at each node alone): the extra gradient
         each parameter would get from it."""
-        kinks = self.kinks
+        kinks, at = self.kinks, self.walk[0]
         # every node of one op at once first (a learner's `Z >= 0` is the same in every layer), then each alone
-        groups = [kinks] * (len({name for _, name, _, _ in kinks}) == 1) + [[k] for k in kinks]
+        groups = [kinks] * (len({name for _, name, _ in kinks}) == 1) + [[k] for k in kinks]
         result = []
         for group in groups:
-            for choice, (convention, _) in enumerate(group[0][3]):
-                roots, seeds = [], []
-                for node, _, _, options in group:
-                    for parent, seed in zip(node.parents, options[choice][1]):
+            for choice, (convention, _) in enumerate(_KINK_CONVENTIONS[group[0][1]]):
+                roots: list[Tensor] = []
+                seeds: list[np.ndarray] = []
+                for node, name, at_kink in group:   # newest first: what a newer kink adds reaches the older ones
+                    arriving = dict((n, g) for n, g, _ in autograd.backward_steps(roots, seeds)) if roots else {}
+                    g = np.asarray(at[node]) + (np.asarray(arriving[node]) if node in arriving else 0.0)
+                    kwargs = node.op_args
+                    for parent, seed in zip(node.parents, _KINK_CONVENTIONS[name][choice][1](np.where(at_kink, g, 0.0),
+                                                                                              kwargs)):
                         if parent.requires_grad:
                             roots.append(parent)
                             seeds.append(autograd.unbroadcast(seed, parent.shape))
                 extra = {self.param_of[n]: np.asarray(g) for n, g, _ in autograd.backward_steps(roots, seeds)
                          if n in self.param_of}
-                count = sum(c for _, _, c, _ in group)
+                count = sum(int(np.count_nonzero(at_kink)) for _, _, at_kink in group)
                 story = (f"{group[0][1]}'s input sits exactly at its kink in {count} entries, and there yours "
                          f"takes the {convention}. Both are valid choices and differ only there (move the data off "
                          f"the kink, or take the engine's convention)")
@@ -1103,10 +1102,10 @@ class _Graph:
 
     def kink_note(self, name: str) -> str:
         param = self.tensors[name]
-        for node, op, count, _ in self.kinks:
+        for node, op, at_kink in self.kinks:
             if any(t is param for t in autograd.toposort([node])):
-                return (f" (note: {op}'s input is exactly at its kink in {count} entries, and {name} is upstream: "
-                        f"there the derivative is a convention, the engine's is in ops.py)")
+                return (f" (note: {op}'s input is exactly at its kink in {int(np.count_nonzero(at_kink))} entries, and "
+                        f"{name} is upstream: there the derivative is a convention, the engine's is in ops.py)")
         return ""
 
 
@@ -1118,6 +1117,6 @@ def _add_divisor(found: dict[str, set[float]], d: float) -> None:
     """An integer from 3 up is an m (2 is a square's 2, named apart); a fraction is a keep_prob."""
     if d >= 3 and _near(d, round(d)):
         found["m"].add(float(round(d)))
-    elif 0 < d < 1:
+    elif d < 1:   # d > 0: a divisor, or the inverse of a positive factor
         found["keep_prob"].add(d)
 
