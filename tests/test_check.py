@@ -1066,7 +1066,7 @@ def test_a_whole_layer_wrong_while_the_layer_below_agrees_is_its_own_slip() -> N
 
 def test_a_data_term_mixed_with_its_transpose_is_not_called_transposed() -> None:
     row = _only_bad_row(with_mistake({"dW2": lambda g: g["dW2"] + g["dW2"].T}), "W2")
-    assert row.diagnosis.startswith("the data term mixes itself and its transpose (1 and 1 times)")
+    assert row.diagnosis == "the data term mixes itself and its transpose (1 and 1 times)"   # no L2 words added
 
 
 def test_a_parameter_cubed_in_the_forward_pass_is_data_not_penalty() -> None:
@@ -1112,3 +1112,124 @@ def test_a_divisor_between_one_and_two_is_no_keep_prob() -> None:
                             params)
     assert report.rows[0].diagnosis.endswith("1.50 times the right gradient (a missing or extra 1/m, or the 2 from a "
                                              "square?)")
+
+
+# -- the holes mutation run 5 found (.ci/mutation.md) --------------------------------------------------------------
+
+def _engine_of(params: dict[str, np.ndarray], loss_fn: Callable[[Any], Tensor]) -> dict[str, np.ndarray]:
+    t = {k: Tensor(v.copy(), requires_grad=True) for k, v in params.items()}
+    loss_fn(t).backward()
+    return {k: np.asarray(v.grad).copy() for k, v in t.items()}
+
+
+def test_a_coefficient_is_near_a_number_inclusively_and_relative_above_one() -> None:
+    from tinygrad_edu.check import _near
+    assert _near(1e-6, 0.0) and not _near(1.5e-6, 0.0)            # absolute below 1, the edge included
+    assert _near(64 + 3e-5, 64.0) and not _near(64 + 1e-4, 64.0)   # relative above 1
+
+
+def test_the_table_lines_up_when_the_two_error_columns_differ_in_width() -> None:
+    params = {"w": np.ones(3), "v": np.ones(2)}
+    report = check_backprop(lambda p: {"w": 2e-120 * np.ones(3), "v": 4 * p["v"]},
+                            lambda t: (t["w"] * 1e-120).sum() + (t["v"] ** 2).sum(), params)
+    head, *rows = str(report).splitlines()[1:4]
+    assert "1.00e-120" in rows[0]   # max abs one character wider than max rel, and wider than v's
+    for row, (abs_error, rel_error) in zip(rows, [("1.00e-120", "1.00e+00"), ("2.00e+00", "1.00e+00")]):
+        assert head.index("max abs") + len("max abs") == row.index(abs_error) + len(abs_error), str(report)
+        assert head.index("max rel") + len("max rel") == row.rindex(rel_error) + len(rel_error), str(report)
+
+
+def test_the_html_shows_every_note() -> None:
+    report = check_backprop(lambda p: {"w": 2 * p["w"]}, lambda t: (t["w"] ** 2).sum(), {"w": np.ones(3)})
+    report.notes[:] = ["first", "second"]
+    assert "<p>note: first</p><p>note: second</p>" in report._repr_html_()
+
+
+def test_an_extra_l2_term_on_large_weights_is_named_with_its_coefficient() -> None:
+    rng = np.random.default_rng(7)
+    x, params = rng.standard_normal((3, 10)), {"W": rng.standard_normal((4, 3)) * 1e4}
+    loss_fn = lambda t: ((t["W"] @ x * 1e-4).tanh() ** 2).sum() * 1e4
+    report = check_backprop(lambda p: {"W": _engine_of(p, loss_fn)["W"] + 0.01 * p["W"]}, loss_fn, params)
+    assert report.rows[0].diagnosis.startswith("yours has an L2 term 0.01·W that loss(t) has not")
+
+
+def test_a_missing_l2_term_on_large_weights_names_its_coefficient() -> None:
+    rng = np.random.default_rng(7)
+    x, params = rng.standard_normal((3, 10)), {"W": rng.standard_normal((4, 3)) * 1e4}
+    data = lambda t: ((t["W"] @ x * 1e-4).tanh() ** 2).sum()
+    report = check_backprop(lambda p: {"W": _engine_of(p, data)["W"]},
+                            lambda t: data(t) + 5.0 * (t["W"] ** 2).sum(), params)
+    assert report.rows[0].diagnosis == "L2 term missing: yours lacks 10·W, the gradient of loss(t)'s 5·ΣW²"
+
+
+def test_a_weighted_l2_term_missing_has_no_single_coefficient() -> None:
+    rng = np.random.default_rng(7)
+    x, params, weights = rng.standard_normal((3, 10)), {"W": rng.standard_normal((4, 3))}, rng.uniform(0.5, 2, (4, 3))
+    data = lambda t: ((t["W"] @ x).tanh() ** 2).sum()
+    report = check_backprop(lambda p: {"W": _engine_of(p, data)["W"]},
+                            lambda t: data(t) + (t["W"] * t["W"] * weights).sum(), params)
+    assert report.rows[0].diagnosis == "L2 term missing"
+
+
+def test_a_penalised_bias_summed_over_the_wrong_axis_is_named() -> None:
+    rng = np.random.default_rng(7)
+    x, params = rng.standard_normal((3, 10)), {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal((4, 1))}
+
+    def loss_fn(t: dict[str, Tensor]) -> Tensor:
+        penalty = (t["b"] ** 2).sum() * 0.1   # b's first use is its penalty, its add comes after
+        return ((t["W"] @ x + t["b"]).tanh() ** 2).sum() + penalty
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        a = np.tanh(p["W"] @ x + p["b"])
+        dz = 2 * a * (1 - a ** 2)
+        return {"W": dz @ x.T, "b": dz.sum(axis=0, keepdims=True)}
+
+    assert check_backprop(manual, loss_fn, params).row("b").diagnosis.startswith(
+        "summed over the wrong axis: yours is the gradient at the sum where b is added (dZ) summed over axis 0")
+
+
+def test_a_multiplied_parameter_is_no_bias_to_sum() -> None:
+    rng = np.random.default_rng(7)
+    x, params = rng.standard_normal((4, 10)), {"g": rng.standard_normal((4, 1))}
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        a = np.tanh(p["g"] * x)
+        return {"g": (2 * a * (1 - a ** 2)).sum(axis=0, keepdims=True)}   # dY summed over the wrong axis, no x
+
+    diagnosis = check_backprop(manual, lambda t: ((t["g"] * x).tanh() ** 2).sum(), params).rows[0].diagnosis
+    assert diagnosis.startswith("has shape (1, 10), which cannot be the gradient of a parameter of shape (4, 1)")
+
+
+def test_leaky_relu_at_its_kink_is_named_with_its_slope() -> None:
+    params, x = _relu_net()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        z = p["W"] @ x + p["b"]
+        dz = p["v"].T * np.where(z >= 0, 1.0, 0.1)   # the derivative 1 at 0
+        return {"W": dz @ x.T, "b": dz.sum(axis=1, keepdims=True),
+                "v": np.where(z > 0, z, 0.1 * z).sum(axis=1)[None, :]}
+
+    report = check_backprop(manual, lambda t: (t["v"] @ (t["W"] @ x + t["b"]).leaky_relu(0.1)).sum(), params)
+    assert [r.name for r in report.rows if not r.ok] == ["b"], str(report)
+    assert report.row("b").diagnosis.startswith("right except at a kink: leaky_relu's input sits exactly at its kink "
+                                                "in 2 entries, and there yours takes the derivative 1 at 0 where the "
+                                                "engine takes the slope")
+
+
+def test_a_data_term_off_by_less_than_a_millionth_beside_a_right_l2_term_still_disagrees() -> None:
+    rng = np.random.default_rng(7)
+    x, params = rng.standard_normal((3, 10)), {"W": rng.standard_normal((4, 3))}
+    data = lambda t: ((t["W"] @ x).tanh() ** 2).sum()
+    report = check_backprop(lambda p: {"W": _engine_of(p, data)["W"] * (1 + 1e-7) + 0.1 * p["W"]},
+                            lambda t: data(t) + 0.05 * (t["W"] ** 2).sum(), params)
+    assert not report.ok and report.rows[0].diagnosis.startswith("no simple pattern")
+
+
+def test_a_dropout_mask_of_two_entries_is_named_between_the_layers() -> None:
+    rng = np.random.default_rng(20)
+    x, mask = rng.standard_normal((3, 2)), np.array([[1.0, 0.0]]) / 0.8   # one hidden unit, two examples
+    params = {"W1": rng.standard_normal((1, 3)), "b1": rng.standard_normal((1, 1)), "W2": rng.standard_normal((2, 1)),
+              "b2": rng.standard_normal((2, 1))}
+    loss_fn = lambda t: ((t["W2"] @ ((t["W1"] @ x + t["b1"]).tanh() * mask) + t["b2"]) ** 2).sum()
+    report = check_backprop(_engine_grads_with(params, loss_fn, {"W1": 0.5, "b1": 0.5}), loss_fn, params)
+    assert report.row("W1").diagnosis.endswith("(dA1 -> dZ1: tanh's derivative, the dropout mask)")
