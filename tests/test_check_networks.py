@@ -410,3 +410,53 @@ def test_two_slips_in_one_gradient_are_both_named_and_located() -> None:
     assert report.row("W2").diagnosis.endswith(AT_OUTPUT + ": every layer disagrees, so the gradient at the output "
                                                "layer's pre-activation (dZ3, the cost's derivative through sigmoid, "
                                                "log) is already wrong")
+
+
+# -- the tutorials' own hand-derived references (tinygrad_edu.manual), checked as a learner would check them --------
+
+def _sigmoid_cross_entropy(z: Tensor, y: np.ndarray) -> Tensor:
+    a = z.sigmoid()
+    return -(y * a.log() + (1 - y) * (1 - a).log()).sum() / y.shape[1]
+
+
+def test_the_courses_gradient_checking_net_and_its_two_planted_mistakes() -> None:
+    from tinygrad_edu.manual import gradient_checking as gc
+    x, y, params = gc.gradient_check_n_test_case()
+    y2 = y.reshape(1, -1).astype(np.float64)
+
+    def loss(t: dict[str, Tensor]) -> Tensor:
+        a1 = (t["W1"] @ x + t["b1"]).relu()
+        a2 = (t["W2"] @ a1 + t["b2"]).relu()
+        return _sigmoid_cross_entropy(t["W3"] @ a2 + t["b3"], y2)
+
+    def manual(p: dict[str, np.ndarray], backward: Callable[..., Any]) -> tuple[float, dict[str, np.ndarray]]:
+        cost, cache = gc.forward_propagation_n(x, y, p)
+        return cost, backward(x, y, cache)   # the course's dict, dZ3, dA2, ... included
+
+    right = check_backprop(lambda p: manual(p, gc.backward_propagation_n), loss, params)
+    assert right.ok, str(right)
+    assert any(note.startswith("skipped dZ3, dA2, dZ2, dA1, dZ1") for note in right.notes), right.notes
+    wrong = check_backprop(lambda p: manual(p, gc.backward_propagation_n_with_mistakes), loss, params)
+    assert [r.name for r in wrong.rows if not r.ok] == ["b1", "W2"], str(wrong)
+    assert "yours is 2.00 times the right gradient (= 2" in wrong.row("W2").diagnosis
+    assert "yours is 4.00 times the right gradient" in wrong.row("b1").diagnosis
+
+
+def test_nielsens_network2_and_weight_decay_over_the_mini_batch() -> None:
+    from tinygrad_edu.manual import network2
+    params = network2.params_of(network2.Network([4, 3, 2], rng=0))
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((4, 5)), np.eye(2)[:, rng.integers(0, 2, 5)]
+    lmbda, n = 5.0, 50   # the penalty divides by the training set's size, not the mini-batch's 5
+
+    def loss(t: dict[str, Tensor]) -> Tensor:
+        a = (t["w0"] @ x + t["b0"]).sigmoid()
+        return _sigmoid_cross_entropy(t["w1"] @ a + t["b1"], y) + lmbda / (2 * n) * ((t["w0"] ** 2).sum() +
+                                                                                  (t["w1"] ** 2).sum())
+
+    right = check_backprop(lambda p: network2.gradients(p, x, y, lmbda=lmbda, n=n), loss, params)
+    assert right.ok, str(right)
+    wrong = check_backprop(lambda p: network2.gradients(p, x, y, lmbda=lmbda), loss, params)   # n = the batch's
+    assert [r.name for r in wrong.rows if not r.ok] == ["w0", "w1"], str(wrong)
+    assert "you used λ/m (m = 5, the mini-batch) where loss(t) has λ/n (n = 50, the training set?)" in \
+        wrong.row("w0").diagnosis, str(wrong)
