@@ -1231,8 +1231,8 @@ def _conv_slips(node: Tensor, g: np.ndarray, where: str) -> list[Slip]:
 
     o, c, kh, kw = w.shape
     rotated = w[:, :, ::-1, ::-1]
-    full = ("the input gradient is the full convolution of dZ with every filter rotated by 180° (W[:, :, ::-1, "
-            "::-1]) and its channel axes swapped")
+    full = ("the input gradient is the full convolution of dZ with every filter rotated by 180° (flipped along "
+            "both its height and its width) and its channel axes swapped")
     if kh * kw > 1:
         input_slip(f"uses the kernel unrotated (or rotated twice): {full}", _conv_grads(g, x, rotated, stride, padding))
         weight_slip("is rotated by 180°: it is the correlation of the input with dZ (dW += a_slice_prev * dZ), not a "
