@@ -63,9 +63,9 @@ def test_the_l2_term_is_half_lambda_times_every_squared_weight_over_the_batches(
 
 
 def test_a_short_run_is_repeatable_and_uses_the_l2_term() -> None:
-    def run(**kwargs: float) -> dict:
-        return convnet.train("conv2_relu", epochs=1, limit=40, evaluate_on=50, seed=3, progress=False, report=None,
-                             **kwargs)
+    def run(lmbda: float | None = None) -> dict:
+        return convnet.train("conv2_relu", epochs=1, limit=40, evaluate_on=50, seed=3, lmbda=lmbda, progress=False,
+                             report=None)
     first, again, without = run(), run(), run(lmbda=0.0)
     assert first["loss"] == again["loss"] and first["best_epoch"] == 0
     weights = [p.data for p in first["model"].parameters()]
