@@ -8,8 +8,8 @@ as a graph, one node per line, in the order the engine's ``nn.BatchNorm1d`` buil
     centred  = x - mean                       centre        (N, C)
     squared  = centred^2                                    (N, C)
     variance = (1/N) sum_n squared            variance      (C,)   biased: 1/N, as the paper and PyTorch
-    shifted  = variance + eps                               (C,)
-    inv_std  = shifted^(-1/2)                 inverse standard deviation
+    var_eps  = variance + eps                               (C,)
+    inv_std  = var_eps^(-1/2)                 inverse standard deviation
     x_hat    = centred * inv_std              normalise     (N, C)
     scaled   = x_hat * gamma                  scale
     out      = scaled + beta                  shift
@@ -22,8 +22,8 @@ derivative times the gradient arriving from above (``d_out`` is dL/d out, given)
     d_x_hat    = d_out * gamma
     d_inv_std  = sum_n d_x_hat * centred                  x_hat = centred * inv_std
     d_centred  = d_x_hat * inv_std                          (centred's first path)
-    d_shifted  = d_inv_std * (-1/2) shifted^(-3/2)        inv_std = shifted^(-1/2)
-    d_variance = d_shifted                                shifted = variance + eps
+    d_var_eps  = d_inv_std * (-1/2) var_eps^(-3/2)        inv_std = var_eps^(-1/2)
+    d_variance = d_var_eps                                var_eps = variance + eps
     d_squared  = d_variance / N                           variance = mean of squared
     d_centred += d_squared * 2 centred                      (centred's second path, through the variance)
     d_mean     = -sum_n d_centred                         centred = x - mean
@@ -70,8 +70,8 @@ from numpy.typing import DTypeLike
 from ._common import generator, softplus, stable_sigmoid
 
 __all__ = [
-    "Cache", "Slip", "SLIPS", "forward", "forward_eval", "update_running", "backward_staged", "backward_closed",
-    "backward_one_pass", "backward_eval",
+    "Cache", "Slip", "SLIPS", "forward", "forward_eval", "update_running",
+    "backward_nodes", "backward_staged", "backward_closed", "backward_one_pass", "backward_eval",
     "init_params", "init_running", "mlp_forward", "loss", "gradients", "sgd_step", "running_after", "predict",
 ]
 
@@ -140,23 +140,34 @@ def update_running(running_mean: np.ndarray, running_var: np.ndarray, cache: Cac
             (1 - momentum) * running_var + momentum * unbiased)
 
 
-def backward_staged(d_out: np.ndarray, cache: Cache) -> Grads:
-    """dL/dx, dL/dgamma, dL/dbeta, one line per node of the graph, newest first (the module docstring)."""
+def backward_nodes(d_out: np.ndarray, cache: Cache) -> Grads:
+    """The staged backward: dL/d(node) for every node of the graph, one line per node, newest first.
+
+    The keys are the nodes' names (the module docstring; the engine's ``nn.BatchNorm1d`` gives its tensors the
+    same names), plus ``gamma`` and ``beta``.
+    """
     x, _, centred, variance, inv_std, x_hat, gamma, eps = cache
     n = x.shape[0]
-    d_beta = d_out.sum(axis=0)                                   # out = scaled + beta
-    d_scaled = d_out
-    d_gamma = (d_scaled * x_hat).sum(axis=0)                     # scaled = x_hat * gamma
-    d_x_hat = d_scaled * gamma
-    d_inv_std = (d_x_hat * centred).sum(axis=0)                  # x_hat = centred * inv_std
-    d_centred = d_x_hat * inv_std
-    d_shifted = d_inv_std * -0.5 * (variance + eps) ** -1.5     # inv_std = shifted^(-1/2)
-    d_variance = d_shifted                                       # shifted = variance + eps
-    d_squared = np.broadcast_to(d_variance / n, x.shape)         # variance = (1/N) sum squared
-    d_centred = d_centred + d_squared * 2 * centred              # squared = centred^2
-    d_mean = -d_centred.sum(axis=0)                              # centred = x - mean
-    d_x = d_centred + d_mean / n                                 # mean = (1/N) sum x
-    return {"x": d_x, "gamma": d_gamma, "beta": d_beta}
+    d: Grads = {"out": d_out}
+    d["beta"] = d["out"].sum(axis=0)                                      # out = scaled + beta
+    d["scaled"] = d["out"]
+    d["gamma"] = (d["scaled"] * x_hat).sum(axis=0)                        # scaled = x_hat * gamma
+    d["x_hat"] = d["scaled"] * gamma
+    d["inv_std"] = (d["x_hat"] * centred).sum(axis=0)                     # x_hat = centred * inv_std
+    d["centred"] = d["x_hat"] * inv_std                                   # (centred's first path)
+    d["var_eps"] = d["inv_std"] * -0.5 * (variance + eps) ** -1.5        # inv_std = var_eps^(-1/2)
+    d["variance"] = d["var_eps"]                                          # var_eps = variance + eps
+    d["squared"] = np.broadcast_to(d["variance"] / n, x.shape)            # variance = (1/N) sum squared
+    d["centred"] = d["centred"] + d["squared"] * 2 * centred              # squared = centred^2
+    d["mean"] = -d["centred"].sum(axis=0)                                 # centred = x - mean
+    d["x"] = d["centred"] + d["mean"] / n                                 # mean = (1/N) sum x
+    return d
+
+
+def backward_staged(d_out: np.ndarray, cache: Cache) -> Grads:
+    """dL/dx, dL/dgamma and dL/dbeta of the staged backward (``backward_nodes``)."""
+    d = backward_nodes(d_out, cache)
+    return {"x": d["x"], "gamma": d["gamma"], "beta": d["beta"]}
 
 
 def backward_closed(d_out: np.ndarray, cache: Cache) -> Grads:
