@@ -2,7 +2,7 @@
 
 Run: python examples/stability.py
 
-Each row shows the value and the gradient of the textbook formula (written with numpy, as the seeds do)
+Each row shows the value and the gradient of the textbook formula (written with numpy, as the tutorials do)
 and of the engine's op. The naive column overflows (a RuntimeWarning, inf or nan); the engine's stays finite
 and matches a high-precision reference (numpy's longdouble where the platform has one).
 """

@@ -24,7 +24,7 @@ def test_nielsen_engines_agree_and_stay_together_while_training() -> None:
     engines = bench.nielsen_engines(sizes, np.float64, seed=3, per_sample=1.0)
     assert [e.name for e in engines][:5] == [
         "numpy, rows, W (out, in), as a careful programmer writes (baseline)",
-        "numpy, the seed's matrix form (columns)", "numpy, per sample (as the seed; 100% timed)",
+        "numpy, the tutorial's matrix form (columns)", "numpy, per sample (as the tutorial; 100% timed)",
         "tinygrad_edu, nn.MLP + optim.SGD", "tinygrad_edu, the learner's step: (a @ W.T + b).sigmoid()"]
     first, *rest = _batches(4, sizes)
     before = engines[0].gradients(engines[0].batches(first))

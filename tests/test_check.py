@@ -1,4 +1,4 @@
-"""check_backprop on a network that is not a seed: a correct derivation agrees, each planted mistake is named.
+"""check_backprop on a network that is not a tutorial's: a correct derivation agrees, each planted mistake is named.
 
 The network, in the course's layout (features, examples): two tanh layers and a softmax output with the
 cross-entropy cost, J = -1/m sum Y * log softmax(W3 tanh(W2 tanh(W1 X + b1) + b2) + b3).

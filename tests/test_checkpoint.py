@@ -178,7 +178,8 @@ def test_a_run_killed_at_any_moment_resumes_bit_for_bit(run, function, n, holds,
     else:
         assert int(_arrays(path)["epoch"]) == holds  # whole and readable, from the last finished write
         assert _cli([*args, "--resume"]) == 0
-        printed = capsys.readouterr().out
+        settings, printed = capsys.readouterr().out.split("\n", 1)  # train prints its settings first
+        assert settings.startswith("Training ") and settings.endswith(" (resuming)")
         assert printed.startswith(f"Epoch {holds}: ") and "Epoch 2: " in printed
     _assert_bit_identical(path, uninterrupted[run])
 
@@ -189,7 +190,8 @@ def test_a_run_killed_from_outside_after_its_first_epoch_resumes_bit_for_bit(uni
                "--checkpoint", str(path)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout is not None and child.stdout.readline().startswith("Epoch 0: ")
+        assert child.stdout is not None and child.stdout.readline().startswith("Training ")  # the settings line
+        assert child.stdout.readline().startswith("Epoch 0: ")
         os.kill(child.pid, signal.SIGKILL)  # somewhere after the first checkpoint: wherever, it must not matter
         child.wait(timeout=30)
     finally:

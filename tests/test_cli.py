@@ -23,6 +23,33 @@ def test_help_for_every_command(command: str, capsys: pytest.CaptureFixture[str]
     assert "usage: tinygrad-edu " + command in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["demo", "train", "compare", "check", "graph", "bench"])
+def test_every_command_says_what_it_does_under_its_usage(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]  # the paragraph between the usage and the arguments
+    assert not description.startswith(("positional arguments", "options")) and len(description.split()) > 5, out
+    for option in ("--no-progress",):
+        if option in out:
+            assert len(out.split(option)[-1].split("\n")[0].split()) > 3, f"{command} {option} has no help text"
+
+
+def test_a_bare_command_prints_the_commands_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tinygrad-edu") and all(c in out for c in ("demo", "train", "compare", "bench"))
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from tinygrad_edu import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tinygrad-edu {__version__}"
+
+
 def test_compare_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "xor", "--steps", "2"]) == 0
     out = capsys.readouterr().out
@@ -48,6 +75,8 @@ def test_bad_arguments_exit_2_with_a_message(args: list[str], message: str,
 def test_train_on_a_small_subset_beats_chance(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--epochs", "1", "--limit", "3000", "--no-progress"]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == ("Training [784, 30, 10] on 3000 MNIST images for 1 epoch: mini-batch 10, sgd, "
+                                   "lr 3, quadratic cost, init normal, seed 0, float64")  # the settings first
     assert "Epoch 0: " in out
     correct = int(out.split("Epoch 0: ")[1].split(" / ")[0])
     assert correct > 5000  # of 10000 test images; chance is 1000

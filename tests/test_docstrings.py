@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["autograd", "check", "datasets", "display", "gradcheck", "losses", "manual", "nn", "optim", "seeds",
-           "tensor", "train"]
+MODULES = ["autograd", "blas", "check", "datasets", "display", "gradcheck", "losses", "manual", "nn", "optim",
+           "parameters", "tensor", "train", "tutorials"]
 
 
 @pytest.mark.parametrize("module", MODULES)

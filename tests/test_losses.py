@@ -112,7 +112,7 @@ def test_bce_value_reductions_and_gradient(fn, target):
     assert gradcheck(lambda a: fn(a, target), [_leaf(A)])
 
 
-def test_sigmoid_cross_entropy_gives_the_seeds_output_delta():
+def test_sigmoid_cross_entropy_gives_the_tutorials_output_delta():
     z = _leaf(Z)
     sigmoid_cross_entropy(z.sigmoid(), HARD).backward()
     np.testing.assert_allclose(z.grad, (_sigmoid(Z) - HARD) / N, rtol=1e-10, atol=1e-15)

@@ -1,4 +1,4 @@
-"""tinygrad_edu.manual: the hand-derived seed networks, checked against finite differences and real data."""
+"""tinygrad_edu.manual: the hand-derived tutorial networks, checked against finite differences and real data."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def check_gradients(loss: Callable[[Params], float], params: Params, grads: Para
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=rtol * scale, err_msg=name)
 
 
-# -- seed 000: mnist3 ---------------------------------------------------------------------------------------
+# -- mnist3 (file 000) ---------------------------------------------------------------------------------------
 
 def test_mnist3_gradients_match_central_differences() -> None:
     rng = np.random.default_rng(0)
@@ -54,7 +54,7 @@ def test_mnist3_gradients_match_central_differences() -> None:
     check_gradients(lambda p: mnist3.loss(p, x, y), params, grads, rng)
 
 
-def test_mnist3_loss_is_the_seeds_formula_and_output_delta() -> None:
+def test_mnist3_loss_is_the_tutorials_formula_and_output_delta() -> None:
     rng = np.random.default_rng(1)
     params = mnist3.init_params(rng, hidden=4)
     x, y = rng.random((6, 784)) * 0.05, datasets.one_hot(rng.integers(0, 10, 6))
@@ -62,7 +62,7 @@ def test_mnist3_loss_is_the_seeds_formula_and_output_delta() -> None:
     n = len(x)
     expected = -np.sum(y * np.log(a3) + (1 - y) * np.log(1 - a3)) / n
     assert mnist3.loss(params, x, y) == pytest.approx(expected, rel=1e-12)
-    # dL/dw3 = a2^T (a3 - y) / n: the seed's output delta
+    # dL/dw3 = a2^T (a3 - y) / n: the tutorial's output delta
     np.testing.assert_allclose(mnist3.gradients(params, x, y)[1]["w3"], a2.T @ (a3 - y) / n, rtol=1e-12)
 
 
@@ -92,7 +92,7 @@ def test_mnist3_sgd_step_and_train_lower_the_loss() -> None:
         mnist3.init_params(None)
 
 
-# -- seed 001: nielsen --------------------------------------------------------------------------------------
+# -- nielsen (file 001) --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cost", ["quadratic", "cross_entropy"])
 def test_nielsen_gradients_match_central_differences(cost: str) -> None:
@@ -190,9 +190,9 @@ def test_nielsen_network_layout_and_errors() -> None:
         nielsen.gradients({"w0": np.zeros((1, 2)), "bias": np.zeros((1, 1))}, np.zeros((2, 1)), np.zeros((1, 1)))
 
 
-# -- seed 002: xor ------------------------------------------------------------------------------------------
+# -- xor (file 002) ------------------------------------------------------------------------------------------
 
-def test_xor_gradients_match_central_differences_and_the_seed_sign() -> None:
+def test_xor_gradients_match_central_differences_and_the_tutorials_sign() -> None:
     rng = np.random.default_rng(9)
     params = xor.init_params(rng)
     assert params["weights1"].shape == (3, 4) and params["weights2"].shape == (4, 1)
@@ -201,7 +201,7 @@ def test_xor_gradients_match_central_differences_and_the_seed_sign() -> None:
     value, grads = xor.gradients(params, x, y)
     assert value == pytest.approx(float(np.sum((y - xor.forward(params, x)[1]) ** 2)), rel=1e-14)
     check_gradients(lambda p: xor.loss(p, x, y), params, grads, rng)
-    direction = xor.backpropagation(params, x, y)  # the seed's d_weights: the NEGATIVE gradient
+    direction = xor.backpropagation(params, x, y)  # the tutorial's d_weights: the NEGATIVE gradient
     for name in params:
         np.testing.assert_array_equal(direction[name], -grads[name])
 
@@ -228,7 +228,7 @@ def test_xor_train_with_typo_does_not_learn() -> None:
     np.testing.assert_allclose(other, output, atol=1e-9)
 
 
-# -- seed 003: lnet -----------------------------------------------------------------------------------------
+# -- lnet (file 003) -----------------------------------------------------------------------------------------
 
 def test_lnet_gradients_match_central_differences() -> None:
     rng = np.random.default_rng(10)
@@ -268,7 +268,7 @@ def test_lnet_model_fits_a_small_problem() -> None:
     assert np.mean(lnet.predict(X, params) == Y) > 0.9
 
 
-# -- seed 004: logreg ---------------------------------------------------------------------------------------
+# -- logreg (file 004) ---------------------------------------------------------------------------------------
 
 def test_logreg_gradients_match_central_differences() -> None:
     rng = np.random.default_rng(12)
@@ -322,7 +322,8 @@ def test_manual_modules_do_not_import_the_engine() -> None:
     import tinygrad_edu.manual as manual
 
     for module in (mnist3, nielsen, xor, lnet, logreg):
-        assert module.__doc__ and module.__doc__.lstrip().startswith("Seed 00"), module.__name__
+        key = module.__name__.rsplit(".", 1)[-1]
+        assert module.__doc__ and module.__doc__.lstrip().startswith(f"The {key} tutorial (``00"), module.__name__
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
         with open(module.__file__, encoding="utf-8") as stream:

@@ -96,7 +96,7 @@ def test_computed_tensors_cached_by_forward_are_not_parameters():
             self.w = Tensor(np.ones((2, 2)), requires_grad=True)
 
         def forward(self, x):
-            self.z = x @ self.w  # as the seeds keep self.z1, self.a1 for their backward pass
+            self.z = x @ self.w  # as the tutorials keep self.z1, self.a1 for their backward pass
             self.a = self.z.sigmoid()
             return self.a
 

@@ -29,7 +29,7 @@ KERNEL = "tinygrad-edu-test"
 
 
 def test_the_notebooks_are_there() -> None:
-    assert len(NOTEBOOKS) >= 6, f"expected the tour and one notebook per seed, found {[p.name for p in NOTEBOOKS]}"
+    assert len(NOTEBOOKS) >= 6, f"expected the tour and one notebook per tutorial, found {[p.name for p in NOTEBOOKS]}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

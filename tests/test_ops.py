@@ -919,7 +919,7 @@ def test_stable_ops_against_extended_precision_references() -> None:
     # sigmoid(-1e4) = e^-1e4 is below float64's range; the engine answers 1e-308 (see ops.Sigmoid), hence atol
     np.testing.assert_allclose(s.data, s_wide.astype(np.float64), rtol=1e-15, atol=1e-300)
     s.backward(gradient=np.ones_like(_GRID))
-    # NOTE: the rule s (1 - s) (the seeds', and PyTorch's) is exact to 1e-17 absolute, but 1 - s rounds to 0
+    # NOTE: the rule s (1 - s) (the tutorials', and PyTorch's) is exact to 1e-17 absolute, but 1 - s rounds to 0
     # for x > 37, so there the gradient is 0 instead of about e^-x
     np.testing.assert_allclose(x.grad, (s_wide * (1 - s_wide)).astype(np.float64), rtol=1e-14, atol=1e-17)
     small = np.abs(_GRID) < 37

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.cli import SEED_HELP, main
-from tinygrad_edu.seeds import SEEDS
+from tinygrad_edu.cli import TUTORIAL_HELP, main
+from tinygrad_edu.tutorials import TUTORIALS
 from tinygrad_edu.visualize import backprop_steps, draw, plot_history, stepthrough
 from tinygrad_edu.visualize import render
 from tinygrad_edu.visualize.stepthrough import fit_note
@@ -107,14 +107,41 @@ def test_train_help_explains_every_option_with_its_default(capsys: pytest.Captur
 
 
 @pytest.mark.parametrize("command", ["compare", "graph"])
-def test_compare_and_graph_list_each_seed_with_a_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(SEED_HELP) == set(SEEDS)  # a new seed needs its line
+def test_compare_and_graph_list_each_tutorial_with_a_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert set(TUTORIAL_HELP) == set(TUTORIALS)  # a new tutorial needs its line
     _help(command)
     out = capsys.readouterr().out
-    for key in SEEDS:
+    for key in TUTORIALS:
         line = next(line for line in out.splitlines() if line.split()[:1] == [key])
-        assert line.split(None, 1)[1] == SEED_HELP[key]
+        assert line.split(None, 1)[1] == TUTORIAL_HELP[key]
     assert ("  all " in out) == (command == "compare")
+
+
+@pytest.mark.parametrize("key, names", [
+    ("nielsen", ["x", "x @ weight", "z1", "a1", "a1 @ weight", "z2", "a2", "y", "loss"]),
+    ("mnist3", ["x", "z1", "a1", "z2", "a2", "z3", "a3", "loss"]),
+    ("lnet", ["x", "x @ weight", "Z1", "A1", "A1 @ weight", "Z2", "A2", "Z4", "AL", "loss"]),
+    ("xor", ["x", "z1", "layer1", "z2", "output", "loss"]),
+])
+def test_graph_names_the_tensors_as_the_tutorial_does(key: str, names: list[str], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", key, "-o", str(tmp_path / "g.svg"), "--html"]) == 0
+    svg = (tmp_path / "g.svg").read_text(encoding="utf-8")
+    drawn = set(re.findall(r"<text[^>]*>([^<]+)</text>", svg))
+    drawn |= {html.unescape(text) for text in drawn}
+    missing = [name for name in names if name not in drawn]
+    assert not missing, f"graph {key}: {missing} not drawn"
+    page = (tmp_path / "g.html").read_text(encoding="utf-8")
+    assert '"name":"loss","role":"loss"' in page  # the step-through page calls the root as the drawing does
+
+
+def test_draw_and_stepthrough_give_an_unnamed_root_the_same_name() -> None:
+    from tinygrad_edu.visualize import to_text
+
+    loss = small_loss()
+    assert to_text(loss).startswith("loss: mean") and backprop_steps(loss)[0]["name"] == "loss"
+    loss.name = "cost"
+    assert to_text(loss).startswith("cost: mean") and backprop_steps(loss)[0]["name"] == "cost"
 
 
 # -- training history -------------------------------------------------------------------------------------------

@@ -42,14 +42,6 @@ def test_the_cheat_sheet_lists_every_op_with_its_derivative() -> None:
         + "\n".join(missing)
 
 
-@pytest.mark.parametrize("name", ["tensor.py", "autograd.py", "ops.py", "inplace.py", "diagnostics.py"])
-def test_the_engine_table_gives_each_files_size_as_it_is(name: str) -> None:
-    lines = (ROOT / "tinygrad_edu" / name).read_text().splitlines()
-    code = [line for line in lines if line.strip() and not line.strip().startswith("#")]
-    row = f"| `{name}` | {len(lines)} ({len(code)}) |"
-    assert row in README.read_text(), f"README's engine table is out of date: the row should start {row}"
-
-
 def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 

@@ -229,3 +229,51 @@ def test_the_inline_page_works_inside_its_iframe(browser: Any, tmp_path: Path) -
         assert browser.execute_script("return document.querySelectorAll('#graph g.node').length") > 5
     finally:
         browser.switch_to.default_content()
+
+
+def test_inline_in_a_notebook_the_graph_scrolls_inside_its_frame_to_the_current_node(browser: Any,
+                                                                                      tmp_path: Path) -> None:
+    """Nielsen's graph in a notebook-wide frame: its scroll bars inside the frame, the current node in view from
+    the first step on, the notebook around it never scrolled, and a (30,) vector wrapped to the panel."""
+    from selenium.webdriver.common.by import By
+
+    from tinygrad_edu import datasets, tutorials
+    from tinygrad_edu.visualize import StepthroughPage
+
+    mnist = datasets.load_mnist()
+    model = nn.MLP([784, 30, 10], rng=0)
+    loss = losses.quadratic_cost(tutorials.named_forward("nielsen", model, mnist.train_x[:10]),
+                                 Tensor(datasets.one_hot(mnist.train_y[:10]), name="y"))
+    path = Path(stepthrough(loss, tmp_path / "nielsen.html", params=model, layout="builtin"))
+    inline = StepthroughPage(str(path), path.read_text(encoding="utf-8"))._repr_html_()
+    notebook = tmp_path / "notebook.html"
+    notebook.write_text(f'<!DOCTYPE html><html><body><div style="height:400px">cells above</div>'
+                        f'<div style="width:940px">{inline}</div><div style="height:2000px"></div></body></html>',
+                        encoding="utf-8")
+    browser.get(notebook.resolve().as_uri())
+    browser.execute_script("window.scrollTo(0, 380)")
+    frame = browser.find_element(By.TAG_NAME, "iframe")
+    browser.switch_to.frame(frame)
+    seen = """
+        const g = document.getElementById('graph'), v = g.getBoundingClientRect();
+        const c = document.querySelector('#graph g.node.current').getBoundingClientRect();
+        const vector = Array.from(document.querySelectorAll('#panel pre.array'));
+        return {inside: c.left >= v.left && c.right <= v.left + g.clientWidth && c.top >= v.top
+                        && c.bottom <= v.top + g.clientHeight,
+                frame_holds_graph: v.bottom <= window.innerHeight + 0.5 && v.right <= window.innerWidth + 0.5,
+                scrolls: g.scrollHeight > g.clientHeight && g.scrollWidth > g.clientWidth,
+                wide: vector.filter(function (p) { return p.scrollWidth > p.clientWidth; }).length,
+                name: document.getElementById('node-name').textContent};"""
+    try:
+        steps = browser.execute_script("return JSON.parse(document.getElementById('steps').textContent).steps")
+        for k, step in enumerate(steps):
+            shown = browser.execute_script(seen)
+            assert shown["name"].startswith(step["name"]), (k, shown)
+            assert shown["inside"], f"step {k + 1}: {step['name']} is out of sight"
+            assert shown["frame_holds_graph"] and shown["scrolls"]  # a large graph scrolls, its scroll bars in view
+            if len(step["shape"]) == 1:
+                assert shown["wide"] == 0, f"step {k + 1}: a {step['shape']} vector is wider than the panel"
+            browser.find_element(By.ID, "next").click()
+    finally:
+        browser.switch_to.default_content()
+    assert browser.execute_script("return window.scrollY") == 380  # the notebook stayed where the learner was

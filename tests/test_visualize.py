@@ -120,9 +120,9 @@ def test_dot_colours_tensors_by_role() -> None:
     g = tiny_net()
     dot = Dot(to_dot(g["loss"]))
     fills = {name: re.search(r'fillcolor="([^"]+)"', dot.nodes[dot.find(name)]).group(1)
-             for name in ("x", "y", "w", "b", "t9", "t5")}
+             for name in ("x", "y", "w", "b", "loss", "t5")}
     assert fills["x"] == fills["y"] and fills["w"] == fills["b"]
-    assert len({fills["x"], fills["w"], fills["t5"], fills["t9"]}) == 4  # input, parameter, intermediate, loss
+    assert len({fills["x"], fills["w"], fills["t5"], fills["loss"]}) == 4  # input, parameter, intermediate, loss
 
 
 def test_a_plus_a_is_drawn_with_two_edges() -> None:
@@ -198,9 +198,9 @@ def test_highlight_marks_the_path_from_the_loss_to_a_parameter() -> None:
     dot = Dot(to_dot(g["loss"], highlight=g["b"]))
     lit_nodes = {k for k, v in dot.nodes.items() if "penwidth=3" in v}
     titles = {re.search(r"<B>(.*?)</B>", dot.nodes[k]).group(1) for k in lit_nodes}
-    # unnamed tensors are numbered in creation order: x, y, w, b, then t4 = x @ w, t5, ...
-    # b -> add -> t5 -> sigmoid -> t6 -> sub -> t7 -> pow -> t8 -> mean -> t9
-    assert titles == {"b", "add", "t5", "sigmoid", "t6", "sub", "t7", "pow", "t8", "mean", "t9"}
+    # unnamed tensors are numbered in creation order: x, y, w, b, then t4 = x @ w, t5, ...; the one root is "loss"
+    # b -> add -> t5 -> sigmoid -> t6 -> sub -> t7 -> pow -> t8 -> mean -> loss
+    assert titles == {"b", "add", "t5", "sigmoid", "t6", "sub", "t7", "pow", "t8", "mean", "loss"}
     lit_edges = [(t, h) for t, h, attrs in dot.edges if "penwidth" in attrs]
     assert len(lit_edges) == 10
     assert all(t in lit_nodes and h in lit_nodes for t, h in lit_edges)
@@ -255,7 +255,7 @@ def test_to_text_shows_shared_subgraphs_once() -> None:
     h = (a * 2.0).sigmoid()
     text = to_text((h + h).sum(), params={"alpha": a})
     lines = text.splitlines()
-    assert lines[0].startswith("t5: sum -> () float64")
+    assert lines[0].startswith("loss: sum -> () float64")
     assert sum("sigmoid" in line for line in lines) == 1
     assert sum("(shown above)" in line for line in lines) == 1
     assert any(line.strip().startswith("│") or "├──" in line for line in lines)
@@ -544,6 +544,21 @@ def test_layer_health_numbers() -> None:
     assert "lr*|grad|/|w| = 0.0025" not in report  # 2.5e-3 is within the healthy range
     tanh = layer_health({}, activations={"h": np.array([0.999, 0.5, -0.995, 0.0])})[0]
     assert tanh["kind"] == "tanh" and tanh["saturated"] == pytest.approx(0.5)
+
+
+def test_health_report_advice_fits_the_activation_and_does_not_overrule_a_working_learning_rate() -> None:
+    # saturated sigmoids: the initialiser made for them (Nielsen's chapter 3); saturated tanh: Xavier's
+    sigmoid = health_report({}, activations={"h": Tensor(np.array([[-10.0, 10.0], [9.0, 0.0]])).sigmoid()})
+    assert "init='nielsen'" in sigmoid and "xavier" not in sigmoid
+    tanh = health_report({}, activations={"h": Tensor(np.array([[-10.0, 10.0], [9.0, 0.0]])).tanh()})
+    assert "init='xavier'" in tanh and "nielsen" not in tanh
+    # Nielsen's eta = 3.0 takes steps far above the rule of thumb and trains well: say when to lower it
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    w.grad = np.full((2, 2), 0.1)
+    report = health_report({"l.weight": w}, lr=3.0)
+    assert "lr*|grad|/|w| = 0.3 is outside" in report and "moves its weights by 30% of their size" in report
+    assert "if it jumps or grows, lower the learning rate" in report
+    assert "(lower the learning rate)" not in report
 
 
 def test_layer_health_reads_a_module_like_object_and_plots(tmp_path: Path) -> None:

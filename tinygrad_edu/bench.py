@@ -11,7 +11,7 @@
 * **Memory**: peak RSS of W1, and RSS after 1,000 and after 10,000 steps, each engine in a fresh process.
 
 The baseline is the numpy a careful programmer writes by hand: the mini-batch in rows, ``a @ W.T + b`` per
-layer, the backward pass in matrix form, updates in place. Beside it run the seed's own forms
+layer, the backward pass in matrix form, updates in place. Beside it run the tutorial's own forms
 (``tinygrad_edu.manual.nielsen``: the whole mini-batch in columns, and per sample), the engine twice (``nn.MLP``
 with ``optim.SGD``, and the step a learner writes with the README's operators, ``(a @ W.T + b).sigmoid()``),
 and PyTorch eager (CPU).
@@ -24,6 +24,7 @@ slows all of them alike; the table shows the median, the min-max range and the r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,13 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from . import datasets, losses, nn, optim, seeds
+from . import datasets, losses, nn, optim, tutorials
+from .blas import blas_thread_count, blas_threads
 from .manual import nielsen
 from .diagnostics import LearnerWarning
 from .tensor import Tensor
 
 __all__ = ["main", "add_arguments", "run", "BenchmarkError", "Engine", "check_gradients", "nielsen_engines",
-           "chain_engines"]
+           "chain_engines", "DESCRIPTION"]
+
+DESCRIPTION = __doc__.split("\n\n")[0]
+"""The first line of this module's docstring: what ``tinygrad-edu bench --help`` says first."""
 
 W1_SIZES, W1_BATCH, W1_EPOCH = [784, 30, 10], 10, 50_000
 W2_SIZES, W2_BATCH, W2_STEPS = [784, 1024, 1024, 10], 256, 50
@@ -94,18 +99,18 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
 
     The first engine, the baseline, is the numpy a careful programmer writes: the mini-batch in rows,
     ``a @ W.T + b`` per layer, the backward pass in matrix form, updates in place. ``per_sample`` is the share
-    of the batches that the slow per-sample form of the seed is timed on (0: left out).
+    of the batches that the slow per-sample form of the tutorial is timed on (0: left out).
     """
     matrix = nielsen.Network(sizes, rng=seed, dtype=dtype)
-    seed_form = nielsen.Network(sizes, rng=seed, dtype=dtype)
-    start = nielsen.params_of(matrix)  # w0 (out, in), b0 (out, 1), ...: the seed's layout
+    tutorial_form = nielsen.Network(sizes, rng=seed, dtype=dtype)
+    start = nielsen.params_of(matrix)  # w0 (out, in), b0 (out, 1), ...: the tutorial's layout
     model = nn.MLP(sizes, activation="sigmoid", rng=seed, dtype=dtype)
-    model.load_state_dict(seeds.to_engine("nielsen", start))
+    model.load_state_dict(tutorials.to_engine("nielsen", start))
     optimizer = optim.SGD(model.parameters(), lr=ETA)
 
     def manual_layout(grads: tuple[list[np.ndarray], list[np.ndarray]]) -> Grads:
         nabla_b, nabla_w = grads
-        return list(seeds.to_engine("nielsen", nielsen.as_params(nabla_w, nabla_b)).values())
+        return list(tutorials.to_engine("nielsen", nielsen.as_params(nabla_w, nabla_b)).values())
 
     def columns(batch: Any) -> Any:
         x, y = batch
@@ -116,9 +121,9 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
         return [(x[:, j:j + 1], y[:, j:j + 1]) for j in range(x.shape[1])]
 
     def per_sample_gradients(batch: Any) -> Grads:
-        total = [np.zeros_like(g) for g in manual_layout(seed_form.backprop(*batch[0]))]
+        total = [np.zeros_like(g) for g in manual_layout(tutorial_form.backprop(*batch[0]))]
         for x, y in batch:
-            for t, g in zip(total, manual_layout(seed_form.backprop(x, y))):
+            for t, g in zip(total, manual_layout(tutorial_form.backprop(x, y))):
                 t += g
         return [t / len(batch) for t in total]
 
@@ -138,15 +143,15 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
 
     engines = [
         _rows_numpy(start, dtype),
-        Engine("numpy, the seed's matrix form (columns)",
+        Engine("numpy, the tutorial's matrix form (columns)",
                lambda b: matrix.update_mini_batch_matrix(b[0], b[1], ETA),
                lambda b: manual_layout(matrix.backprop_batch(*b)), columns),
         Engine("tinygrad_edu, nn.MLP + optim.SGD", engine_step, engine_gradients),
         _learner_step(start, dtype),
     ]
     if per_sample:
-        engines.insert(2, Engine(f"numpy, per sample (as the seed; {per_sample:.0%} timed)",
-                                 lambda b: seed_form.update_mini_batch(b, ETA), per_sample_gradients, pairs,
+        engines.insert(2, Engine(f"numpy, per sample (as the tutorial; {per_sample:.0%} timed)",
+                                 lambda b: tutorial_form.update_mini_batch(b, ETA), per_sample_gradients, pairs,
                                  fraction=per_sample))
     torch = _torch() if with_torch else None
     if torch is not None:
@@ -186,7 +191,7 @@ def _rows_numpy(start: dict[str, np.ndarray], dtype: Any) -> Engine:
 
 
 def _learner_step(start: dict[str, np.ndarray], dtype: Any) -> Engine:
-    """The step a learner writes from the README's operators, in the seeds' layout W (out, in)."""
+    """The step a learner writes from the README's operators, in the tutorials' layout W (out, in)."""
     weights = [Tensor(start[f"w{i}"].astype(dtype), requires_grad=True) for i in range(len(start) // 2)]
     biases = [Tensor(start[f"b{i}"].ravel().astype(dtype), requires_grad=True) for i in range(len(start) // 2)]
     params = [p for pair in zip(weights, biases) for p in pair]
@@ -220,7 +225,7 @@ def _torch_nielsen(torch: Any, reference: nielsen.Network, dtype: Any) -> Engine
         linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64 if dtype == np.float64 else
                                  torch.float32)
         with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w.copy()))  # torch stores (out, in), as the seed does
+            linear.weight.copy_(torch.from_numpy(w.copy()))  # torch stores (out, in), as the tutorial does
             linear.bias.copy_(torch.from_numpy(b.ravel().copy()))
         layers += [linear, torch.nn.Sigmoid()]
     model = torch.nn.Sequential(*layers)
@@ -467,8 +472,11 @@ def _machine() -> str:
     torch = _torch()
     threads = f", torch threads {torch.get_num_threads()}" if torch is not None else ", torch not installed"
     blas = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
+    count = blas_thread_count()
+    numpy_threads = f", numpy BLAS threads {count}" if count is not None else ""
+    load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""  # not on Windows
     return (f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
-            f"{os.cpu_count()} CPUs{threads}{', ' + str(blas) if blas else ''}")
+            f"{os.cpu_count()} CPUs{load}{threads}{numpy_threads}{', ' + str(blas) if blas else ''}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -477,7 +485,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated workloads to run (default W1,W2,W3,memory)")
     parser.add_argument("--repeats", type=int, default=5, help="timings per engine; the median is reported "
                                                                "(default 5)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, in seconds")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, numpy on one BLAS thread: checks that everything runs (about 30 s of CPU "
+                             "time; longer on a busy machine)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for weights and batches (default 0)")
     parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -485,9 +495,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen workloads and print their tables; 1 if an engine disagrees, 2 for bad arguments."""
-    # the seed's N(0, 1) weights saturate W2's wide layers (a LearnerWarning, but not the user's training), and
+    # the tutorial's N(0, 1) weights saturate W2's wide layers (a LearnerWarning, but not the user's training), and
     # exp overflows to inf in the numpy forms, harmlessly (1 / (1 + inf) = 0)
-    with warnings.catch_warnings(), np.errstate(over="ignore"):
+    # --quick checks that everything runs: one BLAS thread keeps its small products from waiting on busy cores
+    threads = blas_threads(1) if args.quick else contextlib.nullcontext()
+    with warnings.catch_warnings(), np.errstate(over="ignore"), threads:
         warnings.simplefilter("ignore", LearnerWarning)
         return _run(args)
 
@@ -529,7 +541,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinygrad_edu.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tinygrad_edu.bench", description=DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

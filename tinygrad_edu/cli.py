@@ -1,6 +1,7 @@
 """The ``tinygrad-edu`` command line (also ``python -m tinygrad_edu``).
 
-Commands: ``demo`` (the main job), ``train``, ``compare``, ``graph`` and ``bench``; ``--help`` on each.
+Commands: ``demo`` (the main job), ``train``, ``compare``, ``check``, ``graph`` and ``bench``; ``--help`` on each.
+A bare ``tinygrad-edu`` prints the list; ``--version`` the version.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .nn import MLP
 
-__all__ = ["main", "SEED_HELP"]
+__all__ = ["main", "TUTORIAL_HELP"]
 
 
 def _sizes(text: str) -> list[int]:
@@ -32,19 +33,22 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-SEED_HELP = {
+TUTORIAL_HELP = {
     "mnist3": "3-layer MNIST net 784-64-64-10, sigmoid, no biases, cross-entropy (a course's numpy net)",
     "nielsen": "Nielsen's Network([784, 30, 10]): sigmoid, quadratic cost, mini-batch SGD (his book, ch. 1-2)",
     "xor": "2-layer XOR net 3-4-1, sigmoid, no biases, sum of squared errors (a blog post's numpy net)",
     "lnet": "L-layer net [12288, 20, 7, 5, 1] on the cat pictures, params in a dict with caches (the course)",
     "logreg": "logistic regression on the cat pictures: 12288 inputs, one sigmoid unit (the course, week 2)",
 }
-"""One line per seed key for ``compare --help`` and ``graph --help`` (``seeds.SEEDS`` holds the networks)."""
+"""One line per tutorial key for ``compare --help`` and ``graph --help`` (``tutorials.TUTORIALS`` holds the
+networks)."""
+
+_NO_PROGRESS = "no progress bar: plain lines only, e.g. for a log file (the epoch lines are printed either way)"
 
 
-def _seed_list(extra: dict[str, str] | None = None) -> str:
-    lines = [f"  {key:8} {text}" for key, text in {**SEED_HELP, **(extra or {})}.items()]
-    return "seeds:\n" + "\n".join(lines)
+def _tutorial_list(extra: dict[str, str] | None = None) -> str:
+    lines = [f"  {key:8} {text}" for key, text in {**TUTORIAL_HELP, **(extra or {})}.items()]
+    return "tutorials:\n" + "\n".join(lines)
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -62,17 +66,20 @@ def _positive(kind: type) -> Callable[[str], float]:
 
 def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost: str, seed: int,
                  dtype: type, init: str, limit: int | None, progress: bool, *, optimizer: str = "sgd",
-                 momentum: float = 0.0, checkpoint: str | None = None,
-                 resume: bool = False) -> tuple[MLP, dict[str, list[float]]]:
-    """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the seed.
+                 momentum: float = 0.0, checkpoint: str | None = None, resume: bool = False,
+                 describe: Callable[[int], str] | None = None) -> tuple[MLP, dict[str, list[float]]]:
+    """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the tutorial.
 
     With ``checkpoint`` the state is saved after every epoch; ``resume`` continues from it (``train.fit``).
+    ``describe(number of training images)`` gives a line to print before training starts.
     """
     from . import datasets, losses, nn, optim
     from .train import epoch_report, fit
 
     data = datasets.load_mnist(dtype=dtype)
     train_x, train_y = data.train_x[:limit], datasets.one_hot(data.train_y[:limit], dtype=dtype)
+    if describe is not None:
+        print(describe(len(train_x)), flush=True)
     model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype)
     # Nielsen's two costs: quadratic, and cross-entropy on the sigmoid outputs (averaged over the batch)
     loss_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
@@ -87,33 +94,38 @@ def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import seeds
+    from . import tutorials
 
     out = args.out
     os.makedirs(out, exist_ok=True)
     print("tinygrad_edu demo: Nielsen's network [784, 30, 10] on the bundled MNIST\n")
-    print("1. The engine's gradients against the hand-derived backprop of every seed (float64):\n")
-    result = seeds.compare("nielsen", steps=3)
+    print("1. The engine's gradients against the hand-derived backprop of every tutorial (float64):\n")
+    result = tutorials.compare("nielsen", steps=3)
     print(result, end="\n\n")
-    for key in seeds.SEEDS:
+    for key in tutorials.TUTORIALS:
         if key != "nielsen":
-            other = seeds.compare(key, steps=3)
+            other = tutorials.compare(key, steps=3)
             print(f"   {key:8} {'agree' if other.ok else 'DISAGREE'}: worst relative error {other.worst:.1e}")
     print(f"\n2. Training for {args.epochs} epochs (mini-batch 10, eta 3.0, quadratic cost):\n")
     start = time.perf_counter()
-    model, history = _train_mnist([784, 30, 10], args.epochs, 10, 3.0, "quadratic", args.seed, np.float64,
-                                  "normal", None, progress=not args.no_progress)
+    _, history = _train_mnist([784, 30, 10], args.epochs, 10, 3.0, "quadratic", args.seed, np.float64,
+                              "normal", None, progress=not args.no_progress)
     print(f"   best test accuracy {max(history['test_accuracy']):.2%} in {time.perf_counter() - start:.0f} s")
-    print("\n3. Pictures:\n")
-    paths = _pictures(model, history, out)
+    print("\n3. Pictures of the first training step (from the initial weights) and of the training:\n")
+    paths = _pictures(args.seed, history, out)
     for path in paths:
         print(f"   {path}")
     return 0 if result.ok else 1
 
 
-def _pictures(model: MLP, history: dict[str, list[float]], out: str) -> list[str]:
-    """The graph of one training step, its backprop step-through, and the training curves (if possible)."""
-    from . import datasets, losses
+def _pictures(seed: int, history: dict[str, list[float]], out: str) -> list[str]:
+    """The graph of the first training step, its backprop step-through, and the training curves (if possible).
+
+    The step is drawn from the initial weights (the network the training started from, made again from
+    ``seed``), where the gradients' heat-maps show a pattern to read; drawn after the training, they came out
+    all white.
+    """
+    from . import datasets, losses, nn, tutorials
     from .tensor import Tensor
 
     paths: list[str] = []
@@ -124,8 +136,8 @@ def _pictures(model: MLP, history: dict[str, list[float]], out: str) -> list[str
         return paths
     data = datasets.load_mnist()
     x, y = data.train_x[:10], datasets.one_hot(data.train_y[:10])
-    loss = losses.quadratic_cost(model(Tensor(x, name="x")), y)
-    model.zero_grad()
+    model = nn.MLP([784, 30, 10], activation="sigmoid", rng=seed)  # as _train_mnist makes it, before training
+    loss = losses.quadratic_cost(tutorials.named_forward("nielsen", model, x), Tensor(y, name="y"))
     loss.backward()
     graph_path = os.path.join(out, "nielsen_graph.svg")
     draw(loss, path=graph_path, params=model)
@@ -144,6 +156,18 @@ def _pictures(model: MLP, history: dict[str, list[float]], out: str) -> list[str
     return paths
 
 
+def _settings(args: argparse.Namespace, lr: float, images: int) -> str:
+    """The run's settings in one line, printed before it starts (a log then says what produced it)."""
+    optimizer = args.optimizer + (f" with momentum {args.momentum:g}" if args.momentum else "")
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    line = (f"Training {args.sizes} on {images} MNIST images for {epochs}: mini-batch "
+            f"{args.batch_size}, {optimizer}, lr {lr:g}, {args.cost} cost, init {args.init}, seed {args.seed}, "
+            f"{args.dtype}")
+    if args.checkpoint:
+        line += f", checkpoint {args.checkpoint}" + (" (resuming)" if args.resume else "")
+    return line
+
+
 def _train(args: argparse.Namespace) -> int:
     from .train import CheckpointError
 
@@ -159,7 +183,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         _, history = _train_mnist(args.sizes, args.epochs, args.batch_size, lr, args.cost, args.seed, dtype,
                                   args.init, args.limit, progress=not args.no_progress, optimizer=args.optimizer,
-                                  momentum=args.momentum, checkpoint=args.checkpoint, resume=args.resume)
+                                  momentum=args.momentum, checkpoint=args.checkpoint, resume=args.resume,
+                                  describe=lambda images: _settings(args, lr, images))
     except CheckpointError as error:
         print(f"tinygrad-edu train: {error}", file=sys.stderr)
         return 2
@@ -168,12 +193,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from . import seeds
+    from . import tutorials
 
-    keys = list(seeds.SEEDS) if args.seed == "all" else [args.seed]
+    keys = list(tutorials.TUTORIALS) if args.tutorial == "all" else [args.tutorial]
     ok = True
     for key in keys:
-        result = seeds.compare(key, steps=args.steps)
+        result = tutorials.compare(key, steps=args.steps)
         print(result, end="\n\n")
         ok = ok and result.ok
     return 0 if ok else 1
@@ -212,10 +237,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from . import seeds
+    from . import tutorials
     from .visualize.cli import graph_command
 
-    twin = seeds.build(args.seed)
+    twin = tutorials.build(args.tutorial)
     loss = twin.engine_loss(twin.model)
     loss.backward()
     try:
@@ -229,20 +254,28 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import bench, seeds
+    from . import __version__, bench, tutorials
 
-    parser = argparse.ArgumentParser(prog="tinygrad-edu", description="A small autograd engine on numpy.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="tinygrad-edu", description="A small autograd engine on numpy.",
+                                     epilog="Start with `tinygrad-edu demo`; `tinygrad-edu COMMAND --help` "
+                                            "explains each command.")
+    parser.add_argument("--version", action="version", version=f"tinygrad-edu {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="the main job: compare with the hand-derived backprop, train "
-                                            "Nielsen's net on MNIST, draw its graph")
+                                            "Nielsen's net on MNIST, draw its graph",
+                               description="The main job: the engine's gradients against the hand-derived "
+                                           "backprop of every tutorial, Nielsen's network trained on the bundled "
+                                           "MNIST, and pictures of one training step.")
     demo.add_argument("--epochs", type=_positive(int), default=5, help="training epochs (default 5)")
     demo.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
     demo.set_defaults(run=_demo)
 
-    train = commands.add_parser("train", help="train an MNIST MLP (Nielsen-style, sigmoid, SGD)")
+    train = commands.add_parser("train", help="train an MNIST MLP (Nielsen-style, sigmoid, SGD)",
+                                description="Train a sigmoid MLP on the bundled MNIST as in Nielsen's book, "
+                                            "printing `Epoch k: correct / 10000` after each epoch.")
     train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     train.add_argument("--epochs", type=_positive(int), default=30,
                        help="passes over the training set, numbered from 0 as in Nielsen's book (default 30)")
@@ -264,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                        help="floating-point type of data and weights; float32 is faster (default float64)")
     train.add_argument("--limit", type=_positive(int), default=None, help="use only the first N training images")
-    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
     train.add_argument("--checkpoint", metavar="PATH", default=None,
                        help="save the whole training state to PATH (.npz), atomically, after every epoch")
     train.add_argument("--resume", action="store_true",
@@ -272,41 +305,49 @@ def _parser() -> argparse.ArgumentParser:
                             "ends bit for bit as an uninterrupted one")
     train.set_defaults(run=_train)
 
-    comp = commands.add_parser("compare", help="engine gradients vs the hand-derived backprop of a seed",
+    comp = commands.add_parser("compare", help="engine gradients vs the hand-derived backprop of a tutorial",
                                description="Compare the engine's gradients with the hand-derived backprop of "
-                                           "a seed network.",
-                               epilog=_seed_list({"all": "every seed above, one after the other"}),
+                                           "a tutorial network.",
+                               epilog=_tutorial_list({"all": "every tutorial above, one after the other"}),
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    comp.add_argument("seed", choices=[*seeds.SEEDS, "all"], metavar="SEED",
-                      help=f"which seed: {', '.join(seeds.SEEDS)} or all (listed below)")
+    comp.add_argument("tutorial", choices=[*tutorials.TUTORIALS, "all"], metavar="TUTORIAL",
+                      help=f"which tutorial: {', '.join(tutorials.TUTORIALS)} or all (listed below)")
     comp.add_argument("--steps", type=int, default=3, help="SGD steps before comparing parameters (default 3)")
     comp.set_defaults(run=_compare)
 
     check = commands.add_parser("check", help="check the backprop you derived by hand: FILE.py defines params, "
-                                              "manual(params) and loss(t)")
+                                              "manual(params) and loss(t)",
+                                description="Check the backprop you derived by hand against the engine's: "
+                                            "FILE.py defines params, manual(params) and loss(t); exit 0 when "
+                                            "every gradient agrees.")
     check.add_argument("file", metavar="FILE.py", help="a Python file defining params, manual and loss")
     check.add_argument("--tolerance", type=_positive(float), default=1e-10,
                        help="largest relative error that agrees (default 1e-10)")
     check.set_defaults(run=_check)
 
-    graph = commands.add_parser("graph", help="draw the computation graph of one step of a seed network",
-                                description="Draw the computation graph of one training step of a seed "
-                                            "network.",
-                                epilog=_seed_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    graph.add_argument("seed", choices=list(seeds.SEEDS), metavar="SEED",
-                       help=f"which seed: {', '.join(seeds.SEEDS)} (listed below)")
+    graph = commands.add_parser("graph", help="draw the computation graph of one step of a tutorial network",
+                                description="Draw the computation graph of one training step of a tutorial "
+                                            "network, its tensors named as the tutorial names them.",
+                                epilog=_tutorial_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    graph.add_argument("tutorial", choices=list(tutorials.TUTORIALS), metavar="TUTORIAL",
+                       help=f"which tutorial: {', '.join(tutorials.TUTORIALS)} (listed below)")
     graph.add_argument("-o", "--output", default="graph.svg", help="output file (default graph.svg)")
     graph.add_argument("--html", action="store_true", help="also write the backprop step-through page")
     graph.set_defaults(run=_graph)
 
-    bench_cmd = commands.add_parser("bench", help="speed and memory against hand-written numpy and PyTorch")
+    bench_cmd = commands.add_parser("bench", help="speed and memory against hand-written numpy and PyTorch",
+                                    description=bench.DESCRIPTION)
     bench.add_arguments(bench_cmd)
     bench_cmd.set_defaults(run=bench.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `tinygrad-edu`: what there is to run, not an error
+        parser.print_help()
+        return 0
     return args.run(args)
 
 

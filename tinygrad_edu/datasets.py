@@ -1,4 +1,4 @@
-"""The seeds' data sets, read from the files bundled with the package, and small helpers to feed them.
+"""The tutorials' data sets, read from the files bundled with the package, and small helpers to feed them.
 
 Everything here is plain numpy and the standard library: the MNIST digits are parsed from their original
 gzip-compressed IDX files, the cat images from a ``.npz`` archive opened with ``allow_pickle=False``, and
@@ -244,7 +244,7 @@ def _scaled(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def load_mnist(*, validation: int = 10_000, dtype: DTypeLike = np.float64,
                directory: str | os.PathLike[str] | None = None) -> MNIST:
-    """Load MNIST: by default the bundled files, split 50,000 / 10,000 / 10,000 as in seed 001.
+    """Load MNIST: by default the bundled files, split 50,000 / 10,000 / 10,000 as in the nielsen tutorial.
 
     The first ``60_000 - validation`` training images are for training, the last ``validation`` for
     validation, and the 10,000 t10k images for test. Bundled files are checked by SHA-256; a ``directory`` of
@@ -286,7 +286,7 @@ def clear_cache() -> None:
 
 @dataclass(frozen=True, repr=False)
 class CatVNonCat:
-    """The cat / non-cat images of seed 004.
+    """The cat / non-cat images of the lnet and logreg tutorials.
 
     ``train_x`` (209, 12288) and ``test_x`` (50, 12288) hold one flattened image per row (height, width,
     channel order), scaled by 1/255; ``*_y`` are int64 labels (1 = cat); ``*_images`` are the original
@@ -375,7 +375,7 @@ def load_catvnoncat(*, dtype: DTypeLike = np.float64,
 # -- small helpers ------------------------------------------------------------------------------------------
 
 def xor() -> tuple[np.ndarray, np.ndarray]:
-    """The XOR data of seed 002: inputs (4, 3), the third column a constant 1, and targets (4, 1).
+    """The XOR data of the xor tutorial: inputs (4, 3), the third column a constant 1, and targets (4, 1).
 
     >>> x, y = xor()
     >>> x.tolist(), y.tolist()
@@ -450,7 +450,7 @@ def refuse_pickle(path: str | os.PathLike[str]) -> NoReturn:
         f"{path}: refusing to unpickle; loading a pickle can run arbitrary code, so tinygrad_edu never does it. "
         "The same MNIST digits ship with tinygrad_edu as the original IDX files: call "
         "tinygrad_edu.datasets.load_mnist(), whose default split (first 50,000 training images for training, "
-        "the last 10,000 for validation, t10k for test) is the one of the seed-001 tutorial.")
+        "the last 10,000 for validation, t10k for test) is the one of the nielsen tutorial.")
 
 
 def load_mnist_pkl_gz(path: str | os.PathLike[str]) -> NoReturn:

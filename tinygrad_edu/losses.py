@@ -110,7 +110,7 @@ def quadratic_cost(a: Any, y: Any) -> Tensor:
 
 
 def sum_squared_error(a: Any, y: Any) -> Tensor:
-    """The XOR seed's loss L = sum (y - a)^2 over every element;  dL/da = 2 (a - y).
+    """The XOR tutorial's loss L = sum (y - a)^2 over every element;  dL/da = 2 (a - y).
 
     >>> sum_squared_error(Tensor([1.0, 2.0]), [0.0, 0.0]).item()
     5.0
@@ -153,7 +153,7 @@ def binary_cross_entropy(p: Any, y: Any, eps: float = 0.0, reduction: str = "mea
     """Cross-entropy of probabilities p against targets y in [0, 1].
 
     L = -(1/n) sum_i sum_k [y log p + (1 - y) log(1 - p)]: summed over each sample's outputs and averaged over
-    the n samples (``reduction="mean"``, the MNIST seed's convention); ``"sum"`` drops the 1/n and
+    the n samples (``reduction="mean"``, the MNIST tutorial's convention); ``"sum"`` drops the 1/n and
     ``"per_sample"`` returns the n per-sample sums. PyTorch's ``BCELoss`` averages over all elements instead,
     so for k outputs per sample it is this value divided by k.
 
@@ -173,9 +173,9 @@ def binary_cross_entropy(p: Any, y: Any, eps: float = 0.0, reduction: str = "mea
 
 
 def sigmoid_cross_entropy(a: Any, y: Any, reduction: str = "mean") -> Tensor:
-    """The 3-layer MNIST seed's loss, given the network's sigmoid OUTPUT a = sigmoid(z).
+    """The 3-layer MNIST tutorial's loss, given the network's sigmoid OUTPUT a = sigmoid(z).
 
-    L = -(1/n) sum_i sum_k [y log a + (1 - y) log(1 - a)], whose gradient at the pre-activation is the seed's
+    L = -(1/n) sum_i sum_k [y log a + (1 - y) log(1 - a)], whose gradient at the pre-activation is the tutorial's
     output delta: dL/dz = dL/da * a (1 - a) = (a - y) / n, which ``backward`` reproduces through the Sigmoid
     node. Its limit: once the sigmoid rounds to exactly 1.0 (z > about 37 in float64, 17 in float32) a wrong
     answer costs log(0) = inf; ``binary_cross_entropy_with_logits(z, y)`` takes z itself and stays finite.

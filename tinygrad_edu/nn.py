@@ -5,7 +5,7 @@ its attributes (directly, inside lists, tuples and dicts, or inside another ``Mo
 by the path that leads to it (``layers.0.weight``). No registration step, no ``__getattr__`` magic.
 
 Weights are stored **(in_features, out_features)** and a layer computes ``x @ weight + bias`` with one sample
-per row of ``x``: the layout of the MNIST seed (``np.dot(x, w1)``). PyTorch's ``nn.Linear`` stores the
+per row of ``x``: the layout of the mnist3 tutorial (``np.dot(x, w1)``). PyTorch's ``nn.Linear`` stores the
 transpose, (out_features, in_features), and computes ``x @ weight.T + bias``; Nielsen's book keeps
 (out, in) weights and column-vector samples. Transpose when you move weights between them.
 
@@ -21,17 +21,17 @@ transpose, (out_features, in_features), and computes ``x @ weight.T + bias``; Ni
 from __future__ import annotations
 
 import os
-import tempfile
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .npz import save_npz
+from .parameters import named_items
 from .tensor import Tensor
 
 __all__ = [
-    "named_items", "save_npz",
+    "named_items", "save_npz",  # documented here first; they live in parameters.py and npz.py
     "Module", "Linear", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
@@ -68,7 +68,7 @@ def _members(obj: Any, prefix: str, on_path: set[int]) -> Iterator[tuple[str, Te
 
 
 def _is_parameter(t: Tensor) -> bool:
-    # NOTE: only leaves: a forward pass that caches its activations (self.a1 = ..., as the seeds do) stores
+    # NOTE: only leaves: a forward pass that caches its activations (self.a1 = ..., as the tutorials do) stores
     # tensors that require grad but are computed from the parameters; they must not be trained or saved.
     return t.requires_grad and t.is_leaf
 
@@ -186,7 +186,7 @@ class Module:
         return LoadResult(missing, unexpected)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically (see ``save_npz``)."""
+        """Write ``state_dict()`` to an ``.npz`` file at exactly ``path``, atomically (see ``npz.save_npz``)."""
         save_npz(path, self.state_dict())
 
     def load(self, path: str | os.PathLike[str], strict: bool = True) -> LoadResult:
@@ -221,53 +221,10 @@ class Module:
         return self._repr(set())
 
 
-def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an ``.npz`` at ``path``, atomically: killed at any moment, ``path`` is whole.
-
-    The steps: write a temporary file in the same folder, flush and ``fsync`` it to the disk, rename it over
-    ``path`` with ``os.replace`` (one step on POSIX and Windows), then ``fsync`` the folder so the rename itself
-    is on the disk. ``path`` holds the previous checkpoint or the new one, never a mix; a write killed before
-    the rename may leave its ``.<name>.*.tmp`` file behind, which nothing reads.
-
-    The archive is the ``.npz`` layout numpy writes (one ``.npy`` per array, uncompressed, read with
-    ``np.load(path, allow_pickle=False)``), except that every member carries the same fixed date (1980-01-01,
-    the earliest a zip can hold) instead of the clock's: the same training state gives the same bytes.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-                for name, array in arrays.items():
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    with archive.open(info, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give the result the usual permissions of a saved file
-        os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    try:  # not every platform can open a folder (Windows cannot): there the rename is as durable as it gets
-        folder_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(folder_fd)
-    except OSError:  # some file systems refuse to fsync a folder; the file itself is already on the disk
-        pass
-    finally:
-        os.close(folder_fd)
-
-
 # -- initialisers -------------------------------------------------------------------------------------------
 
 def normal_init(shape: tuple[int, int], rng: RngLike = None) -> np.ndarray:
-    """Standard normal N(0, 1) weights, as the seeds' ``np.random.randn`` (large: sigmoids saturate)."""
+    """Standard normal N(0, 1) weights, as the tutorials' ``np.random.randn`` (large: sigmoids saturate)."""
     return np.random.default_rng(rng).standard_normal(shape)
 
 
@@ -314,7 +271,7 @@ class Linear(Module):
     """A fully connected layer: ``x @ weight + bias``, one sample per row of ``x``.
 
     ``weight`` has shape ``(in_features, out_features)`` (PyTorch stores the transpose) and ``bias`` shape
-    ``(out_features,)``. ``init`` picks the weights: ``"normal"`` N(0, 1), as the seeds and Nielsen's book do,
+    ``(out_features,)``. ``init`` picks the weights: ``"normal"`` N(0, 1), as the tutorials and Nielsen's book do,
     with N(0, 1) biases too; ``"nielsen"`` N(0, 1/fan_in), ``"xavier"`` Glorot uniform, ``"he"`` N(0, 2/fan_in),
     ``"zeros"``, or a callable ``init((in_features, out_features), rng) -> array``; all but ``"normal"`` start
     the biases at zero.
@@ -521,30 +478,3 @@ def _activation(spec: str | Module | type[Module]) -> Module:
         return _ACTIVATIONS[spec]()
     raise ValueError(f"MLP: unknown activation {spec!r}; use one of {sorted(_ACTIVATIONS)}, a Module class or a "
                      f"Module instance.")
-
-
-def named_items(params: Any, caller: str) -> list[tuple[str, Any]]:
-    """``(name, item)`` pairs from whatever a learner passes as "the parameters": a model (its
-    ``named_parameters()``), a dict ``{name: tensor}``, ``(name, tensor)`` pairs, or bare tensors (name ``""``).
-
-    The one reader of that argument for the optimizers, the pictures and the training plots; each checks the
-    items for what it needs.
-
-    >>> w = Tensor([1.0], name="w")
-    >>> named_items({"w": w}, "demo") == named_items([("w", w)], "demo") == [("w", w)], named_items([w], "demo")[0][0]
-    (True, '')
-    """
-    if params is None:
-        return []
-    if isinstance(params, Tensor):
-        raise TypeError(f"{caller}: params must be a list of tensors; wrap a single one: [{params.name or 'w'}].")
-    if hasattr(params, "named_parameters"):
-        return [(str(name), p) for name, p in params.named_parameters()]
-    if isinstance(params, Mapping):
-        return [(str(name), p) for name, p in params.items()]
-    if not isinstance(params, Iterable) or isinstance(params, (str, bytes)):
-        raise TypeError(
-            f"{caller}: params must be a model (anything with named_parameters()), a dict {{name: Tensor}} or a "
-            f"list of (name, Tensor) pairs, not a {type(params).__name__}.")
-    return [item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else ("", item)
-            for item in params]

@@ -21,12 +21,13 @@ state: SGD's velocity, Adam's moments and step counts) as a flat dict of numpy a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from .nn import Module, named_items
+from .nn import Module
+from .parameters import named_items
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -210,6 +211,22 @@ class Optimizer:
     def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
         """Take the per-parameter state that ``load_state_dict`` checked, by kind as ``_running_state()``."""
 
+    def _with_gradients(self, decay: float) -> Iterator[tuple[int, Tensor, np.ndarray, np.ndarray, np.ndarray]]:
+        """The opening every ``step()`` shares: ``(i, p, p.data, d, scratch)`` for each parameter that has a gradient.
+
+        ``d`` is the gradient plus ``decay * p.data`` (an L2 penalty's gradient, when ``decay`` is not 0); ``scratch``
+        is an array of the parameter's shape and dtype, kept between steps, for the update.
+        """
+        for i, p in enumerate(self.params):
+            g = self._gradient(i, p)
+            if g is None:
+                continue
+            data = p.data
+            out = self._buffer(i, data)
+            if decay:
+                g = self._decayed_gradient(i, data, g, decay)
+            yield i, p, data, g, out
+
     def _buffer(self, i: int, data: np.ndarray) -> np.ndarray:
         buf = self._scratch[i]
         if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
@@ -290,15 +307,8 @@ class SGD(Optimizer):
         self.velocity = loaded["velocity"]
 
     def step(self) -> None:
-        lr, momentum, decay = float(self.lr), self.momentum, self.weight_decay
-        for i, p in enumerate(self.params):
-            g = self._gradient(i, p)
-            if g is None:
-                continue
-            data = p.data
-            out = self._buffer(i, data)
-            if decay:
-                g = self._decayed_gradient(i, data, g, decay)
+        lr, momentum = float(self.lr), self.momentum
+        for i, p, data, g, out in self._with_gradients(self.weight_decay):
             if momentum:
                 v = self.velocity[i]
                 if v is None:
@@ -378,15 +388,8 @@ class Adam(Optimizer):
         return {"step", "m", "v"} | ({"v_max"} if settings.get("amsgrad") else set())
 
     def step(self) -> None:
-        lr, (b1, b2), eps, decay = float(self.lr), self.betas, self.eps, self.weight_decay
-        for i, p in enumerate(self.params):
-            g = self._gradient(i, p)
-            if g is None:
-                continue
-            data = p.data
-            out = self._buffer(i, data)
-            if decay:
-                g = self._decayed_gradient(i, data, g, decay)
+        lr, (b1, b2), eps = float(self.lr), self.betas, self.eps
+        for i, p, data, g, out in self._with_gradients(self.weight_decay):
             m, v = self.m[i], self.v[i]
             if m is None or v is None or m.shape != data.shape:
                 m = self.m[i] = np.zeros_like(data)

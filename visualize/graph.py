@@ -16,7 +16,7 @@ Edges run parent tensor → op → output tensor, one edge per argument, so ``a 
 >>> from tinygrad_edu import Tensor
 >>> a = Tensor([1.0, 2.0], requires_grad=True, name="a")
 >>> print(to_text((a + a).sum()))
-t2: sum -> () float64, data 6
+loss: sum -> () float64, data 6
 └── t1: add -> (2,) float64, data [2, 4]
     ├── a: parameter (2,) float64, data [1, 2]
     └── a (shown above)
@@ -38,7 +38,7 @@ import numpy as np
 
 from tinygrad_edu.autograd import toposort
 from tinygrad_edu.inplace import stale_inputs
-from tinygrad_edu.nn import named_items
+from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["to_dot", "to_text", "GRAD_PENDING_NOTE", "ROLE_COLOURS", "FONT_FAMILY", "changed_tensors"]
@@ -145,7 +145,8 @@ def flatten_roots(roots: tuple[Any, ...], caller: str) -> list[tuple[str | None,
 
 
 def named_tensors(params: Any, caller: str) -> list[tuple[str, Tensor]]:
-    """``(name, tensor)`` pairs from a model (``named_parameters()``), a dict, pairs or tensors (``nn.named_items``)."""
+    """``(name, tensor)`` pairs from a model (``named_parameters()``), a dict, pairs or tensors (as
+    ``parameters.named_items`` reads them)."""
     pairs = named_items(params, caller)
     for _, item in pairs:
         if not isinstance(item, Tensor):
@@ -363,6 +364,8 @@ class _Graph:
         labels = {self.index[id(t)]: label for label, t in roots if label is not None}
         self.names = [labels.get(i) or self.param_name.get(i) or t.name or f"t{i}"
                       for i, t in enumerate(self.order)]
+        if len(self.roots) == 1 and self.names[self.roots[0]] == f"t{self.roots[0]}":
+            self.names[self.roots[0]] = "loss"  # one unnamed root: the loss, as the step-through page calls it
         self.consumers: list[list[int]] = [[] for _ in self.order]
         for c, t in enumerate(self.order):
             for p in t.parents:
@@ -636,7 +639,8 @@ def to_dot(*roots: Any, params: Any = None, show_values: bool = True, rankdir: s
     ``roots``: the tensors to draw from: Tensors, lists or tuples of them, or a dict ``{label: Tensor}`` whose
     keys name the roots. ``params``: names for the parameters, a model (``named_parameters()`` gives dotted
     names such as ``layers.0.weight``) or a dict ``{name: Tensor}``; other tensors show their ``.name`` or
-    ``t<i>``, their position in the drawing order.
+    ``t<i>``, their position in the drawing order (a single unnamed root is ``loss``, as on the step-through
+    page).
 
     Each tensor box shows its name, shape and dtype, and with ``show_values`` its data and gradient: every
     value for tensors of at most 6 elements, else min/mean/max. Before ``backward()`` no gradient is shown;

@@ -28,6 +28,7 @@ from .render import dot_available
 __all__ = ["backprop_steps", "stepthrough", "StepthroughPage", "fit_note", "heat_map"]
 
 _FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
+_VECTOR_LINE = 40  # characters per line of a vector's numbers: what the side panel shows at its narrowest
 HEAT_ABOVE = 16  # a 2-D array of more elements (larger than about 4x4) is shown as a heat-map
 HEAT_CELLS = 48  # a heat-map has at most this many cells along each side; larger arrays are averaged in blocks
 LEAF_RULE = ("Leaf: no rule to apply here. The gradient arriving at a leaf is added into its .grad "
@@ -83,10 +84,12 @@ def heat_map(a: Any) -> dict[str, Any] | None:
 
 def _array(a: Any) -> dict[str, Any]:
     a = np.asarray(a)
+    # NOTE: a matrix keeps one row per line (wide rows scroll in the page), so a (10, 10) array is 10 lines, not
+    # 20; a vector wraps to the panel's narrowest width instead, so a (30,) bias reads without scrolling.
+    width = _VECTOR_LINE if a.ndim <= 1 else 200
     record: dict[str, Any] = {
         "shape": list(a.shape),
-        # NOTE: one row per line (wide lines scroll in the page), so a (10, 10) array is 10 lines, not 20
-        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=200),
+        "text": np.array2string(a, precision=4, threshold=_FULL, edgeitems=3, max_line_width=width),
         "summary": summary(a),
     }
     if a.size <= _FULL:
@@ -136,7 +139,7 @@ def backprop_steps(loss: Tensor, params: Any = None) -> list[dict[str, Any]]:
             return "loss"
         return "intermediate" if t.parents else ("parameter" if t.requires_grad else "input")
 
-    sources: dict[int, list[str]] = {id(loss): ["the seed: d loss / d loss = 1"]}
+    sources: dict[int, list[str]] = {id(loss): ["where backward() starts: d loss / d loss = 1"]}
     steps: list[dict[str, Any]] = []
     for node, grad_out, parent_grads in backward_steps([loss], [np.ones_like(loss.data)], caller="backprop_steps"):
         op = node.op if node.parents else None
@@ -298,14 +301,20 @@ _PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <title>%TITLE%</title>
 <style>
-  body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
-  header { padding: 10px 16px; border-bottom: 1px solid #ddd; display: flex; gap: 16px; align-items: center; }
+  html, body { height: 100%; }
+  /* the header, then the graph and the panel filling the rest of the window (or of the notebook's frame), each
+     scrolling on its own, so that the graph's scroll bars stay inside the window */
+  body { font-family: system-ui, sans-serif; margin: 0; color: #222; display: flex; flex-direction: column; }
+  header { padding: 10px 16px; border-bottom: 1px solid #ddd; display: flex; gap: 16px; align-items: center;
+           flex: none; }
   header h1 { font-size: 18px; margin: 0; flex: 1; }
   #counter { font-weight: bold; font-variant-numeric: tabular-nums; }
   button { font-size: 15px; padding: 4px 14px; }
-  main { display: grid; grid-template-columns: minmax(0, 1fr) 460px; height: calc(100vh - 52px); }
-  #graph { overflow: auto; padding: 8px; border-right: 1px solid #ddd; }
-  #panel { overflow: auto; padding: 12px 16px; font-size: 14px; }
+  main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(340px, 38%); grid-template-rows: minmax(0, 1fr);
+         flex: 1; min-height: 0; }
+  @media (min-width: 1240px) { main { grid-template-columns: minmax(0, 1fr) 460px; } }
+  #graph { overflow: auto; padding: 8px; border-right: 1px solid #ddd; min-height: 0; }
+  #panel { overflow: auto; padding: 12px 16px; font-size: 14px; min-height: 0; }
   #panel h2 { font-size: 17px; margin: 4px 0 8px; }
   .label { color: #666; font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; margin-top: 12px; }
   pre { background: #f6f6f6; padding: 6px 8px; margin: 4px 0; white-space: pre-wrap; font-size: 12.5px; }
@@ -494,10 +503,24 @@ function show(k) {
   text("note", s.note || "");
   document.getElementById("prev").disabled = current === 0;
   document.getElementById("next").disabled = current === steps.length - 1;
-  if (nodes[s.id] && nodes[s.id].scrollIntoView) {
-    nodes[s.id].scrollIntoView({ block: "nearest", inline: "nearest" });
-  }
+  reveal(nodes[s.id]);
 }
+
+// Scroll the drawing, and nothing else (not the notebook around the page), so that the current node is in view:
+// centred when it was out of sight, left alone when it is already visible.
+const graphBox = document.getElementById("graph");
+function reveal(g) {
+  if (!g || !graphBox.clientWidth) { return; }  // not laid out yet (a notebook output that is still hidden)
+  const box = g.getBoundingClientRect(), view = graphBox.getBoundingClientRect();
+  const inside = box.left >= view.left && box.right <= view.left + graphBox.clientWidth &&
+                 box.top >= view.top && box.bottom <= view.top + graphBox.clientHeight;
+  if (inside) { return; }
+  graphBox.scrollLeft += box.left + box.width / 2 - (view.left + graphBox.clientWidth / 2);
+  graphBox.scrollTop += box.top + box.height / 2 - (view.top + graphBox.clientHeight / 2);
+}
+// A page inside a notebook may be laid out after its script ran: show the current node once it has a size.
+window.addEventListener("load", function () { reveal(nodes[steps[current].id]); });
+window.addEventListener("resize", function () { reveal(nodes[steps[current].id]); });
 
 // Tooltips: resting the pointer on a tensor's box shows its value (and gradient) as in the panel.
 const grads = {};

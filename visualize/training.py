@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.nn import named_items
+from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
 __all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
@@ -42,6 +42,12 @@ HEALTHY: dict[str, Any] = {
     "update_ratio": (1e-4, 1e-2),  # outside this range of lr * |grad| / |w|: warn
 }
 """The thresholds ``health_report`` warns at (rules of thumb, not laws)."""
+
+_SMALLER_WEIGHTS = {
+    "sigmoid": "e.g. init='nielsen', N(0, 1/fan_in) as in Nielsen's chapter 3",
+    "tanh": "e.g. init='xavier', made for tanh",
+}
+"""What ``health_report`` suggests for saturated layers of each kind: the initialiser made for that activation."""
 
 _INSTALL = "plotting needs matplotlib, an optional extra: pip install 'tinygrad_edu[plot]'"
 
@@ -310,7 +316,7 @@ def health_report(model_or_params: Any, activations: Mapping[str, Any] | None = 
         if r["saturated"] is not None and r["saturated"] > HEALTHY["saturated"]:
             warnings.append(f"{name}: {100 * r['saturated']:.0f}% of {r['kind']} outputs are saturated; their "
                             f"local derivative is below 0.01, so little gradient gets through (try smaller "
-                            f"initial weights, e.g. init='xavier').")
+                            f"initial weights, {_SMALLER_WEIGHTS.get(r['kind'], 'e.g. init=' + repr('xavier'))}).")
         if r["dead"] is not None and r["dead"] > HEALTHY["dead"]:
             warnings.append(f"{name}: {100 * r['dead']:.0f}% of ReLU units are dead (0 for every sample) and get "
                             f"no gradient (try a smaller learning rate, init='he', or leaky_relu).")
@@ -320,8 +326,12 @@ def health_report(model_or_params: Any, activations: Mapping[str, Any] | None = 
             warnings.append(f"{name}: the gradient is exactly 0: no gradient reaches this layer.")
         ratio = r["update_ratio"]
         if ratio is not None and np.isfinite(ratio) and ratio > 0 and not low <= ratio <= high:
+            # NOTE: a large ratio is not wrong by itself: Nielsen's eta = 3.0 starts far above the range and
+            # trains well, as the gradients shrink. What says "too large" is a loss that jumps or grows.
             advice = ("barely learns (raise the learning rate)" if ratio < low else
-                      "takes large steps (lower the learning rate)")
+                      f"takes large steps: one moves its weights by {ratio:.0%} of their size. Fine while the "
+                      f"loss falls (large steps early on are common); if it jumps or grows, lower the learning "
+                      f"rate")
             warnings.append(f"{name}: lr*|grad|/|w| = {ratio:.2g} is outside {low:g}..{high:g}: the layer {advice}.")
     if warnings:
         lines += [""] + [f"! {w}" for w in warnings]

@@ -1,14 +1,14 @@
-"""The five seed networks, hand-derived in plain numpy: the references the engine is checked against.
+"""The five tutorial networks, hand-derived in plain numpy: the references the engine is checked against.
 
-One module per seed tutorial (``/work/shared/seeds``), each following its seed's own equations and layout,
-with no engine imports. Every module has ``init_params`` (randomness from an explicit Generator or seed)
+One module per tutorial (the files of the shared ``seeds/`` folder), each following its tutorial's own equations
+and layout, with no engine imports. Every module has ``init_params`` (randomness from an explicit Generator or seed)
 and ``gradients(params, x, y) -> (loss, {name: dL/dparam})``, the true gradient, sign included.
 
-- ``mnist3``  seed 000: 784-64-64-10 sigmoid net, no biases, cross-entropy on the sigmoid outputs
-- ``nielsen`` seed 001: Nielsen-style ``Network``, quadratic cost, per-sample and matrix mini-batch SGD
-- ``xor``     seed 002: 3-4-1 XOR net, sum of squared errors (and the seed's ``= d_weights + 1`` typo)
-- ``lnet``    seed 003: L-layer net in a params dict, cross-entropy
-- ``logreg``  seed 004: logistic regression on the cat images
+- ``mnist3``  file 000: 784-64-64-10 sigmoid net, no biases, cross-entropy on the sigmoid outputs
+- ``nielsen`` file 001: Nielsen-style ``Network``, quadratic cost, per-sample and matrix mini-batch SGD
+- ``xor``     file 002: 3-4-1 XOR net, sum of squared errors (and the tutorial's ``= d_weights + 1`` typo)
+- ``lnet``    file 003: L-layer net in a params dict, cross-entropy
+- ``logreg``  file 004: logistic regression on the cat images
 
 >>> from tinygrad_edu import manual
 >>> sorted(manual.__all__)

@@ -1,4 +1,4 @@
-"""Small numerical helpers shared by the hand-derived seed networks (private)."""
+"""Small numerical helpers shared by the hand-derived tutorial networks (private)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Seed 003 (``003_64939f56b2e4bc34.txt``): an L-layer sigmoid network kept in a params dict, by hand.
+"""The lnet tutorial (``003_64939f56b2e4bc34.txt``): an L-layer sigmoid network kept in a params dict, by hand.
 
 ``layer_dims = [n0, n1, ..., nL]``; ``params["Wl"]`` is (n_l, n_(l-1)) and ``params["bl"]`` is (n_l, 1);
-columns are samples, X (n0, m), Y (nL, m). For l = 1..L (sigmoid on every layer, as the seed chooses)::
+columns are samples, X (n0, m), Y (nL, m). For l = 1..L (sigmoid on every layer, as the tutorial chooses)::
 
     Z^l = W^l A^(l-1) + b^l,   A^l = sigmoid(Z^l),   A^0 = X,   AL = A^L
 
@@ -14,7 +14,7 @@ Backward, one layer at a time from dA^L = -(Y / AL - (1 - Y) / (1 - AL))::
 
 and gradient descent ``W^l -= learning_rate * dW^l``, ``b^l -= learning_rate * db^l``.
 
-The seed's text does not show its initialisation; ``init_params`` uses small random weights,
+The tutorial's text does not show its initialisation; ``init_params`` uses small random weights,
 ``randn * 0.01`` (``scale``), and zero biases, the usual choice for this layout.
 
 >>> rng = np.random.default_rng(0)
@@ -65,7 +65,7 @@ def init_params(layer_dims: Sequence[int], rng: np.random.Generator | int, *, sc
     return params
 
 
-def sigmoid(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803 (the seed's names)
+def sigmoid(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803 (the tutorial's names)
     """``(A, cache)``: A = 1 / (1 + exp(-Z)) and Z itself, kept for the backward pass."""
     return stable_sigmoid(Z), Z
 
@@ -99,7 +99,7 @@ def forward_prop(X: np.ndarray, params: Params) -> tuple[np.ndarray, list[Cache]
 def cost_function(AL: np.ndarray, Y: np.ndarray) -> float:  # noqa: N803
     """J = -1/m sum [Y log AL + (1 - Y) log(1 - AL)] over the m columns (and every output row).
 
-    It works from the probabilities AL, as the seed does, so an AL of exactly 0 or 1 gives an infinite cost.
+    It works from the probabilities AL, as the tutorial does, so an AL of exactly 0 or 1 gives an infinite cost.
 
     >>> round(cost_function(np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), 4)
     0.1643

@@ -1,7 +1,7 @@
-"""Seed 004 (``004_a0972d99761e4873.txt``): logistic regression on the cat images, by hand in numpy.
+"""The logreg tutorial (``004_a0972d99761e4873.txt``): logistic regression on the cat images, by hand in numpy.
 
 One sigmoid unit on the 12288 pixel values of a flattened 64x64x3 image. Columns are samples: X (n, m),
-Y (1, m), weights ``w`` (n, 1), bias ``b``. The seed's equations:
+Y (1, m), weights ``w`` (n, 1), bias ``b``. The tutorial's equations:
 
 - (1) z(i) = w^T x(i) + b
 - (2) a(i) = sigmoid(z(i))

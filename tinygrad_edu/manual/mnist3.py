@@ -1,6 +1,6 @@
-"""Seed 000 (``000_e4b1b14548f8685e.txt``): a 3-layer MNIST network by hand, in numpy.
+"""The mnist3 tutorial (``000_e4b1b14548f8685e.txt``): a 3-layer MNIST network by hand, in numpy.
 
-The seed's network is 784-64-64-10 with sigmoid on every layer and no biases; rows are samples::
+The tutorial's network is 784-64-64-10 with sigmoid on every layer and no biases; rows are samples::
 
     z1 = x w1,   a1 = sig(z1)            x (n, 784), w1 (784, h)
     z2 = a1 w2,  a2 = sig(z2)            w2 (h, h)
@@ -10,7 +10,7 @@ Its loss is cross-entropy on the sigmoid outputs, summed over the 10 outputs and
 
     L = -(1/n) sum [y log a3 + (1 - y) log(1 - a3)],
 
-for which the seed states ``dc/da3 * da3/dz3 = a3 - y`` (its ``cross_entropy`` helper divides by the number of
+for which the tutorial states ``dc/da3 * da3/dz3 = a3 - y`` (its ``cross_entropy`` helper divides by the number of
 samples), i.e. ``dL/dz3 = (a3 - y) / n``. The chain rule then gives, with sig'(z) = a (1 - a)::
 
     dL/dw3 = a2^T d3,  d3 = (a3 - y) / n
@@ -40,13 +40,13 @@ Params = dict[str, np.ndarray]
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """The seed's ``sig``: 1 / (1 + exp(-z)), computed without overflow; keeps z's float dtype."""
+    """The tutorial's ``sig``: 1 / (1 + exp(-z)), computed without overflow; keeps z's float dtype."""
     return stable_sigmoid(z)
 
 
 def init_params(rng: np.random.Generator | int, hidden: int = 64, *, inputs: int = 784, outputs: int = 10,
                 dtype: DTypeLike = np.float64) -> Params:
-    """Standard-normal weights, as the seed's ``np.random.randn``: ``w1 (784, h), w2 (h, h), w3 (h, 10)``.
+    """Standard-normal weights, as the tutorial's ``np.random.randn``: ``w1 (784, h), w2 (h, h), w3 (h, 10)``.
 
     >>> {k: v.shape for k, v in init_params(np.random.default_rng(0), hidden=8).items()}
     {'w1': (784, 8), 'w2': (8, 8), 'w3': (8, 10)}
@@ -79,7 +79,7 @@ def _forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The seed's ``feedforward``: the activations ``(a1, a2, a3)``, each (n, width)."""
+    """The tutorial's ``feedforward``: the activations ``(a1, a2, a3)``, each (n, width)."""
     x = np.asarray(x)
     _check(params, x, None, "forward")
     a1, a2, z3 = _forward(params, x)
@@ -106,14 +106,14 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def gradients(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-    """The loss and dL/dw for ``w1, w2, w3`` (same shapes), by the seed's chain rule (module docstring)."""
+    """The loss and dL/dw for ``w1, w2, w3`` (same shapes), by the tutorial's chain rule (module docstring)."""
     x, y = _as_float(x, y, params)
     _check(params, x, y, "gradients")
     a1, a2, z3 = _forward(params, x)
     a3 = sigmoid(z3)
-    d3 = (a3 - y) / x.shape[0]                      # dL/dz3, the seed's cross_entropy(real, pred)
+    d3 = (a3 - y) / x.shape[0]                      # dL/dz3, the tutorial's cross_entropy(real, pred)
     d2 = (d3 @ params["w3"].T) * a2 * (1 - a2)      # dL/dz2
-    # NOTE: the seed's dc/dw1 line reads "dz2/da2 * da2/dz1"; the chain is dz2/da1 * da1/dz1, used here.
+    # NOTE: the tutorial's dc/dw1 line reads "dz2/da2 * da2/dz1"; the chain is dz2/da1 * da1/dz1, used here.
     d1 = (d2 @ params["w2"].T) * a1 * (1 - a1)      # dL/dz1
     grads = {"w1": x.T @ d1, "w2": a1.T @ d2, "w3": a2.T @ d3}
     return _loss_from_logits(z3, y), grads
@@ -135,7 +135,7 @@ def predict(params: Params, x: np.ndarray) -> np.ndarray:
 
 def train(params: Params, x: np.ndarray, y: np.ndarray, *, epochs: int = 10,
           lr: float = 0.5) -> tuple[Params, list[float]]:
-    """Full-batch gradient descent as in the seed (one update per epoch); returns (params, losses).
+    """Full-batch gradient descent as in the tutorial (one update per epoch); returns (params, losses).
 
     >>> rng = np.random.default_rng(1)
     >>> x, y = rng.random((8, 784)), np.eye(10)[rng.integers(0, 10, 8)]

@@ -1,13 +1,13 @@
-"""Seed 001 (``001_8974e2b09711c500.txt``): Nielsen-style ``Network`` with mini-batch SGD, by hand in numpy.
+"""The nielsen tutorial (``001_8974e2b09711c500.txt``): Nielsen-style ``Network`` with mini-batch SGD, by hand in numpy.
 
-Layout as in the seed: ``sizes`` lists the layer widths, ``biases[l]`` is (n_out, 1), ``weights[l]`` is
+Layout as in the tutorial: ``sizes`` lists the layer widths, ``biases[l]`` is (n_out, 1), ``weights[l]`` is
 (n_out, n_in), both drawn from N(0, 1), and activations are column vectors::
 
     z^l = w^l a^(l-1) + b^l,   a^l = sigmoid(z^l)
 
 Backpropagation for one sample (x, y) with the quadratic cost C_x = 1/2 ||y - a^L||^2::
 
-    delta^L = (a^L - y) * sigmoid'(z^L)                (the seed's cost_derivative times sigmoid prime)
+    delta^L = (a^L - y) * sigmoid'(z^L)                (the tutorial's cost_derivative times sigmoid prime)
     delta^l = (w^(l+1)^T delta^(l+1)) * sigmoid'(z^l)
     dC_x/db^l = delta^l,   dC_x/dw^l = delta^l (a^(l-1))^T
 
@@ -85,7 +85,7 @@ class Network:
     """A fully connected sigmoid network, laid out as in Nielsen's ``network.py`` (see the module docstring).
 
     ``rng`` (a Generator or an int seed) draws every bias, then every weight, from N(0, 1). ``cost`` picks
-    the output delta: ``"quadratic"`` (the seed's) or ``"cross_entropy"``.
+    the output delta: ``"quadratic"`` (the tutorial's) or ``"cross_entropy"``.
     """
 
     def __init__(self, sizes: Sequence[int], rng: np.random.Generator | int, *, cost: str = "quadratic",
@@ -144,7 +144,7 @@ class Network:
         return _backward(self.weights, zs, activations, delta)
 
     def update_mini_batch(self, mini_batch: Sequence[Pair], eta: float) -> None:
-        """One SGD step from a list of ``(x, y)`` pairs, one ``backprop`` per sample, as in the seed."""
+        """One SGD step from a list of ``(x, y)`` pairs, one ``backprop`` per sample, as in the tutorial."""
         if len(mini_batch) == 0:
             raise ValueError("Network.update_mini_batch: the mini-batch is empty.")
         nabla_b = [np.zeros_like(b) for b in self.biases]
@@ -191,8 +191,8 @@ class Network:
 
         Each epoch shuffles ``training_data`` (pairs from ``training_pairs``) with ``rng``, cuts it into
         mini-batches of ``mini_batch_size`` and updates once per batch, by ``update_mini_batch_matrix``
-        (``matrix=True``) or the seed's per-sample ``update_mini_batch``. With ``test_data`` (pairs from
-        ``test_pairs``) it prints ``Epoch k: correct / n`` after each epoch, as the seed does.
+        (``matrix=True``) or the tutorial's per-sample ``update_mini_batch``. With ``test_data`` (pairs from
+        ``test_pairs``) it prints ``Epoch k: correct / n`` after each epoch, as the tutorial does.
         """
         if mini_batch_size < 1 or epochs < 0:
             raise ValueError(f"Network.SGD: need mini_batch_size >= 1 and epochs >= 0, got {mini_batch_size} "
@@ -300,10 +300,10 @@ def gradients(params: Params, x: np.ndarray, y: np.ndarray, *, cost: str = "quad
     return _cost(activations[-1], y, zs[-1], cost), grads
 
 
-# -- data in the seed's format -----------------------------------------------------------------------------
+# -- data in the tutorial's format -----------------------------------------------------------------------------
 
 def training_pairs(x: np.ndarray, labels: np.ndarray, num_classes: int = 10) -> list[Pair]:
-    """Rows x (n, 784) and integer labels (n,) as the seed's list of ``(x (784, 1), y (10, 1) one-hot)``.
+    """Rows x (n, 784) and integer labels (n,) as the tutorial's list of ``(x (784, 1), y (10, 1) one-hot)``.
 
     >>> pairs = training_pairs(np.zeros((2, 4)), np.array([1, 0]), num_classes=2)
     >>> pairs[0][0].shape, pairs[0][1].ravel().tolist()
@@ -318,7 +318,7 @@ def training_pairs(x: np.ndarray, labels: np.ndarray, num_classes: int = 10) -> 
 
 
 def test_pairs(x: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """Rows x (n, 784) and labels (n,) as the seed's list of ``(x (784, 1), label)`` for ``evaluate``."""
+    """Rows x (n, 784) and labels (n,) as the tutorial's list of ``(x (784, 1), label)`` for ``evaluate``."""
     x, labels = np.asarray(x), np.asarray(labels)
     if x.ndim != 2 or labels.shape != (len(x),):
         raise ValueError(f"nielsen.test_pairs: expected x (n, features) and labels (n,), got {x.shape} "

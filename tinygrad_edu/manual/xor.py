@@ -1,20 +1,20 @@
-"""Seed 002 (``002_0be7f9c2ed40038e.txt``): the 2-layer XOR network, 3-4-1, sigmoid, no biases, by hand.
+"""The xor tutorial (``002_0be7f9c2ed40038e.txt``): the 2-layer XOR network, 3-4-1, sigmoid, no biases, by hand.
 
 Rows are samples. The third input column is a constant 1, which gives the hidden layer a bias::
 
     layer1 = sigmoid(X weights1)         X (4, 3), weights1 (3, 4)
     output = sigmoid(layer1 weights2)    weights2 (4, 1)
 
-The loss is the sum of squared errors L = sum (y - output)^2. The seed's ``backpropagation`` computes::
+The loss is the sum of squared errors L = sum (y - output)^2. The tutorial's ``backpropagation`` computes::
 
     d_weights2 = layer1^T [2 (y - output) * output (1 - output)]
     d_weights1 = X^T ([2 (y - output) * output (1 - output)] weights2^T * layer1 (1 - layer1))
 
 NOTE: because of the ``(y - output)`` factor these are the NEGATIVE gradients -dL/dW, the descent direction,
 so the update is ``weights += d_weights`` (a learning rate of 1). ``gradients`` returns the true dL/dW,
-``backpropagation`` the seed's d_weights.
+``backpropagation`` the tutorial's d_weights.
 
-The seed prints the update as ``self.weights1 = d_weights1 + 1``: a typo for ``self.weights1 += d_weights1``.
+The tutorial prints the update as ``self.weights1 = d_weights1 + 1``: a typo for ``self.weights1 += d_weights1``.
 ``train`` uses ``+=``; ``train_with_typo`` runs the line literally, to show what it does: each step throws
 the weights away and replaces them by 1 + (descent direction), so nothing accumulates and XOR is not learnt.
 
@@ -51,7 +51,7 @@ def sigmoid_derivative(s: np.ndarray) -> np.ndarray:
 
 def init_params(rng: np.random.Generator | int, *, inputs: int = 3, hidden: int = 4,
                 dtype: DTypeLike = np.float64) -> Params:
-    """Uniform [0, 1) weights, like the seed's ``np.random.rand``: ``weights1 (3, 4)``, ``weights2 (4, 1)``."""
+    """Uniform [0, 1) weights, like the tutorial's ``np.random.rand``: ``weights1 (3, 4)``, ``weights2 (4, 1)``."""
     gen = generator(rng, "xor.init_params")
     return {"weights1": gen.random((inputs, hidden)).astype(dtype, copy=False),
             "weights2": gen.random((hidden, 1)).astype(dtype, copy=False)}
@@ -68,7 +68,7 @@ def _check(params: Params, x: np.ndarray, y: np.ndarray | None, caller: str) -> 
 
 
 def forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's ``feedforward``: ``(layer1, output)``."""
+    """The tutorial's ``feedforward``: ``(layer1, output)``."""
     x = np.asarray(x)
     _check(params, x, None, "forward")
     layer1 = sigmoid(x @ params["weights1"])
@@ -83,7 +83,7 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def backpropagation(params: Params, x: np.ndarray, y: np.ndarray) -> Params:
-    """The seed's ``d_weights1``, ``d_weights2``: the descent direction -dL/dW, keyed like the params."""
+    """The tutorial's ``d_weights1``, ``d_weights2``: the descent direction -dL/dW, keyed like the params."""
     x, y = np.asarray(x), np.asarray(y)
     _check(params, x, y, "backpropagation")
     layer1, output = forward(params, x)
@@ -94,7 +94,7 @@ def backpropagation(params: Params, x: np.ndarray, y: np.ndarray) -> Params:
 
 
 def gradients(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-    """The loss L = sum (y - output)^2 and the true gradients dL/dW (the negated seed d_weights).
+    """The loss L = sum (y - output)^2 and the true gradients dL/dW (the negated d_weights of the tutorial).
 
     >>> params = init_params(np.random.default_rng(0))
     >>> x, y = np.eye(3), np.ones((3, 1))
@@ -113,9 +113,9 @@ def _check_epochs(epochs: int, caller: str) -> None:
 
 def train(x: np.ndarray, y: np.ndarray, epochs: int = 1000, *, rng: np.random.Generator | int,
           params: Params | None = None) -> tuple[Params, np.ndarray]:
-    """Train as the seed means it, ``weights += d_weights`` per epoch; returns ``(params, output)``.
+    """Train as the tutorial means it, ``weights += d_weights`` per epoch; returns ``(params, output)``.
 
-    ``output`` is the network's output on ``x`` after training (the seed's final ``print(nn.output)``).
+    ``output`` is the network's output on ``x`` after training (the tutorial's final ``print(nn.output)``).
     ``params`` defaults to ``init_params(rng)``; the ones passed in are not modified.
     """
     _check_epochs(epochs, "train")
@@ -129,7 +129,7 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int = 1000, *, rng: np.random.Ge
 
 def train_with_typo(x: np.ndarray, y: np.ndarray, epochs: int = 1000, *, rng: np.random.Generator | int,
                     params: Params | None = None) -> tuple[Params, np.ndarray]:
-    """The seed's update run literally, ``weights = d_weights + 1``; returns ``(params, output)``.
+    """The tutorial's update run literally, ``weights = d_weights + 1``; returns ``(params, output)``.
 
     Each step discards the current weights and keeps only 1 + (descent direction), so the weights never
     accumulate progress and the outputs stay far from XOR's [0, 1, 1, 0].

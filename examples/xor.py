@@ -1,8 +1,8 @@
-"""Seed 002: the 2-layer XOR net (3-4-1, sigmoid, no biases, sum of squared errors), with the engine.
+"""The xor tutorial: the 2-layer XOR net (3-4-1, sigmoid, no biases, sum of squared errors), with the engine.
 
-Run: python examples/seed2_xor.py [--epochs 1500]
+Run: python examples/xor.py [--epochs 1500]
 
-The seed's update line ``self.weights1 = d_weights1 + 1`` is a typo for ``self.weights1 += d_weights1``
+The tutorial's update line ``self.weights1 = d_weights1 + 1`` is a typo for ``self.weights1 += d_weights1``
 (its d_weights are already the descent direction, so the learning rate is 1). The engine twin trains with
 plain gradient descent at lr 1, which is that ``+=``; the last lines show what the typo does instead.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import xor
-from tinygrad_edu.seeds import compare, to_engine
+from tinygrad_edu.tutorials import compare, to_engine
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
 
     print(compare("xor"), end="\n\n")
     x, y = datasets.xor()
-    start = xor.init_params(args.seed)  # uniform [0, 1) weights, like the seed's np.random.rand
+    start = xor.init_params(args.seed)  # uniform [0, 1) weights, like the tutorial's np.random.rand
     model = nn.MLP([3, 4, 1], activation="sigmoid", bias=False)
     model.load_state_dict(to_engine("xor", start))
     optimizer = optim.SGD(model.parameters(), lr=1.0)

@@ -1,8 +1,8 @@
-"""Seed 003: the L-layer network kept in a params dict (W1, b1, ...), with the engine.
+"""The lnet tutorial: the L-layer network kept in a params dict (W1, b1, ...), with the engine.
 
-Run: python examples/seed3_lnet.py [--iterations 2500] [--lr 0.0075] [--dims 12288,20,7,5,1]
+Run: python examples/lnet.py [--iterations 2500] [--lr 0.0075] [--dims 12288,20,7,5,1]
 
-The seed's network: sigmoid layers, the cross-entropy cost J = -1/m sum [Y log AL + (1 - Y) log(1 - AL)],
+The tutorial's network: sigmoid layers, the cross-entropy cost J = -1/m sum [Y log AL + (1 - Y) log(1 - AL)],
 parameters drawn as randn * 0.01 with zero biases, full-batch gradient descent on the cat pictures. Both
 forms start from the same params dict (``tinygrad_edu.manual.lnet.init_params``); the engine twin is an
 ``nn.MLP`` whose weights are the transposes (one sample per row instead of per column).
@@ -16,8 +16,8 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import lnet
-from tinygrad_edu.seeds import compare, to_engine
 from tinygrad_edu.train import accuracy
+from tinygrad_edu.tutorials import compare, to_engine
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
-"""Seed 001: Nielsen's Network([784, 30, 10]) with mini-batch SGD, reproduced with the engine.
+"""The nielsen tutorial: Nielsen's Network([784, 30, 10]) with mini-batch SGD, reproduced with the engine.
 
-Run: python examples/seed1_nielsen.py [--epochs 30] [--hidden 30] [--eta 3.0]
+Run: python examples/nielsen.py [--epochs 30] [--hidden 30] [--eta 3.0]
 
 First the compare table (the engine's gradients against the hand-derived backprop of
-``tinygrad_edu.manual.nielsen``), then training as in the seed: one ``Epoch k: correct / 10000`` line per
+``tinygrad_edu.manual.nielsen``), then training as in the tutorial: one ``Epoch k: correct / 10000`` line per
 epoch on the test images (the book reports 95.42% best for 30 hidden units, 96.59% for 100).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 from tinygrad_edu import datasets, losses, nn, optim
-from tinygrad_edu.seeds import compare
 from tinygrad_edu.train import epoch_report, fit
+from tinygrad_edu.tutorials import compare
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
 
     print(compare("nielsen"), end="\n\n")
     mnist = datasets.load_mnist()
-    model = nn.MLP([784, args.hidden, 10], activation="sigmoid", rng=args.seed)  # N(0, 1) init, as the seed
+    model = nn.MLP([784, args.hidden, 10], activation="sigmoid", rng=args.seed)  # N(0, 1) init, as the tutorial
     cost = losses.quadratic_cost if args.cost == "quadratic" else losses.sigmoid_cross_entropy
     history = fit(model, cost, optim.SGD(model.parameters(), lr=args.eta),
                   (mnist.train_x, datasets.one_hot(mnist.train_y)), epochs=args.epochs, batch_size=10,

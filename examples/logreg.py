@@ -1,8 +1,8 @@
-"""Seed 004: logistic regression on the cat pictures (12288 inputs, one sigmoid unit), with the engine.
+"""The logreg tutorial: logistic regression on the cat pictures (12288 inputs, one sigmoid unit), with the engine.
 
-Run: python examples/seed4_logreg.py [--iterations 2000] [--lr 0.005]
+Run: python examples/logreg.py [--iterations 2000] [--lr 0.005]
 
-Zero initialisation, full-batch gradient descent, the seed's equations (1)-(9). The published figures for
+Zero initialisation, full-batch gradient descent, the tutorial's equations (1)-(9). The published figures for
 this setup are 99.04% train and 70.0% test accuracy. The engine twin is ``nn.Linear(12288, 1)`` followed by
 a sigmoid, trained on ``losses.binary_cross_entropy``; the hand-written ``tinygrad_edu.manual.logreg`` runs
 beside it.
@@ -16,8 +16,8 @@ import numpy as np
 
 from tinygrad_edu import Tensor, datasets, losses, nn, optim
 from tinygrad_edu.manual import logreg
-from tinygrad_edu.seeds import compare, to_reference
 from tinygrad_edu.train import accuracy
+from tinygrad_edu.tutorials import compare, to_reference
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     print(compare("logreg"), end="\n\n")
     cats = datasets.load_catvnoncat()
     y_train = cats.train_y.reshape(-1, 1).astype(np.float64)
-    model = nn.MLP([12288, 1], activation="sigmoid", init="zeros")  # w = 0, b = 0, as the seed
+    model = nn.MLP([12288, 1], activation="sigmoid", init="zeros")  # w = 0, b = 0, as the tutorial
     optimizer = optim.SGD(model.parameters(), lr=args.lr)
     x = Tensor(cats.train_x)
     for i in range(args.iterations):

@@ -1,10 +1,10 @@
-"""Seed 000: the 3-layer MNIST net (784-64-64-10, sigmoid, no biases), reproduced with the engine.
+"""The mnist3 tutorial: the 3-layer MNIST net (784-64-64-10, sigmoid, no biases), reproduced with the engine.
 
-Run: python examples/seed0_mnist3.py [--epochs 5] [--lr 0.5] [--batch-size 64]
+Run: python examples/mnist3.py [--epochs 5] [--lr 0.5] [--batch-size 64]
 
-The seed's output delta is (a3 - y) / n, the gradient of the sigmoid outputs' cross-entropy:
+The tutorial's output delta is (a3 - y) / n, the gradient of the sigmoid outputs' cross-entropy:
 ``losses.sigmoid_cross_entropy``. First the compare table against the hand-derived backprop of
-``tinygrad_edu.manual.mnist3``, then mini-batch training on the 50,000 training images (the seed updates on
+``tinygrad_edu.manual.mnist3``, then mini-batch training on the 50,000 training images (the tutorial updates on
 the whole set at once; mini-batches get there in far fewer passes), printing the test accuracy per epoch.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 from tinygrad_edu import datasets, losses, nn, optim
-from tinygrad_edu.seeds import compare
 from tinygrad_edu.train import fit
+from tinygrad_edu.tutorials import compare
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
 
     print(compare("mnist3"), end="\n\n")
     mnist = datasets.load_mnist()
-    # np.random.randn weights, no biases, sigmoid after every layer: the seed's network
+    # np.random.randn weights, no biases, sigmoid after every layer: the tutorial's network
     model = nn.MLP([784, 64, 64, 10], activation="sigmoid", bias=False, rng=args.seed)
 
     def report(epoch: int, history: dict[str, list[float]]) -> None:

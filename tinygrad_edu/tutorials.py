@@ -1,11 +1,14 @@
-"""The five seed networks, each twice: the hand-derived numpy reference and its engine twin, and ``compare``.
+"""The five tutorial networks, each twice: the hand-derived numpy reference and its engine twin, and ``compare``.
 
 ``compare("nielsen")`` starts both from the same parameters, runs them on the same mini-batch, and reports,
 per parameter, how far the engine's gradients (``check_backprop``) and the parameters after a few SGD steps
-are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg`` (see ``SEEDS``).
+are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg``
+(see ``TUTORIALS``).
 
-Each seed names and lays out its parameters its own way; the engine twin is an ``nn.MLP``. ``to_engine`` and
+Each tutorial names and lays out its parameters its own way; the engine twin is an ``nn.MLP``. ``to_engine`` and
 ``to_reference`` translate between the two (parameters or gradients alike), in one place: ``LAYOUTS``.
+``named_forward`` runs a twin with its tensors named as the tutorial names them (``z1``, ``a1``, ...), so a
+drawing of its graph (``tinygrad-edu graph nielsen``) reads like the tutorial.
 
 >>> result = compare("xor", steps=3)
 >>> result.ok, result.worst < 1e-12
@@ -28,8 +31,8 @@ from .manual import lnet, logreg, mnist3, nielsen, xor
 from .tensor import Tensor
 
 __all__ = [
-    "SEEDS", "LAYOUTS", "Layout", "Twin", "Link", "Comparison", "Row", "build", "compare", "links", "to_engine",
-    "to_reference",
+    "TUTORIALS", "LAYOUTS", "Layout", "Twin", "Link", "Comparison", "Row", "build", "compare", "links", "to_engine",
+    "to_reference", "layer_names", "named_forward",
 ]
 
 Params = dict[str, np.ndarray]
@@ -63,14 +66,14 @@ class Link:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a seed keeps its parameters, against its engine twin: an ``nn.MLP`` (Linear at layers.0, .2, ...).
+    """Where a tutorial keeps its parameters, against its engine twin: an ``nn.MLP`` (Linear at layers.0, .2, ...).
 
     The reference's names are ``weight.format(i)`` and ``bias.format(i)`` for its layers ``i = first, ...``
-    (a name without ``{}`` is a one-layer seed's). Its biases are columns ``(out, 1)``, the engine's ``(out,)``.
+    (a name without ``{}`` is a one-layer tutorial's). Its biases are columns ``(out, 1)``, the engine's ``(out,)``.
     """
 
     weight: str
-    bias: str | None                  # None: the seed has no biases
+    bias: str | None                  # None: the tutorial has no biases
     first: int = 1                    # the number of the first layer in the names
     transposed: bool = False          # weights are (out, in), one example per column (Linear's are (in, out))
 
@@ -94,26 +97,26 @@ LAYOUTS: dict[str, Layout] = {
 
 
 def links(key: str, layers: int) -> list[Link]:
-    """The links between seed ``key``'s reference parameters and its twin's, for a net of ``layers`` layers."""
+    """The links between tutorial ``key``'s reference parameters and its twin's, for a net of ``layers`` layers."""
     return _layout(key).links(layers)
 
 
 def to_engine(key: str, arrays: Params) -> dict[str, np.ndarray]:
-    """Seed ``key``'s parameters (or gradients) in the engine twin's names and layout: a ``state_dict``."""
+    """Tutorial ``key``'s parameters (or gradients) in the engine twin's names and layout: a ``state_dict``."""
     layout = _layout(key)
     layers = len(arrays) // (1 if layout.bias is None else 2)
     return _convert(layout.links(layers), arrays, "engine", f"to_engine({key!r}, ...)")
 
 
 def to_reference(key: str, arrays: dict[str, np.ndarray]) -> Params:
-    """The reverse of ``to_engine``: the twin's ``state_dict`` (or gradients) in seed ``key``'s names and layout."""
+    """The reverse of ``to_engine``: the twin's ``state_dict`` (or gradients) in tutorial ``key``'s names and layout."""
     layers = sum(name.endswith(".weight") for name in arrays)
     return _convert(_layout(key).links(layers), arrays, "manual", f"to_reference({key!r}, ...)")
 
 
 def _layout(key: str) -> Layout:
     if key not in LAYOUTS:
-        raise KeyError(f"unknown seed {key!r}; choose one of {', '.join(LAYOUTS)}.")
+        raise KeyError(f"unknown tutorial {key!r}; choose one of {', '.join(LAYOUTS)}.")
     return LAYOUTS[key]
 
 
@@ -132,11 +135,11 @@ def _convert(found: list[Link], arrays: dict[str, np.ndarray], to: str, caller: 
 
 @dataclass
 class Twin:
-    """A seed network in both forms, set up on one batch of its data."""
+    """A tutorial network in both forms, set up on one batch of its data."""
 
     key: str
     title: str
-    seed_file: str
+    tutorial_file: str                                    # its text, in the shared seeds/ folder
     params: Params                                        # the reference's parameters (its names, its layout)
     model: nn.Module                                      # the engine twin
     links: list[Link]
@@ -160,14 +163,67 @@ class Twin:
             engine[name].data = array.astype(np.float64)
 
     def manual_step(self) -> tuple[float, Params]:
-        """One plain gradient-descent step of the reference: p -= lr * dL/dp (the seeds' update rule)."""
+        """One plain gradient-descent step of the reference: p -= lr * dL/dp (the tutorials' update rule)."""
         loss, grads = self.manual_gradients(self.params, self.x, self.y)
         for name, g in grads.items():
             self.params[name] = self.params[name] - self.lr * g
         return loss, grads
 
 
-# -- the five seeds -----------------------------------------------------------------------------------------
+# -- names ----------------------------------------------------------------------------------------------------
+
+def layer_names(key: str, layers: int) -> list[tuple[str, str]]:
+    """What tutorial ``key`` calls each layer's weighted input and its activation, first layer first.
+
+    >>> layer_names("nielsen", 2), layer_names("lnet", 3)[-1], layer_names("xor", 2)[-1], layer_names("logreg", 1)
+    ([('z1', 'a1'), ('z2', 'a2')], ('Z3', 'AL'), ('z2', 'output'), [('z', 'a')])
+    """
+    _layout(key)  # an unknown key is refused with the list of known ones
+    if key == "logreg":                                   # z = w^T x + b, a = sigmoid(z): one unit, no number
+        return [("z", "a")]
+    if key == "lnet":                                     # the course's Z1, A1, ..., AL
+        return [(f"Z{k}", "AL" if k == layers else f"A{k}") for k in range(1, layers + 1)]
+    if key == "xor":                                      # the tutorial names only the activations
+        return [(f"z{k}", "output" if k == layers else f"layer{k}") for k in range(1, layers + 1)]
+    return [(f"z{k}", f"a{k}") for k in range(1, layers + 1)]
+
+
+def named_forward(key: str, model: nn.Module, x: np.ndarray) -> Tensor:
+    """The twin ``model``'s forward pass on the batch ``x`` (rows), its tensors named as tutorial ``key`` does.
+
+    Each ``Linear`` layer's output is the weighted input (``z1``), the activation after it ``a1``; the product
+    before a bias is ``x @ weight`` (``a1 @ weight`` for the next layer). The model computes exactly as
+    ``model(x)``: only names are added.
+
+    >>> net = nn.MLP([4, 3, 2], rng=0)
+    >>> out = named_forward("nielsen", net, np.ones((5, 4)))
+    >>> out.name, out.parents[0].name, out.parents[0].parents[0].name
+    ('a2', 'z2', 'a1 @ weight')
+    """
+    modules = list(model.layers) if isinstance(model, nn.Sequential) else [model]
+    names = iter(layer_names(key, sum(isinstance(m, nn.Linear) for m in modules)))
+    a = Tensor(x, name="x")
+    z_name, a_name = "", ""
+    for module in modules:
+        out = module(a)
+        if isinstance(module, nn.Linear):
+            z_name, a_name = next(names)
+            if module.bias is not None and out.parents:
+                out.parents[0].name = f"{a.name} @ weight"
+            out.name = z_name
+        else:
+            out.name = a_name
+        a = out
+    return a
+
+
+# -- the five tutorials -----------------------------------------------------------------------------------------
+
+def _engine_loss(key: str, loss_fn: Callable[[Tensor, Tensor], Tensor], x: np.ndarray,
+                 y: np.ndarray) -> Callable[[nn.Module], Tensor]:
+    """The twin's loss on the batch ``x``, ``y`` (rows), its tensors named as tutorial ``key`` names them."""
+    return lambda model: loss_fn(named_forward(key, model, x), Tensor(y, name="y"))
+
 
 def _mnist_batch(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     data = datasets.load_mnist()
@@ -187,7 +243,7 @@ def _mnist3(rng: np.random.Generator) -> Twin:
     model = nn.MLP([784, 64, 64, 10], activation="sigmoid", bias=False, rng=rng)
     return Twin("mnist3", "3-layer MNIST net, 784-64-64-10, sigmoid, no biases, sigmoid + cross-entropy",
                 "000_e4b1b14548f8685e.txt", params, model, links("mnist3", 3), x, y, mnist3.gradients,
-                lambda m: losses.sigmoid_cross_entropy(m(Tensor(x, name="x")), y), lr=0.5)
+                _engine_loss("mnist3", losses.sigmoid_cross_entropy, x, y), lr=0.5)
 
 
 def _nielsen(rng: np.random.Generator) -> Twin:
@@ -197,7 +253,7 @@ def _nielsen(rng: np.random.Generator) -> Twin:
     model = nn.MLP([784, 30, 10], activation="sigmoid", rng=rng)
     return Twin("nielsen", "Nielsen's Network([784, 30, 10]), sigmoid, quadratic cost, mini-batch SGD",
                 "001_8974e2b09711c500.txt", params, model, links("nielsen", 2), x.T.copy(), y.T.copy(),
-                nielsen.gradients, lambda m: losses.quadratic_cost(m(Tensor(x, name="x")), y), lr=3.0)
+                nielsen.gradients, _engine_loss("nielsen", losses.quadratic_cost, x, y), lr=3.0)
 
 
 def _xor(rng: np.random.Generator) -> Twin:
@@ -206,7 +262,7 @@ def _xor(rng: np.random.Generator) -> Twin:
     model = nn.MLP([3, 4, 1], activation="sigmoid", bias=False, rng=rng)
     return Twin("xor", "2-layer XOR net, 3-4-1, sigmoid, no biases, sum of squared errors",
                 "002_0be7f9c2ed40038e.txt", params, model, links("xor", 2), x, y, xor.gradients,
-                lambda m: losses.sum_squared_error(m(Tensor(x, name="x")), y), lr=1.0)
+                _engine_loss("xor", losses.sum_squared_error, x, y), lr=1.0)
 
 
 def _lnet(rng: np.random.Generator) -> Twin:
@@ -216,7 +272,7 @@ def _lnet(rng: np.random.Generator) -> Twin:
     model = nn.MLP(dims, activation="sigmoid", rng=rng)
     return Twin("lnet", "L-layer net in a params dict, [12288, 20, 7, 5, 1], sigmoid, cross-entropy",
                 "003_64939f56b2e4bc34.txt", params, model, links("lnet", len(dims) - 1), x.T.copy(), y.T.copy(),
-                lnet.gradients, lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.0075)
+                lnet.gradients, _engine_loss("lnet", losses.binary_cross_entropy, x, y), lr=0.0075)
 
 
 def _logreg(rng: np.random.Generator) -> Twin:
@@ -225,19 +281,19 @@ def _logreg(rng: np.random.Generator) -> Twin:
     model = nn.MLP([12288, 1], activation="sigmoid", rng=rng)
     return Twin("logreg", "logistic regression on the cat images, 12288 inputs, one sigmoid unit",
                 "004_a0972d99761e4873.txt", params, model, links("logreg", 1), x.T.copy(), y.T.copy(),
-                logreg.gradients, lambda m: losses.binary_cross_entropy(m(Tensor(x, name="x")), y), lr=0.005)
+                logreg.gradients, _engine_loss("logreg", losses.binary_cross_entropy, x, y), lr=0.005)
 
 
-SEEDS: dict[str, Callable[[np.random.Generator], Twin]] = {
+TUTORIALS: dict[str, Callable[[np.random.Generator], Twin]] = {
     "mnist3": _mnist3, "nielsen": _nielsen, "xor": _xor, "lnet": _lnet, "logreg": _logreg,
 }
 
 
 def build(key: str, rng: np.random.Generator | int | None = 0) -> Twin:
-    """Set up seed ``key`` (reference and twin from the same parameters) on one batch of its data."""
-    if key not in SEEDS:
-        raise KeyError(f"unknown seed {key!r}; choose one of {', '.join(SEEDS)}.")
-    twin = SEEDS[key](np.random.default_rng(rng))
+    """Set up tutorial ``key`` (reference and twin from the same parameters) on one batch of its data."""
+    if key not in TUTORIALS:
+        raise KeyError(f"unknown tutorial {key!r}; choose one of {', '.join(TUTORIALS)}.")
+    twin = TUTORIALS[key](np.random.default_rng(rng))
     order = [name for name, _ in twin.model.named_parameters()]
     twin.links.sort(key=lambda link: order.index(link.engine))  # rows in the model's own order
     twin.load_reference_into_engine()
@@ -314,14 +370,14 @@ def _errors(engine: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return diff, diff / scale if scale > 0 else diff
 
 
-def compare(seed: str | Twin, steps: int = 3, tolerance: float = 1e-10,
+def compare(tutorial: str | Twin, steps: int = 3, tolerance: float = 1e-10,
             rng: np.random.Generator | int | None = 0) -> Comparison:
     """Run the engine twin and the hand-derived reference side by side; see the module docstring.
 
     The gradients are compared by ``check_backprop``, in the engine's names and layout: the twin's own
     parameters are the tensors it differentiates, and the reference's gradients are translated by the links.
     """
-    twin = build(seed, rng) if isinstance(seed, str) else seed
+    twin = build(tutorial, rng) if isinstance(tutorial, str) else tutorial
     engine = dict(twin.model.named_parameters())
 
     def by_hand(arrays: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
