@@ -2,7 +2,11 @@
 
 A ``Module`` finds its parameters by itself: every leaf ``Tensor`` with ``requires_grad=True`` stored in one of
 its attributes (directly, inside lists, tuples and dicts, or inside another ``Module``) is a parameter, named
-by the path that leads to it (``layers.0.weight``). No registration step, no ``__getattr__`` magic.
+by the path that leads to it (``layers.0.weight``). No registration step, no ``__getattr__`` magic. State that is
+saved but never trained (batch norm's running statistics) is a ``Buffer``, found the same way.
+
+A module is in training mode after construction; ``model.eval()`` switches it and every module inside it to
+evaluation mode (dropout off, batch norm on its running statistics), ``model.train()`` back.
 
 Weights are stored **(in_features, out_features)** and a layer computes ``x @ weight + bias`` with one sample
 per row of ``x``: the layout of the mnist3 tutorial (``np.dot(x, w1)``). PyTorch's ``nn.Linear`` stores the
@@ -32,7 +36,7 @@ from .tensor import Tensor
 
 __all__ = [
     "named_items", "save_npz",  # documented here first; they live in parameters.py and npz.py
-    "Module", "Linear", "Sequential", "MLP",
+    "Module", "Buffer", "Linear", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
 ]
@@ -73,6 +77,37 @@ def _is_parameter(t: Tensor) -> bool:
     return t.requires_grad and t.is_leaf
 
 
+class Buffer(Tensor):
+    """A tensor a module saves but never trains: in ``state_dict()`` and checkpoints, never in ``parameters()``.
+
+    Batch norm's running mean and variance are buffers: training changes them, but not by gradient descent.
+    Change one in place under ``no_grad()`` (``buffer.data[...] = new``) or give it new data (``buffer.data =``).
+
+    >>> class Counter(Module):
+    ...     def __init__(self):
+    ...         self.steps = Buffer(np.zeros(()))
+    >>> counter = Counter()
+    >>> counter.parameters(), list(counter.state_dict())
+    ([], ['steps'])
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, name: str | None = None, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=False, name=name, dtype=dtype)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad:
+            raise TypeError(f"requires_grad_: {self.name or 'this buffer'} is a Buffer, state that is saved but "
+                            f"never trained; make it a Tensor(..., requires_grad=True) to learn it.")
+        return self
+
+
+def _is_state(t: Tensor) -> bool:
+    """A parameter or a buffer: what ``state_dict()`` saves."""
+    return isinstance(t, Buffer) or _is_parameter(t)
+
+
 class LoadResult(NamedTuple):
     """What ``load_state_dict(strict=False)`` skipped: names the model has but the state lacked, and back."""
 
@@ -95,6 +130,9 @@ class Module:
     ['scale', 'parts.shift']
     """
 
+    training: bool = True
+    """True in training mode (the default), False after ``eval()``; layers such as dropout read it."""
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             f"{type(self).__name__} has no forward(): a Module subclass must define forward(self, x), the "
@@ -105,7 +143,7 @@ class Module:
 
     # -- the parameter tree ---------------------------------------------------------------------------------
     def _walk(self, prefix: str, seen_tensors: set[int], seen_modules: set[int],
-              params: list[tuple[str, Tensor]] | None, modules: list[tuple[str, Module]] | None) -> None:
+              state: list[tuple[str, Tensor]] | None, modules: list[tuple[str, Module]] | None) -> None:
         seen_modules.add(id(self))
         if modules is not None:
             modules.append((prefix, self))
@@ -113,16 +151,28 @@ class Module:
             for name, member in _members(value, f"{prefix}.{attr}" if prefix else attr, set()):
                 if isinstance(member, Module):
                     if id(member) not in seen_modules:
-                        member._walk(name, seen_tensors, seen_modules, params, modules)
-                elif params is not None and _is_parameter(member) and id(member) not in seen_tensors:
+                        member._walk(name, seen_tensors, seen_modules, state, modules)
+                elif state is not None and _is_state(member) and id(member) not in seen_tensors:
                     seen_tensors.add(id(member))  # a tensor reachable twice keeps its first name
-                    params.append((name, member))
+                    state.append((name, member))
+
+    def _named_state(self) -> list[tuple[str, Tensor]]:
+        """Parameters and buffers by dotted name, in attribute definition order: what ``state_dict()`` saves."""
+        state: list[tuple[str, Tensor]] = []
+        self._walk("", set(), set(), state, None)
+        return state
 
     def named_parameters(self) -> list[tuple[str, Tensor]]:
         """``(dotted name, tensor)`` for every parameter, in attribute definition order, each tensor once."""
-        params: list[tuple[str, Tensor]] = []
-        self._walk("", set(), set(), params, None)
-        return params
+        return [(name, t) for name, t in self._named_state() if not isinstance(t, Buffer)]
+
+    def named_buffers(self) -> list[tuple[str, Buffer]]:
+        """``(dotted name, buffer)`` for every ``Buffer``, in attribute definition order, each once."""
+        return [(name, t) for name, t in self._named_state() if isinstance(t, Buffer)]
+
+    def buffers(self) -> list[Buffer]:
+        """The buffers of ``named_buffers()``, without their names."""
+        return [b for _, b in self.named_buffers()]
 
     def parameters(self) -> list[Tensor]:
         """The parameters of ``named_parameters()``, without their names: what an optimizer takes."""
@@ -139,13 +189,32 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    # -- modes --------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (``mode=False``: evaluation mode) for this module and every module inside it.
+
+        >>> net = Sequential(Linear(2, 2, rng=0), Sigmoid())
+        >>> [m.training for _, m in net.eval().named_modules()], net.train().layers[1].training
+        ([False, False, False], True)
+        """
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode): mode must be True or False, got {mode!r}; for evaluation mode call "
+                            f"model.eval().")
+        for _, module in self.named_modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode for this module and every module inside it (``train(False)``); returns the module."""
+        return self.train(False)
+
     # -- saving and loading ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's values, by dotted name (later training does not change it)."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A copy of every parameter's and buffer's values, by dotted name (later training does not change it)."""
+        return {name: t.data.copy() for name, t in self._named_state()}
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
-        """Copy values from ``state`` (as ``state_dict()`` makes) into the parameters.
+        """Copy values from ``state`` (as ``state_dict()`` makes) into the parameters and buffers.
 
         Every entry must be a numpy array with the parameter's exact shape and dtype. With ``strict=True`` the
         names must match exactly too; ``strict=False`` skips missing and unexpected names and returns them.
@@ -154,7 +223,7 @@ class Module:
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a dict of name -> numpy array (as state_dict() returns), "
                             f"got {type(state).__name__}.")
-        params = self.named_parameters()
+        params = self._named_state()
         names = {name for name, _ in params}
         missing = [name for name, _ in params if name not in state]
         unexpected = [str(key) for key in state if key not in names]
