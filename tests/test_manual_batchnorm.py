@@ -256,3 +256,11 @@ def test_mlp_errors_and_float32() -> None:
         bn.sgd_step(params, {"w1": grads["w1"]}, 0.1)
     with pytest.raises(ValueError, match="y must be one-hot rows"):
         bn.gradients(params, x, y[:, :1])
+
+
+def test_the_module_is_pure_numpy() -> None:
+    for name in bn.__all__:
+        assert hasattr(bn, name), name
+    with open(bn.__file__, encoding="utf-8") as stream:
+        imports = {line.split()[1] for line in stream if line.startswith(("import ", "from "))}
+    assert imports <= {"__future__", "numpy", "numpy.typing", "collections.abc", "typing", "._common"}, imports

@@ -29,6 +29,7 @@ import numpy as np
 
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, prepare_checkpoint, save_checkpoint
 from .datasets import batches
+from .nn import Module
 from .tensor import Tensor, no_grad
 
 __all__ = ["fit", "evaluate", "accuracy", "epoch_report", "CheckpointError",
@@ -49,12 +50,23 @@ def accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
 
 def evaluate(model: Callable[[Tensor], Tensor], x: np.ndarray, y: np.ndarray,
              batch_size: int = 1000) -> float:
-    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches."""
+    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches.
+
+    A ``Module`` is evaluated in evaluation mode (batch norm on its running statistics, which the test data
+    must not change) and left in the modes it had.
+    """
+    modes = [(m, m.training) for _, m in model.named_modules()] if isinstance(model, Module) else []
+    if isinstance(model, Module):
+        model.eval()
     correct = 0.0
-    with no_grad():
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    try:
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    finally:
+        for module, training in modes:
+            module.training = training
     return correct / len(x)
 
 
@@ -84,7 +96,8 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     ``history`` has ``loss`` (mean training loss of the epoch) and ``train_accuracy`` (measured on the
     batches as they were trained), plus ``test_accuracy`` when ``test`` is given. With ``progress=True`` a
     tqdm bar shows the epoch, loss and accuracy. The same ``rng`` seed gives the same run, bit for bit.
-    ``on_epoch(epochs_complete, history)`` runs after each epoch.
+    ``on_epoch(epochs_complete, history)`` runs after each epoch. A ``Module`` is put in training mode first;
+    ``evaluate`` measures the test accuracy in evaluation mode.
 
     With ``checkpoint=PATH`` (the model a ``Module``, the optimizer one of ``optim``'s), the end of every epoch
     writes PATH atomically: the parameters, the optimizer's state, the batch order's generator, the history
@@ -94,6 +107,8 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     network, optimizer or run raises ``CheckpointError`` before anything is changed; the file is only read.
     """
     generator = np.random.default_rng(rng)
+    if isinstance(model, Module):
+        model.train()  # fit trains: batch norm on batch statistics, whatever mode the model was left in
     x, y = train
     history: History = {"loss": [], "train_accuracy": []}
     if test is not None:

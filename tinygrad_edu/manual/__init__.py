@@ -1,4 +1,4 @@
-"""The five tutorial networks, hand-derived in plain numpy: the references the engine is checked against.
+"""The tutorial networks, hand-derived in plain numpy: the references the engine is checked against.
 
 One module per tutorial (the files of the shared ``seeds/`` folder), each following its tutorial's own equations
 and layout, with no engine imports. Every module has ``init_params`` (randomness from an explicit Generator or seed)
@@ -9,12 +9,14 @@ and ``gradients(params, x, y) -> (loss, {name: dL/dparam})``, the true gradient,
 - ``xor``     file 002: 3-4-1 XOR net, sum of squared errors (and the tutorial's ``= d_weights + 1`` typo)
 - ``lnet``    file 003: L-layer net in a params dict, cross-entropy
 - ``logreg``  file 004: logistic regression on the cat images
+- ``batchnorm`` batch normalisation (Ioffe and Szegedy, 2015): the staged and the closed-form backward, the usual
+  slips, and a batch-norm MLP on MNIST
 
 >>> from tinygrad_edu import manual
 >>> sorted(manual.__all__)
-['lnet', 'logreg', 'mnist3', 'nielsen', 'xor']
+['batchnorm', 'lnet', 'logreg', 'mnist3', 'nielsen', 'xor']
 """
 
-from . import lnet, logreg, mnist3, nielsen, xor
+from . import batchnorm, lnet, logreg, mnist3, nielsen, xor
 
-__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg"]
+__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "batchnorm"]
