@@ -265,3 +265,31 @@ def test_mlp_with_batchnorm_and_repr() -> None:
         "layers.1.bias", "layers.4.bias", "layers.6.bias"]                 # beta twice, the output layer's bias
     assert repr(model.layers[1]) == "BatchNorm1d(30, eps=1e-05, momentum=0.1, dtype=float32)"
     assert model(np.zeros((3, 784))).dtype == np.float32
+
+
+# -- the twin and the command line --------------------------------------------------------------------------
+
+def test_the_compare_table_twin_agrees_and_names_the_stages() -> None:
+    from tinygrad_edu import tutorials
+
+    result = tutorials.compare("batchnorm", steps=3)
+    assert result.ok and result.worst < 1e-12, str(result)
+    assert [row.name.split(" <- ")[1] for row in result.rows] == [
+        "w1", "gamma1", "beta1", "w2", "gamma2", "beta2", "w3", "b3"]
+    twin = tutorials.build("batchnorm")
+    loss = twin.engine_loss(twin.model)
+    names = {t.name for t in toposort([loss], all_parents=True)}
+    assert {"z1", "z1_bn", "a1", "x_hat", "inv_std", "variance", "mean"} <= names
+
+
+def test_train_batchnorm_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from tinygrad_edu.cli import main
+
+    args = ["train", "--batchnorm", "--sizes", "784,20,10", "--epochs", "1", "--limit", "1000", "--batch-size", "20",
+            "--lr", "0.5", "--cost", "cross_entropy", "--init", "nielsen", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(", batch norm after each hidden linear layer")
+    assert int(out.split("Epoch 0: ")[1].split(" / ")[0]) > 7000      # of 10000 test images; chance is 1000
+    assert main(["train", "--batchnorm", "--limit", "1001", "--batch-size", "10"]) == 2
+    assert "leave a last mini-batch of 1 image" in capsys.readouterr().err

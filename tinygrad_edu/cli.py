@@ -39,6 +39,7 @@ TUTORIAL_HELP = {
     "xor": "2-layer XOR net 3-4-1, sigmoid, no biases, sum of squared errors (a blog post's numpy net)",
     "lnet": "L-layer net [12288, 20, 7, 5, 1] on the cat pictures, params in a dict with caches (the course)",
     "logreg": "logistic regression on the cat pictures: 12288 inputs, one sigmoid unit (the course, week 2)",
+    "batchnorm": "batch-norm MLP 784-64-32-10: linear, batch norm, sigmoid (Ioffe and Szegedy 2015; manual.batchnorm)",
 }
 """One line per tutorial key for ``compare --help`` and ``graph --help`` (``tutorials.TUTORIALS`` holds the
 networks)."""
@@ -47,7 +48,9 @@ _NO_PROGRESS = "no progress bar: plain lines only, e.g. for a log file (the epoc
 
 
 def _tutorial_list(extra: dict[str, str] | None = None) -> str:
-    lines = [f"  {key:8} {text}" for key, text in {**TUTORIAL_HELP, **(extra or {})}.items()]
+    listed = {**TUTORIAL_HELP, **(extra or {})}
+    width = max(map(len, listed))
+    lines = [f"  {key:{width}} {text}" for key, text in listed.items()]
     return "tutorials:\n" + "\n".join(lines)
 
 
@@ -67,11 +70,13 @@ def _positive(kind: type) -> Callable[[str], float]:
 def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost: str, seed: int,
                  dtype: type, init: str, limit: int | None, progress: bool, *, optimizer: str = "sgd",
                  momentum: float = 0.0, checkpoint: str | None = None, resume: bool = False,
-                 describe: Callable[[int], str] | None = None) -> tuple[MLP, dict[str, list[float]]]:
+                 describe: Callable[[int], str] | None = None,
+                 batchnorm: bool = False) -> tuple[MLP, dict[str, list[float]]]:
     """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the tutorial.
 
     With ``checkpoint`` the state is saved after every epoch; ``resume`` continues from it (``train.fit``).
-    ``describe(number of training images)`` gives a line to print before training starts.
+    ``describe(number of training images)`` gives a line to print before training starts. ``batchnorm`` puts
+    a batch norm between each hidden linear layer and its activation (``nn.MLP(..., batchnorm=True)``).
     """
     from . import datasets, losses, nn, optim
     from .train import epoch_report, fit
@@ -80,7 +85,7 @@ def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost
     train_x, train_y = data.train_x[:limit], datasets.one_hot(data.train_y[:limit], dtype=dtype)
     if describe is not None:
         print(describe(len(train_x)), flush=True)
-    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype)
+    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype, batchnorm=batchnorm)
     # Nielsen's two costs: quadratic, and cross-entropy on the sigmoid outputs (averaged over the batch)
     loss_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
     if optimizer == "adam":
@@ -163,6 +168,8 @@ def _settings(args: argparse.Namespace, lr: float, images: int) -> str:
     line = (f"Training {args.sizes} on {images} MNIST images for {epochs}: mini-batch "
             f"{args.batch_size}, {optimizer}, lr {lr:g}, {args.cost} cost, init {args.init}, seed {args.seed}, "
             f"{args.dtype}")
+    if args.batchnorm:
+        line += ", batch norm after each hidden linear layer"
     if args.checkpoint:
         line += f", checkpoint {args.checkpoint}" + (" (resuming)" if args.resume else "")
     return line
@@ -180,11 +187,20 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     dtype = np.float32 if args.dtype == "float32" else np.float64
     lr = args.lr if args.lr is not None else (3.0 if args.optimizer == "sgd" else 1e-3)
+    if args.batchnorm:
+        from .datasets import load_mnist
+
+        images = len(load_mnist(dtype=dtype).train_x[:args.limit])
+        if images % args.batch_size == 1:
+            print(f"tinygrad-edu train: with --batchnorm, {images} images in mini-batches of {args.batch_size} "
+                  f"leave a last mini-batch of 1 image, and batch norm cannot normalise one sample by its own "
+                  f"statistics; choose another --batch-size or --limit.", file=sys.stderr)
+            return 2
     try:
         _, history = _train_mnist(args.sizes, args.epochs, args.batch_size, lr, args.cost, args.seed, dtype,
                                   args.init, args.limit, progress=not args.no_progress, optimizer=args.optimizer,
                                   momentum=args.momentum, checkpoint=args.checkpoint, resume=args.resume,
-                                  describe=lambda images: _settings(args, lr, images))
+                                  describe=lambda images: _settings(args, lr, images), batchnorm=args.batchnorm)
     except CheckpointError as error:
         print(f"tinygrad-edu train: {error}", file=sys.stderr)
         return 2
@@ -292,6 +308,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--init", choices=["normal", "nielsen", "xavier", "he"], default="normal",
                        help="initial weights: normal = N(0, 1) as in ch. 1; nielsen = N(0, 1/fan_in) as in "
                             "ch. 3; xavier = Glorot uniform; he = N(0, 2/fan_in) (default normal)")
+    train.add_argument("--batchnorm", action="store_true",
+                       help="a batch norm between each hidden linear layer and its activation (those layers then "
+                            "have no bias: batch norm's beta takes its place); evaluation uses its running "
+                            "statistics")
     train.add_argument("--seed", type=int, default=0,
                        help="random seed for the initial weights and the batch order (default 0)")
     train.add_argument("--dtype", choices=["float64", "float32"], default="float64",
