@@ -416,7 +416,7 @@ def _batch_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float, running_mea
         mean, variance = running_mean, running_var
         centred = x - mean
     centred.name = "centred"
-    var_eps = variance + eps
+    var_eps = variance + Tensor(np.asarray(eps, dtype=x.dtype), name="eps")
     var_eps.name = "var_eps"
     inv_std = var_eps ** -0.5
     inv_std.name = "inv_std"
