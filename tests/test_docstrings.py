@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["autograd", "blas", "check", "datasets", "display", "gradcheck", "losses", "manual", "nn", "optim",
-           "parameters", "tensor", "train", "tutorials"]
+MODULES = ["autograd", "blas", "check", "datasets", "display", "grad_mode", "gradcheck", "health", "losses", "manual",
+           "nn", "optim", "parameters", "tensor", "train", "tutorials"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -308,7 +308,7 @@ def test_copied_and_unpickled_tensors_work_with_their_originals() -> None:
 
     w = Tensor(np.ones(3), requires_grad=True)
     for twin in (copy.deepcopy(w), copy.copy(w), pickle.loads(pickle.dumps(w))):
-        assert twin._seq > w._seq and twin._changed == -1
+        assert twin._creation_number > w._creation_number and twin._data_replaced_at == -1
         w.zero_grad()
         twin.zero_grad()
         ((w * twin) * 2).sum().backward()  # two leaves with the same creation number used to crash the heap
@@ -368,19 +368,19 @@ def test_a_grad_set_by_hand_is_added_to_and_a_wrong_one_is_refused_where_it_is_s
 
 
 @pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the mistake is made on purpose here
-def test_leaf_gradients_do_not_alias_each_other_or_the_seed() -> None:
+def test_leaf_gradients_do_not_alias_each_other_or_the_callers_gradient() -> None:
     a = Tensor(np.ones(3), requires_grad=True)
     b = Tensor(np.ones(3), requires_grad=True)
     (a + b).sum().backward()
     a.grad *= 0.5
     np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
-    seed = np.ones(3)
+    upstream = np.ones(3)
     x = Tensor(np.zeros(3), requires_grad=True)
     y = x + 1.0
-    y.backward(gradient=seed)
+    y.backward(gradient=upstream)
     x.grad *= 4
-    np.testing.assert_array_equal(seed, [1.0, 1.0, 1.0])
-    seed *= 0  # the caller reuses its buffer: the gradients of the pass stay as they were
+    np.testing.assert_array_equal(upstream, [1.0, 1.0, 1.0])
+    upstream *= 0  # the caller reuses its buffer: the gradients of the pass stay as they were
     np.testing.assert_array_equal(y.grad, [1.0, 1.0, 1.0])
     # add hands its upstream array on as it is: the leaf must not share it with the intermediates' .grad
     w = Tensor(np.ones(3), requires_grad=True)
@@ -425,10 +425,10 @@ def test_grad_leaves_every_dot_grad_untouched() -> None:
 def test_grad_returns_fresh_arrays() -> None:
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = x + 0.0
-    seed = np.array([3.0, 4.0])
-    (g,) = grad(y, x, grad_outputs=seed)
+    upstream = np.array([3.0, 4.0])
+    (g,) = grad(y, x, grad_outputs=upstream)
     g *= 10
-    np.testing.assert_array_equal(seed, [3.0, 4.0])
+    np.testing.assert_array_equal(upstream, [3.0, 4.0])
 
 
 # -- higher-order gradients ----------------------------------------------------------------------------
@@ -686,7 +686,7 @@ def test_no_grad_works_as_a_bare_decorator_too() -> None:
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_a_leafs_grad_is_laid_out_like_its_data_also_through_a_transpose(order: str) -> None:
     rng = np.random.default_rng(0)
-    data = rng.standard_normal((3, 5))  # (out, in), as the seeds
+    data = rng.standard_normal((3, 5))  # (out, in), as the tutorials
     w = Tensor(np.asfortranarray(data) if order == "F" else data, requires_grad=True)
     b = Tensor(np.zeros(3), requires_grad=True)
     x = rng.standard_normal((4, 5))
@@ -718,6 +718,33 @@ def test_two_leaves_never_share_a_grad_also_through_views() -> None:
     assert x.grad is not None and y.grad is not None and not np.shares_memory(x.grad, y.grad)
 
 
+@pytest.mark.filterwarnings("ignore::tinygrad_edu.LearnerWarning")  # the second pass is on purpose here
+def test_a_leaf_never_takes_memory_that_another_tensors_grad_holds(restore_ops: None) -> None:
+    class Symmetric(Op):
+        """d (a + b)^2 = 2 (a + b) (da + db)"""
+
+        @staticmethod
+        def forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # type: ignore[override]  # its own inputs
+            return (a + b) ** 2
+
+        @staticmethod
+        def backward(g: np.ndarray, out: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+            both = 2 * g * (a + b)
+            return both, both  # one array for both inputs, as a learner may well write it
+
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = Tensor(np.array([0.5, 0.5]), requires_grad=True)
+    for _ in range(2):
+        apply_op(Symmetric, x, y).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6.0, 10.0])  # twice 2 (x + y)
+    np.testing.assert_array_equal(y.grad, [6.0, 10.0])
+    # add passes its upstream array on as it is, and unsqueeze's rule a view of it: the leaf copies
+    w = Tensor(np.ones(3), requires_grad=True)
+    total = w.unsqueeze(0) + Tensor(np.ones((1, 3)))
+    (total * 2).sum().backward()
+    assert w.grad is not None and total.grad is not None and not np.shares_memory(w.grad, total.grad)
+
+
 def test_in_place_operators_update_outside_a_graph_and_are_refused_inside_one() -> None:
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     (w * w).sum().backward()
@@ -733,7 +760,7 @@ def test_in_place_operators_update_outside_a_graph_and_are_refused_inside_one() 
         w -= 1.0
 
 
-def test_grad_with_create_graph_checks_a_tensor_seeds_shape() -> None:
+def test_grad_with_create_graph_checks_the_shape_of_a_tensor_gradient() -> None:
     x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
     with pytest.raises(ValueError, match=r"the gradient has shape \(3, 1\).*exactly the output's shape, \(3,\)"):
         grad(x * x, x, grad_outputs=Tensor(np.ones((3, 1))), create_graph=True)

@@ -180,7 +180,7 @@ for _a, _b in [((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)), (
                ((2, 1, 3, 4), (5, 4, 2)), ((3,), (2, 3, 4)), ((2, 3, 4), (4,)), ((4, 5), (2, 5, 3))]:
     _case("MatMul", _shape_label(_a, _b), lambda a, b: a @ b, _smooth(_a), _smooth(_b))
 _MATRIX = _smooth((2, 3))
-# A constant operand (a data batch): the selective rule skips its gradient.
+# A constant operand (a data batch): the rule, told needs_input_grad, skips its gradient.
 _case("MatMul", "const@w", lambda w: Tensor(_MATRIX.astype(w.dtype)) @ w, _smooth((3, 4)))
 _case("MatMul", "w@const", lambda w: w @ Tensor(_MATRIX.astype(w.dtype)), _smooth((4, 2)))
 _case("MatMul", "x@x.T", lambda x: x @ x.T, _smooth((2, 3)))
@@ -283,8 +283,8 @@ def test_reads_inputs_false_means_the_rule_never_reads_input_values(case: Case) 
     for node in toposort([out]):
         if node.op is op:
             kwargs = dict(node._kwargs)
-            if op.selective:
-                kwargs["needs"] = tuple(p.requires_grad for p in node.parents)
+            if op.needs_input_grad:
+                kwargs["needs_input_grad"] = tuple(p.requires_grad for p in node.parents)
             g = rng.standard_normal(node.shape)
             real = op.backward(g, node.data, *[p.data for p in node.parents], **kwargs)
             blind = op.backward(g, node.data, *[np.full_like(p.data, np.nan) for p in node.parents], **kwargs)

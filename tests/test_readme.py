@@ -17,6 +17,7 @@ import pytest
 
 from tinygrad_edu import LearnerWarning, Tensor, gradcheck, losses, nn, no_grad, optim
 from tinygrad_edu.ops import OPS
+from tinygrad_edu.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -118,8 +119,9 @@ def _second_pass() -> None:
 
 
 def _saturated_training() -> None:
-    for _ in range(40):  # one backward() in 32 looks
-        (Tensor(np.full((8, 4), 50.0), requires_grad=True).sigmoid() @ Tensor(np.ones((4, 2)))).sum().backward()
+    w = Tensor(np.ones((4, 2)), requires_grad=True)  # fit looks on one step in 32: 40 steps of one batch
+    fit(lambda xb: xb.sigmoid() @ w, lambda p, _: p.sum(), optim.SGD([w], lr=0.0), (np.full((8, 4), 50.0),
+        np.zeros((8, 2))), epochs=40, batch_size=8, progress=False)
 
 
 def _gradcheck_in_float32() -> None:

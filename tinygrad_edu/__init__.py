@@ -12,9 +12,8 @@ from .autograd import grad
 from .check import check_backprop
 from .diagnostics import LearnerWarning
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import (
-    Tensor, concatenate, detect_anomaly, enable_grad, is_grad_enabled, maximum, minimum, no_grad, stack, where,
-)
+from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from .tensor import Tensor, concatenate, maximum, minimum, stack, where
 
 __all__ = [
     "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",

@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import diagnostics, inplace
-from .tensor import Tensor, enable_grad, is_anomaly_enabled
+from .grad_mode import enable_grad, mode
+
+if TYPE_CHECKING:  # a name for the type hints only: tensor.py imports this module, not the other way round
+    from .tensor import Tensor
 
 __all__ = ["toposort", "unbroadcast", "apply_rule", "backward_steps", "backward", "grad"]
 
-Step = tuple[Tensor, Any, list[Any]]
+_ARRAY = (np.ndarray, np.generic)  # what a rule returns on arrays (numpy reductions of 0-d arrays give scalars)
+
+Step = tuple["Tensor", Any, list[Any]]
 """``(node, grad_out, parent_grads)``: a tensor, the gradient that reached it, and what it sends to each parent."""
 
 
@@ -44,7 +49,7 @@ def toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor]
             if (all_parents or p.requires_grad) and p not in seen:
                 seen.add(p)
                 stack.append(p)
-    return sorted(seen, key=lambda t: t._seq)
+    return sorted(seen, key=lambda t: t._creation_number)
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
@@ -65,7 +70,7 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
             grad = grad.sum(axis=tuple(range(lead)))
         if grad.shape == shape:
             return grad
-    if isinstance(grad, Tensor):
+    if not isinstance(grad, _ARRAY):  # a Tensor (create_graph): the expansion is recorded too
         return grad.broadcast_to(shape)
     full = np.empty(shape, dtype=grad.dtype)  # np.broadcast_to would give a read-only view
     full[...] = grad
@@ -73,71 +78,65 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 
 
 def apply_rule(node: Tensor, grad_out: Any, create_graph: bool = False) -> tuple[Any, ...]:
-    """The op's backward rule at ``node``: one gradient per parent (or None), shaped as the rule returns it.
+    """The op's backward rule at ``node``: one gradient per parent (or None), shaped as the rule returns it; a
+    leaf has no rule and sends nothing.
 
     The rule gets the arrays the forward pass saw or, with ``create_graph``, the Tensors themselves, so that
     the backward pass is recorded too (higher-order gradients).
     """
     op: Any = node._op  # never None at a recorded node (typed loosely: no check on the hot path)
     parents, kwargs = node._parents, node._kwargs
+    if not parents:
+        return ()
     if not (kwargs or create_graph or len(parents) > 2):
-        # NOTE: a fast path: the same calls spelled out for one or two inputs, since Python's f(*args, **kwargs)
-        # costs about as much as a small op's numpy (measured: without it the W3 chain takes 13% longer)
+        # NOTE: a fast path (bench row W3): the same calls spelled out for one or two inputs, since Python's
+        # f(*args, **kwargs) costs about as much as a small op's numpy
         if len(parents) == 1:
             return op.backward(grad_out, node._data, parents[0]._data)
         a, b = parents
-        if op.selective:
-            return op.backward(grad_out, node._data, a._data, b._data, needs=(a.requires_grad, b.requires_grad))
+        if op.needs_input_grad:
+            return op.backward(grad_out, node._data, a._data, b._data,
+                               needs_input_grad=(a.requires_grad, b.requires_grad))
         return op.backward(grad_out, node._data, a._data, b._data)
-    if op.selective:  # which inputs want a gradient, so the rule can skip the others
-        kwargs = {**kwargs, "needs": tuple([p.requires_grad for p in parents])}
+    if op.needs_input_grad:  # which inputs want a gradient, so the rule can skip the others
+        kwargs = {**kwargs, "needs_input_grad": tuple([p.requires_grad for p in parents])}
     if create_graph:
         with enable_grad():
             return op.backward(grad_out, node, *parents, **kwargs)
     return op.backward(grad_out, node._data, *[p._data for p in parents], **kwargs)
 
 
-def backward_steps(roots: Sequence[Tensor], seeds: Sequence[Any], create_graph: bool = False,
+def backward_steps(roots: Sequence[Tensor], grad_outputs: Sequence[Any], create_graph: bool = False,
                    caller: str = "backward()") -> Iterator[Step]:
-    """Walk the graph back from ``roots``, whose gradients are ``seeds``; yield each step, newest tensor first.
+    """Walk the graph back from ``roots``, whose gradients are ``grad_outputs``; yield each step, newest first.
 
     A step is ``(node, grad_out, parent_grads)``: ``grad_out`` is the whole gradient of the roots with respect
     to ``node`` (every consumer has sent its share), ``parent_grads`` what the rule sends to each parent, in
     the parent's shape (None where a parent needs no gradient). A leaf's step has no ``parent_grads``.
     """
     pending: dict[Tensor, Any] = {}  # gradients arrived at a tensor, not yet passed on
-    for root, seed in zip(roots, seeds):
-        pending[root] = pending[root] + seed if root in pending else seed
+    for root, g in zip(roots, grad_outputs):
+        pending[root] = pending[root] + g if root in pending else g
     # NOTE: a tensor is made after its parents, so the newest tensor with a pending gradient has heard from
     # every tensor it feeds: its gradient is complete. Creation numbers are unique: no two entries tie.
-    queue = [(-t._seq, t) for t in pending]
+    queue = [(-t._creation_number, t) for t in pending]
     heapq.heapify(queue)
-    anomaly = is_anomaly_enabled()
     while queue:
         node = heapq.heappop(queue)[1]
         grad_out = pending.pop(node)
-        parents = node._parents
-        if not parents:
-            yield node, grad_out, []
-            continue
-        if node._seq < inplace.LOG.last_change:  # something was written since this node was made
+        if node._creation_number < inplace.LOG.last_change:  # something was written since node was made
             inplace.check(node, caller)
-        parent_grads: list[Any] = []  # what this node sends to each parent, in the parent's shape
-        for parent, g in zip(parents, apply_rule(node, grad_out, create_graph)):
+        parent_grads: list[Any] = []  # the chain rule: what the node sends each parent, in the parent's shape
+        for parent, g in zip(node._parents, apply_rule(node, grad_out, create_graph)):
             if g is None or not parent.requires_grad:
                 parent_grads.append(None)
                 continue
-            if g.shape != parent._data.shape:
-                g = unbroadcast(g, parent._data.shape)
+            g = g if g.shape == parent._data.shape else unbroadcast(g, parent._data.shape)
             parent_grads.append(g)
-            if parent in pending:
-                pending[parent] = pending[parent] + g
-            else:
-                # a rule may pass its upstream array on as it is (add does), and the node keeps that array as its
-                # .grad: a leaf gets its own copy (backward()'s `taken` keeps two leaves apart)
-                pending[parent] = g.copy() if g is grad_out and not parent._parents and not create_graph else g
-                heapq.heappush(queue, (-parent._seq, parent))
-        if anomaly:
+            if parent not in pending:  # the first gradient to arrive: queue the parent
+                heapq.heappush(queue, (-parent._creation_number, parent))
+            pending[parent] = pending[parent] + g if parent in pending else g
+        if mode.anomaly:
             diagnostics.check_finite_grads(node, parent_grads)
         yield node, grad_out, parent_grads
 
@@ -148,32 +147,38 @@ def backward(root: Tensor, gradient: Any = None) -> None:
         raise diagnostics.not_requiring_grad(root)
     if gradient is None and root.size != 1:
         raise diagnostics.non_scalar(root)
-    seed = np.ones_like(root.data) if gradient is None else diagnostics.checked_seed(root, gradient)
-    diagnostics.watch_saturation(root)  # one backward() in 32 looks for layers that cannot learn
-    taken: set[int] = set()  # the arrays leaves took this pass (by owner: add hands one array to both sides)
-    for node, grad_out, _ in backward_steps([root], [seed]):
-        if node._parents:
-            node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
-        else:
-            accumulate(node, grad_out, taken)
+    start = np.ones_like(root.data) if gradient is None else diagnostics.checked_gradient(root, gradient)
+    shared: set[int] = set()  # memory (by owner) that another tensor's .grad holds too: a leaf copies it
+    for node, grad_out, parent_grads in backward_steps([root], [start]):
+        if not node._parents:
+            accumulate(node, grad_out, shared)
+            continue
+        node._grad = grad_out if type(grad_out) is np.ndarray else np.asarray(grad_out)
+        for g in parent_grads:
+            if g is grad_out:  # the rule passed its upstream array on as it is (add does)
+                shared.add(id(inplace.owner(g)))
+                break
 
 
-def accumulate(leaf: Tensor, g: Any, taken: set[int]) -> None:
+def accumulate(leaf: Tensor, g: Any, shared: set[int]) -> None:
     """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
 
-    The first gradient is taken as it is when it already fits (no copy), later ones added in place. Like its
-    data, it may share memory with the ``.grad`` of a transpose or reshape of the leaf (``W.T``), never with
-    another leaf's or with an array a rule passed on as it is."""
+    The first gradient is taken as it is when it fits (no copy), unless its memory is in ``shared``: held by the
+    ``.grad`` of another tensor too, because a rule passed it on as it is, or another leaf took it. Later ones are
+    added in place. Like its data, a leaf's ``.grad`` may share memory with the ``.grad`` of a transpose or
+    reshape of it (``W.T``), never with another leaf's or with an array a rule passed on as it is."""
     data, total = leaf.data, leaf._grad
     if total is None:
         # NOTE: PyTorch's gradient layout contract: a .grad laid out like its .data keeps every later
         # elementwise pass (the update, the next accumulation) running along the grain of memory. Taking the
-        # array without a copy when it already fits is a fast path: copying always made a W1 step 9.8% slower.
-        if not (type(g) is np.ndarray and g.dtype == data.dtype and g.strides == data.strides
-                and g.flags.writeable and id(g if g.base is None else g.base) not in taken):
+        # array without a copy when it already fits is a fast path (bench row W1).
+        memory = id(inplace.owner(g))
+        if (type(g) is np.ndarray and g.dtype == data.dtype and g.strides == data.strides and g.flags.writeable
+                and memory not in shared):
+            shared.add(memory)  # and no other leaf takes it
+        else:
             g, copy = np.empty_like(data), g
             g[...] = copy
-        taken.add(id(g if g.base is None else g.base))
         leaf._grad = g
     elif total.shape != data.shape:  # `w.data = ...` gave the leaf another shape since its .grad was set
         raise diagnostics.shape_changed(leaf)
@@ -193,32 +198,33 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     With ``create_graph=True`` the rules run on Tensors, so the returned gradients are Tensors with a graph
     of their own and can be differentiated again (second derivatives, Hessian-vector products).
 
+    >>> from tinygrad_edu import Tensor
     >>> x = Tensor(2.0, requires_grad=True)
     >>> (dy,) = grad(x ** 3, x, create_graph=True)
     >>> (d2y,) = grad(dy, x)
     >>> float(dy.data), float(d2y)
     (12.0, 12.0)
     """
-    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outs = list(outputs) if isinstance(outputs, Sequence) else [outputs]  # a Tensor is not a Sequence
+    ins = list(inputs) if isinstance(inputs, Sequence) else [inputs]
     upstream = (list(grad_outputs) if isinstance(grad_outputs, (list, tuple)) else
                 [None] * len(outs) if grad_outputs is None else [grad_outputs])
     if len(upstream) != len(outs):
         raise ValueError(f"grad(): {len(outs)} outputs but {len(upstream)} grad_outputs; give one per output.")
-    seeds = []
+    starts = []  # the gradient each output starts from
     for out, g in zip(outs, upstream):
         if not out.requires_grad or (g is None and out.size != 1):
             raise RuntimeError(f"grad(): output {diagnostics.describe(out)} " + (
                 "does not require grad; nothing to differentiate." if not out.requires_grad else
                 f"is not a scalar; pass grad_outputs=[an array of shape {out.shape}]."))
-        g = np.ones_like(out.data) if g is None else diagnostics.checked_seed(out, g, keep_graph=create_graph)
-        seeds.append(Tensor(g) if create_graph and not isinstance(g, Tensor) else g)
+        g = np.ones_like(out.data) if g is None else diagnostics.checked_gradient(out, g, keep_graph=create_graph)
+        starts.append(type(out)(g) if create_graph and isinstance(g, _ARRAY) else g)  # create_graph: a Tensor
     wanted = set(ins)
-    found = {node: g for node, g, _ in backward_steps(outs, seeds, create_graph, "grad()") if node in wanted}
+    found = {node: g for node, g, _ in backward_steps(outs, starts, create_graph, "grad()") if node in wanted}
     for i, t in enumerate(ins):
         if t not in found and not allow_unused:
             raise RuntimeError(
                 f"grad(): input {i} ({diagnostics.describe(t)}) is not used to compute the outputs (or does "
                 f"not require grad). Pass allow_unused=True to get None for it.")
-    return tuple(None if t not in found else found[t] if isinstance(found[t], Tensor) else np.array(found[t])
+    return tuple(None if t not in found else np.array(found[t]) if isinstance(found[t], _ARRAY) else found[t]
                  for t in ins)

@@ -6,7 +6,6 @@ says what was called, with which shapes, and how to fix it (the README's error c
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import sys
@@ -24,9 +23,9 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 __all__ = [
-    "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite", "watch_saturation",
+    "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite",
     "as_array", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar",
-    "data_not_float", "checked_grad", "shape_changed", "checked_seed", "not_float", "part_of_graph",
+    "data_not_float", "checked_grad", "shape_changed", "checked_gradient", "not_float", "part_of_graph",
     "write_into_parameter", "check_finite_output", "check_finite_grads",
 ]
 
@@ -80,7 +79,8 @@ warnings.filterwarnings("ignore", r"(divide by zero|invalid value) encountered i
 def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
     """``log`` or a division made Inf or NaN from finite inputs (log(0), x / 0)."""
     a = out.data
-    finite = math.isfinite(a.item()) if a.size == 1 and a.dtype.kind == "f" else np.isfinite(a).all()  # (1 us less)
+    # a one-element result (W1's `loss / n` every step) is checked in Python, without numpy's call overhead
+    finite = math.isfinite(a.item()) if a.size == 1 and a.dtype.kind == "f" else np.isfinite(a).all()
     if not finite and all(np.isfinite(t.data).all() for t in inputs):
         assert out.op is not None  # every op's output knows its op
         learner_warning("nonfinite", (
@@ -89,39 +89,6 @@ def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
             f"stable losses: losses.binary_cross_entropy_with_logits, losses.softmax_cross_entropy "
             f"(they take logits, not probabilities)."))
     return out
-
-
-_SAMPLES = itertools.count()
-
-
-def watch_saturation(root: Tensor) -> None:
-    """Now and then (one ``backward()`` in 32, so no op pays for it), look in the graph for a hidden sigmoid or
-    tanh layer (one whose outputs feed a matmul) with almost all outputs saturated: the layers before it learn
-    almost nothing.
-
-    NOTE: "almost all" means 99%, and only hidden layers count: raw pixels (0-255) saturate 99.7% of the first
-    hidden layer, while an output layer near 0 and 1 is a confident classifier (Nielsen's [784, 30, 10] passes
-    99% there on some mini-batches after 7 epochs of good training).
-    """
-    if next(_SAMPLES) % 32:
-        return
-    from .autograd import toposort
-
-    for node in toposort([root]):
-        if node.op is not ops.MatMul:
-            continue
-        for t in node.parents:
-            if t.op not in (ops.Sigmoid, ops.Tanh) or t.size < 16:
-                continue
-            kind = "sigmoid" if t.op is ops.Sigmoid else "tanh"
-            a = t.data
-            saturated = float(np.mean(np.abs(a - 0.5) > 0.49 if kind == "sigmoid" else np.abs(a) > 0.98))
-            if saturated >= 0.99:
-                learner_warning(f"saturation {kind}", (
-                    f"{kind}: {saturated:.0%} of the outputs of this {describe(t)} are saturated (within 0.01 of "
-                    f"their limits), where the derivative is almost 0, so the layers before it barely learn. Scale "
-                    f"the inputs to about [0, 1] (pixels / 255), or start from smaller weights (nn.MLP(..., "
-                    f"init='nielsen'), N(0, 1/fan_in))."))
 
 
 def as_array(data: Any, dtype: Any) -> np.ndarray:
@@ -252,12 +219,10 @@ def shape_changed(leaf: Tensor) -> RuntimeError:
         f"after changing the shape of a parameter.")
 
 
-def checked_seed(root: Tensor, gradient: Any, keep_graph: bool = False) -> Any:
+def checked_gradient(root: Tensor, gradient: Any, keep_graph: bool = False) -> Any:
     """``backward(gradient=...)``: a copy (never the caller's buffer) in the output's dtype, of its shape; with
-    ``keep_graph`` (``grad(..., create_graph=True)``) a Tensor seed is kept as it is, once its shape fits."""
-    from .tensor import Tensor
-
-    keep = keep_graph and isinstance(gradient, Tensor)
+    ``keep_graph`` (``grad(..., create_graph=True)``) a Tensor gradient is kept as it is, once its shape fits."""
+    keep = keep_graph and isinstance(gradient, type(root))  # a Tensor, as the output is
     array = gradient if keep else np.array(getattr(gradient, "data", gradient), dtype=root.dtype)
     if array.shape != root.shape:
         raise ValueError(

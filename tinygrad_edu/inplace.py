@@ -24,21 +24,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
+from .diagnostics import describe
+
+if TYPE_CHECKING:  # a name for the type hints only: tensor.py imports this module, not the other way round
     from .tensor import Tensor
 
-__all__ = ["CLOCK", "LOG", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
+__all__ = ["CLOCK", "LOG", "owner", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
            "restore_copy"]
 
 CLOCK = itertools.count()
-"""One clock for two events: a tensor's creation (``t._seq``) and a write into memory (a version)."""
+"""One clock for two events: a tensor's creation (``t._creation_number``) and a write into memory (a version)."""
 
 
 class _Log:
     """The latest change of anything (nodes made after it need no check), and each written array's version."""
 
-    # NOTE: an instance with slots, not class attributes: backward() reads last_change at every node, and a
-    # class attribute cost about 650 more instructions per node there (callgrind, Python 3.11)
+    # NOTE: an instance with slots, not class attributes: backward() reads last_change at every node, where a
+    # class attribute's lookup is slower (bench row W3)
     __slots__ = ("last_change", "versions")
 
     def __init__(self) -> None:
@@ -51,32 +53,32 @@ class _Log:
 LOG = _Log()
 
 
-def _owner(array: np.ndarray) -> np.ndarray:
+def owner(array: np.ndarray) -> np.ndarray:
     """The ndarray that owns ``array``'s memory (itself, unless it is a view)."""
-    owner, base = array, array.base
+    found, base = array, array.base
     while base is not None:  # as_strided views have a non-ndarray link in the chain
         if isinstance(base, np.ndarray):
-            owner = base
+            found = base
         base = getattr(base, "base", None)
-    return owner
+    return found
 
 
 def note_write(array: np.ndarray) -> None:
     """A write into ``array``'s memory: bump the version of the array that owns it."""
-    owner = _owner(array)
-    key = id(owner)
+    memory = array if array.base is None else owner(array)  # a parameter's update (bench row W1) owns it
+    key = id(memory)
     if key not in LOG.versions:
-        weakref.finalize(owner, LOG.versions.pop, key, None).atexit = False
+        weakref.finalize(memory, LOG.versions.pop, key, None).atexit = False
     LOG.versions[key] = LOG.last_change = next(CLOCK)
 
 
 def note_new_data(t: Tensor) -> None:
     """``t.data = new``: the tensor holds another array from now on."""
-    t._changed = LOG.last_change = next(CLOCK)
+    t._data_replaced_at = LOG.last_change = next(CLOCK)
 
 
 def _version(array: np.ndarray) -> int:
-    return LOG.versions.get(id(_owner(array)), -1)
+    return LOG.versions.get(id(owner(array)), -1)
 
 
 def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
@@ -86,13 +88,13 @@ def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
     ``every=True`` lists every changed parent and output, read by the rule or not (what a picture of the
     forward pass's values needs: after ``optimizer.step()``, the biases too).
     """
-    made, op = node._seq, node._op
+    made, op = node._creation_number, node._op
     if made > LOG.last_change or op is None or not node._parents:
         return []
-    stale = [node] if (every or op.reads_out) and max(node._changed, _version(node._data)) > made else []
+    stale = [node] if (every or op.reads_out) and max(node._data_replaced_at, _version(node._data)) > made else []
     for parent in node._parents:
         # another array may have another shape, which even a rule that reads only shapes would get wrong
-        if parent._changed > made or ((every or op.reads_inputs) and _version(parent._data) > made):
+        if parent._data_replaced_at > made or ((every or op.reads_inputs) and _version(parent._data) > made):
             stale.append(parent)
     return stale
 
@@ -100,13 +102,9 @@ def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
 def check(node: Tensor, caller: str = "backward()") -> None:
     """Raise if ``node``'s rule would read a value (input, output, kept mask or index) changed since the forward.
 
-    Callers skip it where nothing was written since the node was made (``node._seq > LOG.last_change``).
+    Callers skip it where nothing was written since the node was made (``node._creation_number > LOG.last_change``).
     """
-    from .diagnostics import describe
-
-    made = node._seq
-
-    op = node._op
+    made, op = node._creation_number, node._op
     if op is None:  # a leaf: no rule reads anything
         return
     for t in stale_inputs(node):
@@ -115,7 +113,7 @@ def check(node: Tensor, caller: str = "backward()") -> None:
                 f"{caller}: {describe(node)} was changed after {op.name} computed it, and the rule of {op.name} "
                 f"reads its output, so the gradient would be computed from the wrong values. Change a copy "
                 f"instead (e.g. y = y * mask), or run the forward pass again.")
-        how, via = (("was given new data (t.data = ...)", "") if t._changed > made else
+        how, via = (("was given new data (t.data = ...)", "") if t._data_replaced_at > made else
                     ("was modified in place", " (through it, or through a tensor that shares its memory)"))
         raise RuntimeError(
             f"{caller}: {describe(t)} {how} after {op.name} saved it for the backward pass{via}, so its "
@@ -134,7 +132,7 @@ def check(node: Tensor, caller: str = "backward()") -> None:
 def state_to_copy(t: Tensor, keys: list[str]) -> dict[str, Any]:
     """What ``copy``/``pickle`` keep of a tensor. A copy gets fresh stamps (``restore_copy``), so a node whose
     rule would read changed values must not be copied: its copy would pass the check with a wrong gradient."""
-    if t._seq < LOG.last_change:
+    if t._creation_number < LOG.last_change:
         check(t, "copy/pickle")
     return {key: getattr(t, key) for key in keys}
 
@@ -147,5 +145,5 @@ def restore_copy(t: Tensor, state: dict[str, Any]) -> None:
     """
     for key, value in (state[1] if isinstance(state, tuple) else state or {}).items():
         setattr(t, key, value)
-    t._seq = next(CLOCK)
-    t._changed = -1
+    t._creation_number = next(CLOCK)
+    t._data_replaced_at = -1

@@ -6,7 +6,8 @@ Read it top to bottom like a derivative cheat sheet. Each op is a class with
 * ``forward(*inputs, **kwargs)``: plain numpy on ndarrays, returns the output array,
 * ``backward(grad_out, out, *inputs, **kwargs)``: one gradient per input (or ``None``).
 
-An op whose gradients are costly sets ``selective = True`` and gets ``needs=(bool, ...)`` too.
+An op whose gradients are costly sets ``needs_input_grad = True``; its ``backward`` then also gets
+``needs_input_grad=(bool, ...)``, which inputs want a gradient (PyTorch's and teenygrad's name).
 
 ``backward`` is written only with operators and methods that both ``np.ndarray`` and ``Tensor`` support
 (``+ - * / ** @``, ``.sum``, ``.reshape``, ``.transpose``, indexing, and the ``exp``/``log`` helpers below).
@@ -35,8 +36,8 @@ class Op:
     """Base class of the op table; subclasses register themselves in ``OPS``."""
 
     name: str = ""
-    selective: bool = False
-    """If True, ``backward`` also gets ``needs``: which inputs want a gradient, so it can skip the others."""
+    needs_input_grad: bool = False
+    """If True, ``backward`` also gets ``needs_input_grad``: which inputs want a gradient, so it skips the others."""
     reads_out: bool = False
     """If True, ``backward`` reads ``out``, so the output must not change in place before backward()."""
     reads_inputs: bool = True
@@ -70,17 +71,17 @@ def log(x: Any) -> Any:
     return np.log(x) if isinstance(x, _ARRAY) else x.log()
 
 
-def value(x: Any) -> np.ndarray | np.generic:
+def array_of(x: Any) -> np.ndarray | np.generic:
     """The ndarray behind ``x``: used for masks, which are constants of the derivative."""
     return x if isinstance(x, _ARRAY) else x.data
 
 
 def mask(condition: np.ndarray, like: Any) -> np.ndarray:
     """A 0/1 (or fractional) mask in the dtype of ``like``, so float32 stays float32."""
-    return np.asarray(condition, dtype=value(like).dtype)
+    return np.asarray(condition, dtype=array_of(like).dtype)
 
 
-def keep(g: Any, in_shape: tuple[int, ...], axis: Any) -> Any:
+def as_keepdims(g: Any, in_shape: tuple[int, ...], axis: Any) -> Any:
     """Reshape a reduction's gradient to keepdims shape, so it broadcasts against the input."""
     if axis is None:
         return g.reshape((1,) * len(in_shape))
@@ -89,7 +90,7 @@ def keep(g: Any, in_shape: tuple[int, ...], axis: Any) -> Any:
     return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(in_shape)))
 
 
-def count(in_shape: tuple[int, ...], axis: Any) -> int:
+def reduction_size(in_shape: tuple[int, ...], axis: Any) -> int:
     """How many elements a reduction over ``axis`` combines into one."""
     if axis is None:
         return int(np.prod(in_shape))
@@ -99,7 +100,7 @@ def count(in_shape: tuple[int, ...], axis: Any) -> int:
 
 def row_major(x: Any) -> bool:
     """False for a matrix stored column by column (a transposed view such as ``W.T``)."""
-    strides = value(x).strides
+    strides = array_of(x).strides
     return strides[-1] <= strides[-2]
 
 
@@ -131,7 +132,7 @@ class Add(Op):
 class Sub(Op):
     """d(a - b) = da - db"""
 
-    selective = True  # `y_hat - y`: the target needs no gradient
+    needs_input_grad = True  # to skip the target of `y_hat - y`, which needs no gradient
     reads_inputs = False
 
     @staticmethod
@@ -139,22 +140,22 @@ class Sub(Op):
         return a - b
 
     @staticmethod
-    def backward(g, out, a, b, *, needs=(True, True)):
-        return g, (-g if needs[1] else None)
+    def backward(g, out, a, b, *, needs_input_grad=(True, True)):
+        return g, (-g if needs_input_grad[1] else None)
 
 
 class Mul(Op):
     """d(a * b) = b da + a db"""
 
-    selective = True  # `2 * x`, `x * mask`: a constant factor needs no gradient
+    needs_input_grad = True  # to skip a constant factor (`2 * x`, `x * mask`)
 
     @staticmethod
     def forward(a, b):
         return a * b
 
     @staticmethod
-    def backward(g, out, a, b, *, needs=(True, True)):
-        return (g * b if needs[0] else None), (g * a if needs[1] else None)
+    def backward(g, out, a, b, *, needs_input_grad=(True, True)):
+        return (g * b if needs_input_grad[0] else None), (g * a if needs_input_grad[1] else None)
 
 
 class TrueDiv(Op):
@@ -162,7 +163,7 @@ class TrueDiv(Op):
 
     name = "truediv"
 
-    selective = True  # `loss / n`: a constant divisor needs no gradient
+    needs_input_grad = True  # to skip a constant divisor (`loss / n`)
     reads_out = True
 
     @staticmethod
@@ -170,8 +171,8 @@ class TrueDiv(Op):
         return a / b
 
     @staticmethod
-    def backward(g, out, a, b, *, needs=(True, True)):
-        return (g / b if needs[0] else None), (-g * out / b if needs[1] else None)
+    def backward(g, out, a, b, *, needs_input_grad=(True, True)):
+        return (g / b if needs_input_grad[0] else None), (-g * out / b if needs_input_grad[1] else None)
 
 
 class Neg(Op):
@@ -199,6 +200,8 @@ class Pow(Op):
     def backward(g, out, a, *, exponent):
         if exponent == 0:
             return (g * 0,)  # a constant: also at a = 0, where 0 * 0^-1 would be nan
+        if exponent == 2:  # the squared error (bench row W1): the same numbers without numpy's general power
+            return (g * 2 * a,)
         return (g * exponent * a ** (exponent - 1),)
 
 
@@ -207,7 +210,7 @@ class PowTensor(Op):
 
     name = "pow"
 
-    selective = True  # `x ** Tensor(2.0)`: ln(x) is only needed when the exponent wants a gradient
+    needs_input_grad = True  # to skip ln(a) unless the exponent wants a gradient (`x ** Tensor(2.0)`)
     reads_out = True
 
     @staticmethod
@@ -215,14 +218,14 @@ class PowTensor(Op):
         return a**b
 
     @staticmethod
-    def backward(g, out, a, b, *, needs=(True, True)):
+    def backward(g, out, a, b, *, needs_input_grad=(True, True)):
         # NOTE: where b == 0 the output is the constant 1, also at a = 0, where b * a^(b-1) would be 0 * inf
-        grad_a = g * b * a ** (b - 1 + mask(value(b) == 0, g)) if needs[0] else None
-        if not needs[1]:
+        grad_a = g * b * a ** (b - 1 + mask(array_of(b) == 0, g)) if needs_input_grad[0] else None
+        if not needs_input_grad[1]:
             return grad_a, None
         # NOTE: a^b ln(a) -> 0 as a -> 0 for b > 0 (and 0^b is the constant 1 at b = 0): add 1 where a == 0
         # so ln gives 0 there instead of -inf. For b < 0, 0^b = inf and inf * ln(0) = -inf stays, as in PyTorch.
-        return grad_a, g * out * log(a + mask((value(a) == 0) & (value(b) >= 0), g))
+        return grad_a, g * out * log(a + mask((array_of(a) == 0) & (array_of(b) >= 0), g))
 
 
 class Exp(Op):
@@ -276,7 +279,7 @@ class Abs(Op):
 
     @staticmethod
     def backward(g, out, a):
-        return (g * mask(np.sign(value(a)), g),)
+        return (g * mask(np.sign(array_of(a)), g),)
 
 
 class Maximum(Op):
@@ -288,7 +291,7 @@ class Maximum(Op):
 
     @staticmethod
     def backward(g, out, a, b):
-        a_, b_ = value(a), value(b)
+        a_, b_ = array_of(a), array_of(b)
         wins = mask(a_ > b_, g) + mask(a_ == b_, g) * 0.5
         return g * wins, g * (1 - wins)
 
@@ -302,7 +305,7 @@ class Minimum(Op):
 
     @staticmethod
     def backward(g, out, a, b):
-        a_, b_ = value(a), value(b)
+        a_, b_ = array_of(a), array_of(b)
         wins = mask(a_ < b_, g) + mask(a_ == b_, g) * 0.5
         return g * wins, g * (1 - wins)
 
@@ -330,7 +333,7 @@ class Clip(Op):
 
     @staticmethod
     def backward(g, out, a, *, low, high):
-        a_ = value(a)
+        a_ = array_of(a)
         inside = np.ones(a_.shape, dtype=bool)
         if low is not None:
             inside &= a_ >= low
@@ -352,7 +355,7 @@ class Sigmoid(Op):
     def forward(a):
         # NOTE: exp(-a) overflows (with a warning) once -a passes log(largest float): about 709 in float64,
         # 88 in float32. Clipping a there returns s = e^-708 (1e-308; float32: 1e-38) instead of an even
-        # tinier number for more negative a, and keeps the seeds' hand-written formula, bit for bit,
+        # tinier number for more negative a, and keeps the tutorials' hand-written formula, bit for bit,
         # everywhere else.
         return 1 / (1 + np.exp(-np.maximum(a, _exp_floor(a.dtype))))
 
@@ -409,7 +412,7 @@ class Relu(Op):
 
     @staticmethod
     def backward(g, out, a):
-        return (g * mask(value(a) > 0, g),)
+        return (g * mask(array_of(a) > 0, g),)
 
 
 class LeakyRelu(Op):
@@ -423,7 +426,7 @@ class LeakyRelu(Op):
 
     @staticmethod
     def backward(g, out, a, *, slope):
-        return (g * mask(np.where(value(a) > 0, 1.0, slope), g),)
+        return (g * mask(np.where(array_of(a) > 0, 1.0, slope), g),)
 
 
 class Softmax(Op):
@@ -488,7 +491,7 @@ class LogSumExp(Op):
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims):
-        return (keep(g, a.shape, axis) * exp(a - keep(out, a.shape, axis)),)
+        return (as_keepdims(g, a.shape, axis) * exp(a - as_keepdims(out, a.shape, axis)),)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -505,7 +508,7 @@ class Sum(Op):
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims):
-        return (keep(g, a.shape, axis),)
+        return (as_keepdims(g, a.shape, axis),)
 
 
 class Mean(Op):
@@ -520,7 +523,7 @@ class Mean(Op):
     @staticmethod
     def backward(g, out, a, *, axis, keepdims):
         # NOTE: n == 0 only for an empty input, whose gradient is empty too; max(n, 1) avoids a 0/0 warning
-        return (keep(g, a.shape, axis) / max(count(a.shape, axis), 1),)
+        return (as_keepdims(g, a.shape, axis) / max(reduction_size(a.shape, axis), 1),)
 
 
 def _refuse_empty(a: np.ndarray, axis: Any, name: str) -> None:
@@ -546,8 +549,8 @@ class Max(Op):
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims):
-        hit = mask(value(a) == value(keep(out, a.shape, axis)), g)
-        return (keep(g, a.shape, axis) * (hit / hit.sum(axis=axis, keepdims=True)),)
+        hit = mask(array_of(a) == array_of(as_keepdims(out, a.shape, axis)), g)
+        return (as_keepdims(g, a.shape, axis) * (hit / hit.sum(axis=axis, keepdims=True)),)
 
 
 class Min(Op):
@@ -573,16 +576,16 @@ class Var(Op):
 
     @staticmethod
     def backward(g, out, a, *, axis, keepdims, ddof):
-        n = count(a.shape, axis)
+        n = reduction_size(a.shape, axis)
         if n == 0:
-            return (keep(g, a.shape, axis) * a,)  # an empty input: an empty gradient (and no mean to take)
+            return (as_keepdims(g, a.shape, axis) * a,)  # an empty input: an empty gradient (and no mean to take)
         # NOTE: with no degrees of freedom left (n - ddof <= 0, e.g. one element and ddof=1) the value is
         # 0 / 0 = nan, as in numpy and PyTorch, and the factor 2 / (n - ddof) is infinite (numpy, too, divides
         # by max(n - ddof, 0)): the gradient is nan where a equals its mean, +-inf elsewhere.
         scale = 2 / (n - ddof) if n > ddof else np.inf
         centred = a - a.mean(axis=axis, keepdims=True)
         with np.errstate(invalid="ignore"):  # 0 * inf = nan is the answer here, and forward already warned
-            return (keep(g, a.shape, axis) * centred * scale,)
+            return (as_keepdims(g, a.shape, axis) * centred * scale,)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -591,20 +594,20 @@ class Var(Op):
 class MatMul(Op):
     """d(a @ b) = da @ b + a @ db,  so grad_a = g @ b^T and grad_b = a^T @ g"""
 
-    selective = True  # a data batch needs no gradient, and for x @ W computing it costs as much as the rest
+    needs_input_grad = True  # to skip a data batch: for x @ W its gradient costs as much as the rest
 
     @staticmethod
     def forward(a, b):
         return a @ b
 
     @staticmethod
-    def backward(g, out, a, b, *, needs=(True, True)):
+    def backward(g, out, a, b, *, needs_input_grad=(True, True)):
         if a.ndim > 1 and b.ndim > 1:  # the common case; batch axes are summed by the engine
             # NOTE: each gradient is computed in its input's memory layout: for b = W.T (stored column by
             # column) grad_b = (g^T a)^T rather than a^T g, the same numbers. W's .grad then comes out laid out
             # like W's data, and every later pass over it (the update, accumulation) runs along the grain.
-            grad_a = (g @ b.mT if row_major(a) else (b @ g.mT).mT) if needs[0] else None
-            grad_b = (a.mT @ g if row_major(b) else (g.mT @ a).mT) if needs[1] else None
+            grad_a = (g @ b.mT if row_major(a) else (b @ g.mT).mT) if needs_input_grad[0] else None
+            grad_b = (a.mT @ g if row_major(b) else (g.mT @ a).mT) if needs_input_grad[1] else None
             return grad_a, grad_b
         # NOTE: numpy treats a 1-D a as a row (1, k) and a 1-D b as a column (k, 1); do the same
         # explicitly, then drop the axis that was added.

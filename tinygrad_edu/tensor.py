@@ -2,8 +2,9 @@
 
 A ``Tensor`` holds ``data`` (a numpy array) and, after ``backward()``, ``grad`` (an array of the same shape).
 Every op on Tensors that need a gradient records one node: the op and its parents (an ordered tuple: ``a + a``
-has two edges). ``backward()`` hands the recorded graph to ``autograd``, which walks it back applying each
-op's rule from ``ops``. Read this file for what a tensor is, ``autograd.py`` for the chain rule.
+has two edges). Read the class in order: what a tensor holds (its data), how an op records a node
+(``apply_op``), the operators (one line each), and ``backward()``, which hands the recorded graph to
+``autograd``, the chain rule walked back with each op's rule from ``ops``.
 
 >>> x = Tensor([1.0, 2.0, 3.0], requires_grad=True, name="x")
 >>> y = (x * x).sum()
@@ -14,95 +15,20 @@ array([2., 4., 6.])
 
 from __future__ import annotations
 
-import contextlib
 import operator
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from . import constants, diagnostics, display, inplace, ops
+from . import autograd, constants, diagnostics, display, inplace, ops
+from .grad_mode import mode
 from .inplace import CLOCK
 from .ops import Op
 
-__all__ = [
-    "Tensor", "apply_op", "no_grad", "enable_grad", "is_grad_enabled", "is_anomaly_enabled",
-    "detect_anomaly", "where", "maximum", "minimum", "concatenate", "stack",
-]
+__all__ = ["Tensor", "apply_op", "where", "maximum", "minimum", "concatenate", "stack"]
 
 Scalar = int | float | bool
-
-
-class _State:
-    # the switches read on every op: whether to record graph, whether to hunt for NaN/Inf
-    # NOTE: slots, because every op reads them: a SimpleNamespace cost 500 more instructions per op (callgrind)
-    __slots__ = ("grad_enabled", "anomaly")
-
-    def __init__(self, grad_enabled: bool = True, anomaly: bool = False) -> None:
-        self.grad_enabled, self.anomaly = grad_enabled, anomaly
-
-
-_state = _State()
-
-
-class _Switch(contextlib.ContextDecorator):
-    """Set one switch of ``_state`` inside a ``with`` block or a decorated function; restore it on exit.
-
-    The previous values are a stack, so one instance can be re-entered (a recursive decorated function).
-    """
-
-    _field = ""
-    _value = False
-
-    def __new__(cls, func: Any = None) -> Any:
-        switch = super().__new__(cls)
-        if func is None:
-            return switch
-        if not callable(func):
-            raise TypeError(f"{cls.__name__}() takes no arguments (got {func!r}); use `with {cls.__name__}():` "
-                            f"or decorate a function with @{cls.__name__}.")
-        cls.__init__(switch)
-        return switch(func)  # `@no_grad` without parentheses decorates the function directly
-
-    def __init__(self, func: Any = None) -> None:
-        self._saved: list[bool] = []
-
-    def __enter__(self) -> _Switch:
-        self._saved.append(getattr(_state, self._field))
-        setattr(_state, self._field, self._value)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        setattr(_state, self._field, self._saved.pop())
-
-
-class no_grad(_Switch):
-    """Record no graph inside (a context manager or a decorator); the previous mode comes back on exit."""
-
-    _field, _value = "grad_enabled", False
-
-
-class enable_grad(_Switch):
-    """Record graph again inside a ``no_grad`` block."""
-
-    _field, _value = "grad_enabled", True
-
-
-class detect_anomaly(_Switch):
-    """Stop at the first NaN or Inf in any forward result or gradient, naming the op and where it was made.
-
-    Off by default; when off it costs one attribute read per op.
-    """
-
-    _field, _value = "anomaly", True
-
-
-def is_grad_enabled() -> bool:
-    return _state.grad_enabled
-
-
-def is_anomaly_enabled() -> bool:
-    return _state.anomaly
 
 
 class Tensor:
@@ -118,19 +44,19 @@ class Tensor:
     Tensor([[2., 4.]], op=mul, requires_grad=True)
     """
 
-    __slots__ = ("_data", "_grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_seq",
-                 "_changed", "_site", "__weakref__")
-    # what each slot holds (set in `_init`, below)
+    __slots__ = ("_data", "_grad", "requires_grad", "name", "_op", "_parents", "_kwargs", "_creation_number",
+                 "_data_replaced_at", "_site", "__weakref__")
+    # what each slot holds (set in `_init`, at the end of this file)
     _data: np.ndarray
     _grad: np.ndarray | None
     requires_grad: bool
     name: str | None
-    _op: type[Op] | None
+    _op: type[Op] | None  # the op that computed it, and its inputs and arguments (the graph's edges)
     _parents: tuple[Tensor, ...]
     _kwargs: dict[str, Any]
-    _seq: int
-    _changed: int
-    _site: str | None
+    _creation_number: int  # when it was made, on the clock of `inplace` (parents are always older)
+    _data_replaced_at: int  # when `t.data = new` last gave it another array, on the same clock (-1: never)
+    _site: str | None  # file:line of the learner's code that made it (recorded under detect_anomaly)
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ instead of looping over elements
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
@@ -148,7 +74,7 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    # -- the data and its bookkeeping -----------------------------------------------------------------------
+    # -- the data and its bookkeeping ---------------------------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
         return self._data
@@ -252,7 +178,6 @@ class Tensor:
         """How Jupyter shows a tensor: a small table with a heat-map (see ``display``)."""
         return display.tensor_html(self)
 
-    # -- gradient switches ------------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Start (or stop) tracking gradients for this tensor, which becomes a leaf of future graphs."""
         if requires_grad and self._data.dtype.kind not in "fc":
@@ -271,13 +196,47 @@ class Tensor:
         """Forget the accumulated gradient (``grad`` becomes None, as PyTorch's set_to_none)."""
         self._grad = None
 
-    # -- the engine -------------------------------------------------------------------------------------------
-    def backward(self, gradient: Any = None) -> None:
-        """Fill ``.grad`` of every tensor this one depends on (the walk is ``autograd.backward_steps``): leaves
-        accumulate (``zero_grad`` between steps), intermediates get this pass's; the graph is kept."""
-        autograd.backward(self, gradient)
+    def __setitem__(self, index: Any, new: Any) -> None:
+        if self.requires_grad and mode.grad_enabled:
+            raise diagnostics.write_into_parameter(self)
+        index = _index(index)
+        self._data[index] = _raw(new)
+        inplace.note_write(self._data)
 
-    # -- ops: each method records one node of the graph ------------------------------------------------------
+    # -- recording: every operator below is one call to apply_op ------------------------------------------------
+    @staticmethod
+    def apply_op(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
+        """Run ``op`` forward and, if any parent needs a gradient, record the node: the op, its parents, its arguments.
+
+        Every operator below ends here; so can an op of your own (a subclass of ``ops.Op``): ``apply_op(MyOp, x)``.
+        """
+        try:
+            if kwargs or len(parents) > 2:
+                data = op.forward(*[p._data for p in parents], **kwargs)
+            elif len(parents) == 2:  # NOTE: a fast path, the same call spelled out (bench row W3)
+                a, b = parents[0]._data, parents[1]._data
+                data = op.forward(a, b)
+                if a.dtype is not b.dtype:  # float32 met float64?
+                    diagnostics.watch_promotion(op, parents, data)
+            else:
+                data = op.forward(parents[0]._data)
+        except ValueError as error:
+            raise ValueError(diagnostics.shape_error(op, parents, kwargs, error)) from error
+        out = object.__new__(Tensor)  # what `_new` does, spelled out on the path of every op (bench row W3)
+        _init(out, data if type(data) is np.ndarray else np.asarray(data), False)
+        out._op = op  # always known, so an error can say what made a tensor; the graph edges only when needed
+        if mode.grad_enabled:
+            for p in parents:
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._parents = parents
+                    out._kwargs = kwargs
+                    break
+        if mode.anomaly:
+            diagnostics.check_finite_output(out, parents)
+        return out
+
+    # -- the operators: each records one node of the graph ------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
         return apply_op(ops.Add, self, _lift(other, self))
 
@@ -447,15 +406,17 @@ class Tensor:
         """A zero tensor of ``shape`` with this tensor added at ``index`` (repeats add up)."""
         return apply_op(ops.ScatterAdd, self, index=_index(index), shape=tuple(shape))
 
-    def __setitem__(self, index: Any, new: Any) -> None:
-        if self.requires_grad and _state.grad_enabled:
-            raise diagnostics.write_into_parameter(self)
-        index = _index(index)
-        self._data[index] = _raw(new)
-        inplace.note_write(self._data)
+    # -- backward -----------------------------------------------------------------------------------------------
+    def backward(self, gradient: Any = None) -> None:
+        """Fill ``.grad`` of every tensor this one depends on (the walk is ``autograd.backward_steps``): leaves
+        accumulate (``zero_grad`` between steps), intermediates get this pass's; the graph is kept."""
+        autograd.backward(self, gradient)
 
 
-# -- free functions for ops with several tensor inputs ------------------------------------------------------
+apply_op = Tensor.apply_op  # the same function: what an op of your own calls (`apply_op(MyOp, x)`)
+
+
+# -- free functions for ops with several tensor inputs ----------------------------------------------------------
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elementwise ``a`` where ``condition`` holds, else ``b`` (the condition gets no gradient)."""
@@ -481,8 +442,7 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     return apply_op(ops.Stack, *[_lift(t, like) for t in tensors], axis=_axis(axis))
 
 
-
-# -- the recording side -------------------------------------------------------------------------------------
+# -- making tensors and reading operands ------------------------------------------------------------------------
 
 def _new(array: np.ndarray, requires_grad: bool) -> Tensor:
     """A tensor around an array the engine made (no copy; a numpy scalar becomes a 0-d array)."""
@@ -545,40 +505,6 @@ def _init(t: Tensor, array: np.ndarray, requires_grad: bool) -> None:
     t._op = None
     t._parents = ()
     t._kwargs = _NO_ARGS
-    t._seq = next(CLOCK)  # creation order: a tensor is always made after its parents
-    t._changed = -1  # when `t.data = new` last gave it another array (see inplace)
+    t._creation_number = next(CLOCK)
+    t._data_replaced_at = -1
     t._site = None
-
-
-def apply_op(op: type[Op], *parents: Tensor, **kwargs: Any) -> Tensor:
-    """Run ``op`` forward and, if any parent needs a gradient, record the node: the op, its parents, its arguments.
-
-    Every Tensor method ends here; so can an op of your own (a subclass of ``ops.Op``).
-    """
-    try:
-        if kwargs or len(parents) > 2:
-            out = _new(op.forward(*[p._data for p in parents], **kwargs), False)
-        elif len(parents) == 2:  # NOTE: a fast path, the same call spelled out (W3 chain 7.7% faster)
-            a, b = parents[0]._data, parents[1]._data
-            out = _new(op.forward(a, b), False)
-            if a.dtype is not b.dtype:  # float32 met float64?
-                diagnostics.watch_promotion(op, parents, out._data)
-        else:
-            out = _new(op.forward(parents[0]._data), False)
-    except ValueError as error:
-        raise ValueError(diagnostics.shape_error(op, parents, kwargs, error)) from error
-    out._op = op  # always known, so an error can say what made a tensor; the graph edges only when needed
-    if _state.grad_enabled:
-        for p in parents:
-            if p.requires_grad:
-                out.requires_grad = True
-                out._parents = parents
-                out._kwargs = kwargs
-                break
-    if _state.anomaly:
-        diagnostics.check_finite_output(out, parents)
-    return out
-
-
-# autograd reads Tensor, so it is imported once Tensor exists
-from . import autograd  # noqa: E402

@@ -29,8 +29,10 @@ import numpy as np
 
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, prepare_checkpoint, save_checkpoint
 from .datasets import batches
+from .grad_mode import no_grad
+from .health import watch_saturation
 from .nn import Module
-from .tensor import Tensor, no_grad
+from .tensor import Tensor
 
 __all__ = ["fit", "evaluate", "accuracy", "epoch_report", "CheckpointError",
            "CHECKPOINT_FORMAT"]  # the last two live in checkpoint.py; importable from here as documented
@@ -128,6 +130,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             loss = loss_fn(prediction, yb)
             optimizer.zero_grad()
             loss.backward()
+            watch_saturation(loss)  # one step in 32 looks for hidden layers too saturated to learn
             optimizer.step()
             loss_sum += loss.item() * len(xb)
             correct += accuracy(prediction.data, yb) * len(xb)

@@ -9,7 +9,8 @@ machines without a display and do not change the backend of a notebook.
 * ``act_mean``, ``act_std``: mean and standard deviation of the layer's activations over the batch. Healthy:
   a spread that neither collapses to ~0 (every unit says the same thing) nor explodes.
 * ``saturated``: for sigmoid layers, the fraction of outputs above 0.99 or below 0.01 (for tanh: beyond
-  ±0.99). There the local derivative s(1 - s) is below 0.01, so almost no gradient passes. Healthy: a few
+  ±0.99; ``tinygrad_edu.health.saturated``, the definition ``fit``'s warning uses too). There the local
+  derivative s(1 - s) is below 0.01, so almost no gradient passes. Healthy: a few
   percent; above ~20 % learning slows down (smaller initial weights or Xavier init help).
 * ``dead``: for ReLU layers, the fraction of units that output 0 for every sample of the batch. A dead
   unit gets no gradient and never recovers. Healthy: close to 0; above ~30 % lower the learning rate or use
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_edu.health import saturated
 from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
@@ -271,10 +273,8 @@ def layer_health(model_or_params: Any, activations: Mapping[str, Any] | None = N
         kind = _kind(activation, values)
         r["kind"] = kind
         r["act_mean"], r["act_std"] = float(values.mean()), float(values.std())
-        if kind == "sigmoid" or kind == "softmax":
-            r["saturated"] = float(np.mean((values > 0.99) | (values < 0.01)))
-        elif kind == "tanh":
-            r["saturated"] = float(np.mean(np.abs(values) > 0.99))
+        if kind in ("sigmoid", "softmax", "tanh"):
+            r["saturated"] = float(np.mean(saturated(values, kind)))
         elif kind in ("relu", "leaky_relu"):
             per_unit = values.reshape(-1, values.shape[-1]) if values.ndim > 1 else values.reshape(-1, 1)
             r["dead"] = float(np.mean(np.all(per_unit <= 0, axis=0)))
