@@ -29,8 +29,8 @@ def case(rng: np.random.Generator, n: int = 8, c: int = 4) -> tuple[np.ndarray, 
     return x, rng.uniform(0.5, 1.5, c), rng.standard_normal(c), rng.standard_normal((n, c))
 
 
-def layer_with(gamma: np.ndarray, beta: np.ndarray, **settings: float) -> nn.BatchNorm1d:
-    layer = nn.BatchNorm1d(len(gamma), **settings)
+def layer_with(gamma: np.ndarray, beta: np.ndarray, **options: float) -> nn.BatchNorm1d:
+    layer = nn.BatchNorm1d(len(gamma), **options)
     layer.weight.data, layer.bias.data = gamma.copy(), beta.copy()
     return layer
 
