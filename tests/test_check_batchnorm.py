@@ -147,9 +147,12 @@ def test_the_mlp_agrees_when_right() -> None:
     assert check_backprop(lambda p: mlp_gradients(p, x, y, lambda i: mb.backward_closed), mlp_loss(x, y), params).ok
 
 
-@pytest.mark.parametrize("slip", ["mean_path", "n_minus_1", "no_eps", "no_mean"])
-def test_a_slip_in_every_batch_norm_of_an_mlp_is_named_below_it(slip: str) -> None:
+@pytest.mark.parametrize("slip, dtype", [("mean_path", np.float64), ("n_minus_1", np.float64),
+                                         ("no_eps", np.float64), ("no_mean", np.float64), ("no_eps", np.float32),
+                                         ("mean_path", np.float32), ("no_mean", np.float32)])
+def test_a_slip_in_every_batch_norm_of_an_mlp_is_named_below_it(slip: str, dtype: Any) -> None:
     params, x, y = mlp()
+    params, x = {name: value.astype(dtype) for name, value in params.items()}, x.astype(dtype)
     report = check_backprop(lambda p: mlp_gradients(p, x, y, lambda i: mb.SLIPS[slip].backward), mlp_loss(x, y),
                             params)
     found = wrong(report)
