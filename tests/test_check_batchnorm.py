@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinygrad_edu import Tensor, check_backprop, nn
 from tinygrad_edu.manual import batchnorm as mb
@@ -63,6 +65,20 @@ def test_each_slip_in_one_layer_is_named(slip: str) -> None:
         # a swap makes gamma's gradient Σ d_out, as the slip "d_gamma without x_hat" does: beta's row tells them apart
         words = NAMED["gamma_without_x_hat"] if (slip, name) == ("swapped", "gamma") else NAMED[slip]
         assert all(word in text for word in words), (name, text)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(3, 9), features=st.integers(1, 4), seed=st.integers(0, 2**16),
+       spread=st.floats(0.1, 10.0), slip=st.sampled_from(sorted(mb.SLIPS)))
+def test_each_slip_is_named_for_any_shape(rows: int, features: int, seed: int, spread: float, slip: str) -> None:
+    rng = np.random.default_rng(seed)
+    params = {"x": rng.standard_normal((rows, features)) * spread + rng.uniform(0.5, 3.0, features),
+              "gamma": rng.uniform(0.5, 1.5, features), "beta": rng.standard_normal(features)}
+    found = wrong(check_layer(slip, params, rng.standard_normal((rows, features))))
+    assert set(found) == ROWS[slip]
+    for name, text in found.items():
+        words = NAMED["gamma_without_x_hat"] if (slip, name) == ("swapped", "gamma") else NAMED[slip]
+        assert all(word.replace("N = 6", f"N = {rows}") in text for word in words), (name, text)
 
 
 def test_the_swap_is_told_apart_from_another_parameters_gradient() -> None:
