@@ -332,8 +332,9 @@ def test_state_dict_names_its_entries_and_is_a_copy():
     w.grad = np.array([1.0, -2.0])
     opt.step()
     state = opt.state_dict()
-    assert sorted(state) == ["amsgrad", "betas", "eps", "lr", "m.0", "step.0", "type", "v.0", "v_max.0",
-                             "weight_decay"]
+    assert sorted(state) == ["amsgrad", "betas", "eps", "has_state", "lr", "m.0", "step.0", "type", "v.0",
+                             "v_max.0", "weight_decay"]
+    assert state["has_state"].tolist() == [True, False]  # unused has not taken a step
     assert str(state["type"]) == "Adam" and int(state["step.0"]) == 1 and state["betas"].tolist() == [0.9, 0.999]
     before = state["m.0"].copy()
     opt.step()
@@ -374,6 +375,7 @@ def test_a_partial_running_state_is_refused() -> None:
     state = opt.state_dict()
     del state["m.0"]  # the moments without their step count would restart Adam's bias correction wrongly
     fresh = Adam([Tensor(np.ones(2), requires_grad=True)], lr=0.1)
-    with pytest.raises(ValueError, match=r"parameter 0 has \['step', 'v'\] but needs \['m', 'step', 'v'\]"):
+    with pytest.raises(ValueError, match=r"missing 'm.0': has_state marks parameter 0, whose running state is "
+                                         r"\['m', 'step', 'v'\] together"):
         fresh.load_state_dict(state)
     assert fresh.steps == [0]  # nothing was loaded
