@@ -1,0 +1,381 @@
+"""What ``fit`` reports (its history, its refusals), and checkpoints that cannot be resumed: each refused with a
+message that names the entry, before anything changes; all in this process and small (the kill tests that
+resume bit for bit after SIGKILL live in test_checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Tensor, losses, nn, optim
+from tinygrad_edu.checkpoint import checkpoint_lock
+from tinygrad_edu.npz import remove_orphans, save_npz
+from tinygrad_edu.train import CheckpointError, accuracy, evaluate, fit
+
+RNG = np.random.default_rng(21)
+X = RNG.standard_normal((30, 4))
+LABELS = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+Y = np.eye(2)[LABELS]
+TEST = (X[:12] + 0.5, Y[:12])
+
+
+def _model(seed: int = 0) -> nn.MLP:
+    return nn.MLP([4, 5, 2], activation="tanh", output_activation=None, init="xavier", rng=seed)
+
+
+def _fit(path: Path | None, epochs: int = 2, *, model: Any = None, optimizer: Any = None, **kwargs: Any) -> dict:
+    model = model if model is not None else _model()
+    optimizer = optimizer if optimizer is not None else optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    options = {"batch_size": 8, "rng": 3, "progress": False, "test": TEST, **kwargs}
+    return fit(model, losses.softmax_cross_entropy, optimizer, (X, Y), epochs=epochs, checkpoint=path, **options)
+
+
+# -- the history ---------------------------------------------------------------------------------------------
+
+def test_the_history_holds_each_epochs_mean_loss_and_accuracies_weighted_by_batch_size():
+    """With lr 0 nothing moves, so every number can be computed from the data: 30 samples in batches 8, 8, 8, 6."""
+    model = _model()
+    seen: list[tuple[int, int]] = []
+    history = _fit(None, 3, model=model, optimizer=optim.SGD(model.parameters(), lr=0.0),
+                   on_epoch=lambda epoch, h: seen.append((epoch, len(h["loss"]))))
+    logits = model(Tensor(X)).data
+    full_loss = losses.softmax_cross_entropy(Tensor(logits), LABELS).item()  # the mean over all 30 samples
+    assert sorted(history) == ["loss", "test_accuracy", "train_accuracy"]
+    assert history["loss"] == pytest.approx([full_loss] * 3, rel=1e-13)  # a short last batch weighs 6/30
+    assert history["train_accuracy"] == pytest.approx([accuracy(logits, Y)] * 3, rel=1e-13)
+    assert history["test_accuracy"] == [evaluate(model, *TEST)] * 3
+    assert 0 < history["train_accuracy"][0] < 1 and history["test_accuracy"][0] != history["train_accuracy"][0]
+    assert seen == [(1, 1), (2, 2), (3, 3)]  # on_epoch(epochs complete, the history so far)
+    assert sorted(_fit(None, 1, test=None)) == ["loss", "train_accuracy"]
+
+
+def test_the_loss_goes_down_and_the_same_seed_gives_the_same_history():
+    first, second = _fit(None, 4), _fit(None, 4)
+    assert first == second
+    assert first["loss"][-1] < first["loss"][0]
+    assert _fit(None, 4, rng=4)["loss"] != first["loss"]  # another batch order
+
+
+def test_resume_needs_a_checkpoint_and_a_checkpoint_that_exists(tmp_path):
+    with pytest.raises(ValueError) as error:
+        _fit(None, resume=True)
+    assert str(error.value) == "fit: resume=True needs checkpoint=PATH, the file to continue from."
+    with pytest.raises(CheckpointError) as refused:
+        _fit(tmp_path / "none.npz", resume=True)
+    assert str(refused.value) == (f"there is no checkpoint at {str(tmp_path / 'none.npz')!r} to resume from; leave "
+                                  f"out resume (--resume) to start a new run that writes it.")
+    assert os.listdir(tmp_path) == []  # nothing written, the lock file gone
+
+
+def test_a_checkpoint_needs_a_model_and_an_optimizer_with_a_state_dict(tmp_path):
+    class Step:
+        def zero_grad(self) -> None: ...
+        def step(self) -> None: ...
+
+    model = _model()
+    with pytest.raises(TypeError) as error:
+        _fit(tmp_path / "run.npz", model=model, optimizer=Step())
+    assert str(error.value) == ("fit: checkpoint=... saves the optimizer's state_dict(), but the optimizer is a "
+                                "Step, which has none; use optim.SGD or Adam.")
+    with pytest.raises(TypeError) as error:
+        _fit(tmp_path / "run.npz", model=lambda x: model(x), optimizer=optim.SGD(model.parameters(), lr=0.1))
+    assert str(error.value) == ("fit: checkpoint=... saves the model's state_dict(), but the model is a function, "
+                                "which has none; use an nn.Module.")
+    assert os.listdir(tmp_path) == []
+    _fit(None, 1, model=model, optimizer=Step())  # without a checkpoint, any optimizer does
+
+
+def test_resume_refuses_a_test_set_given_to_one_run_only(tmp_path):
+    path = tmp_path / "run.npz"
+    _fit(path, 1, test=None)
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 2, resume=True)
+    assert str(error.value) == (f"{str(path)!r} was written by a run with other data settings (history ['loss', "
+                                f"'train_accuracy'] then, ['loss', 'test_accuracy', 'train_accuracy'] now (a test "
+                                f"set given to one run only?)); resume with the same arguments, or start a new "
+                                f"checkpoint.")
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.SFC64, np.random.Philox, np.random.PCG64DXSM])
+def test_resume_continues_every_kind_of_generator_bit_for_bit(bit_generator, tmp_path):
+    def run(epochs: int, path: Path, resume: bool) -> tuple[dict, list[np.ndarray], Any]:
+        model, generator = _model(), np.random.Generator(bit_generator(7))
+        history = _fit(path, epochs, model=model, rng=generator, resume=resume)
+        return history, [p.data for p in model.parameters()], generator.bit_generator.state
+
+    straight = run(3, tmp_path / "straight.npz", resume=False)
+    run(1, tmp_path / "pieces.npz", resume=False)
+    resumed = run(3, tmp_path / "pieces.npz", resume=True)
+    assert resumed[0] == straight[0]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(resumed[1], straight[1]))
+    assert str(resumed[2]) == str(straight[2])  # the generator goes on from where the checkpoint left it
+    assert (tmp_path / "pieces.npz").read_bytes() == (tmp_path / "straight.npz").read_bytes()
+
+
+# -- a refused checkpoint changes nothing ------------------------------------------------------------------------
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint after 1 of 3 epochs, with momentum (so the optimizer has running state)."""
+    path = tmp_path_factory.mktemp("finished") / "run.npz"
+    _fit(path, 1)
+    return path
+
+
+def _tampered(finished: Path, folder: Path, change: Any) -> Path:
+    arrays = _arrays(finished)
+    change(arrays)
+    path = folder / "run.npz"
+    save_npz(path, arrays)
+    return path
+
+
+def _without(*names: str) -> Any:
+    return lambda arrays: [arrays.pop(name) for name in names]
+
+
+def _set(name: str, value: Any) -> Any:
+    return lambda arrays: arrays.__setitem__(name, value)
+
+
+WORDS = np.array([1, 2, 3], dtype=np.uint64)
+REFUSALS = {
+    # name: (change to the checkpoint, what the message says)
+    "no velocity.1": (_without("optimizer/velocity.1"),
+                      "its optimizer state is refused: SGD.load_state_dict: missing 'velocity.1': has_state marks "
+                      "parameter 1, whose running state is ['velocity'] together. Nothing was loaded."),
+    "no has_state": (_without("optimizer/has_state"),
+                     "SGD.load_state_dict: missing entry 'has_state' (one flag per parameter, True where its running "
+                     "state follows). Nothing was loaded."),
+    "generator state cut to nothing": (_set("rng/state/state", np.zeros(0, dtype=np.uint64)),
+                                       "cannot be resumed: its entry 'rng/state/state' must hold an integer as "
+                                       "64-bit words (uint64, 1-D), not uint64 of shape (0,). It was not touched."),
+    "generator state too wide": (_set("rng/state/inc", WORDS),
+                                 "cannot be resumed: numpy refuses the generator state in its entries rng/... "
+                                 "(OverflowError: "),
+    "generator state as floats": (_set("rng/state/state", np.ones(2)),
+                                  "its entry 'rng/state/state' must hold an integer as 64-bit words (uint64, 1-D), "
+                                  "not float64 of shape (2,)"),
+    "another kind of generator": (_set("rng/bit_generator", np.array("MT19937")),
+                                  "numpy refuses the generator state in its entries rng/... (ValueError: state must "
+                                  "be for a PCG64 RNG)"),
+    "a generator name that is not a string": (_set("rng/bit_generator", np.array(7)),
+                                              "its entry 'rng/bit_generator' must hold a string, not int64 of "
+                                              "shape ()"),
+    "a flag too wide": (_set("rng/has_uint32", WORDS), "numpy refuses the generator state in its entries rng/... "
+                                                       "(OverflowError: "),
+    "no generator state": (_without("rng/state/inc"), "is incomplete: its entry 'rng/state/inc' is missing."),
+    "a history of the wrong length": (_set("history/loss", np.ones(2)),
+                                      "is inconsistent: 1 epochs complete but a history of [2, 1, 1] entries"),
+    "a negative learning rate": (_set("optimizer/lr", np.array(-3.0)),
+                                 "was saved with another optimizer (lr -3.0 then, 0.1 now)"),
+    "another shape": (_set("model/layers.0.weight", np.ones((4, 6))),
+                      "was saved from a network of another shape: load_state_dict: 'layers.0.weight' has shape (4, 6), "
+                      "the model expects (4, 5). Nothing was loaded."),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_a_refused_checkpoint_leaves_model_optimizer_generator_and_file_as_they_were(name, finished, tmp_path):
+    change, message = REFUSALS[name]
+    path = _tampered(finished, tmp_path, change)
+    before = path.read_bytes()
+    model = _model(5)
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(Tensor(X)).sum().backward()
+    optimizer.step()  # a running state of its own, which a refusal must keep
+    generator = np.random.default_rng(11)
+    params, state, rng_state = model.state_dict(), optimizer.state_dict(), str(generator.bit_generator.state)
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 3, model=model, optimizer=optimizer, rng=generator, resume=True)
+    assert message in str(error.value)
+    assert str(error.value).startswith(repr(str(path)))
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["run.npz"]
+    assert all(np.array_equal(value, params[key]) for key, value in model.state_dict().items())
+    assert all(np.array_equal(value, state[key]) for key, value in optimizer.state_dict().items())
+    assert sorted(optimizer.state_dict()) == sorted(state)
+    assert str(generator.bit_generator.state) == rng_state
+
+
+def test_the_untampered_checkpoint_resumes(finished, tmp_path):
+    path = _tampered(finished, tmp_path, lambda arrays: None)
+    assert len(_fit(path, 2, resume=True)["loss"]) == 2
+
+
+def _refusal(path: Path) -> str:
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, resume=True)
+    return str(error.value)
+
+
+def test_files_that_are_not_checkpoints_are_named_for_what_they_are(finished, tmp_path):
+    npy = tmp_path / "weights.npy"
+    np.save(npy, np.ones(3))
+    assert _refusal(npy) == (f"{str(npy)!r} holds a single array (an .npy file), not a checkpoint: "
+                             f"fit(checkpoint=...) writes an .npz archive of named arrays. It was not touched.")
+    flipped = tmp_path / "flipped.npz"
+    data = bytearray(finished.read_bytes())
+    data[0] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    assert _refusal(flipped) == (f"{str(flipped)!r} is not a checkpoint: it does not begin as an .npz archive (a zip "
+                                 f"file) does. Its first bytes may be damaged. It was not touched.")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    assert "it does not begin as an .npz archive (a zip file) does, it is empty. " in _refusal(empty)
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    assert _refusal(folder) == (f"{str(folder)!r} cannot be read (IsADirectoryError: Is a directory); check that it "
+                                f"is a file and that this user may read it. It was not touched.")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(finished.read_bytes()[:200])
+    assert f"{str(truncated)!r} is truncated or corrupted, so it cannot be resumed (" in _refusal(truncated)
+    model_file = tmp_path / "model.npz"
+    _model().save(model_file)
+    assert "is an .npz archive but not a training checkpoint" in _refusal(model_file)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads and writes whatever it likes")
+def test_a_file_this_user_cannot_read_and_a_folder_it_cannot_write(finished, tmp_path):
+    locked = tmp_path / "locked.npz"
+    locked.write_bytes(finished.read_bytes())
+    locked.chmod(0)
+    try:
+        assert "cannot be read (PermissionError: Permission denied)" in _refusal(locked)
+    finally:
+        locked.chmod(0o644)
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(CheckpointError, match="cannot write next to the checkpoint"):
+            _fit(folder / "run.npz")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_the_first_epoch(tmp_path, monkeypatch):
+    """The lock file is the first thing written: where it cannot be, no epoch runs. Faked here for root too."""
+    real_open = os.open
+
+    def refusing_open(path: Any, flags: int, *args: Any) -> int:
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    epochs: list[int] = []
+    with pytest.raises(CheckpointError) as error:
+        _fit(tmp_path / "run.npz", on_epoch=lambda epoch, history: epochs.append(epoch))
+    assert str(error.value) == (f"cannot write next to the checkpoint {str(tmp_path / 'run.npz')!r} (PermissionError: "
+                                f"Permission denied); checkpoints are written there after every epoch, so the folder "
+                                f"must be writable. Choose another path or fix its permissions.")
+    assert epochs == []
+    with pytest.raises(CheckpointError) as error:
+        _fit(tmp_path / "missing" / "run.npz")
+    assert str(error.value) == (f"the folder {str(tmp_path / 'missing')!r} of the checkpoint does not exist; create it "
+                                f"first.")
+
+
+# -- one run per checkpoint ----------------------------------------------------------------------------------------
+
+def test_a_second_run_on_the_same_checkpoint_is_refused_while_the_first_runs(tmp_path):
+    path = tmp_path / "run.npz"
+    refusals: list[str] = []
+
+    def second_run(epoch: int, history: dict) -> None:
+        assert (tmp_path / "run.npz.lock").read_text() == f"{os.getpid()}\n"  # who holds it
+        with pytest.raises(CheckpointError) as error:
+            _fit(path, 3, resume=True)
+        refusals.append(str(error.value))
+
+    _fit(path, 2, on_epoch=second_run)
+    assert refusals == [f"another run is using the checkpoint {str(path)!r} (process {os.getpid()} holds "
+                        f"{str(path) + '.lock'!r}); wait for it to finish, or give this run another checkpoint "
+                        f"path."] * 2
+    assert sorted(os.listdir(tmp_path)) == ["run.npz"]  # the lock file goes when the run ends
+    assert len(_fit(path, 3, resume=True)["loss"]) == 3  # and the next run may start
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from tinygrad_edu.checkpoint import checkpoint_lock
+    with checkpoint_lock(sys.argv[1]):
+        print("locked", flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_another_process_holding_the_checkpoint_refuses_this_run(tmp_path):
+    path = tmp_path / "run.npz"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(CheckpointError, match=f"another run is using the checkpoint .* \\(process {holder.pid} "):
+            _fit(path)
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert not path.exists() and os.listdir(tmp_path) == []
+    _fit(path, 1)  # released when the holder ended
+
+
+def test_a_run_that_fails_lets_go_of_the_lock(tmp_path):
+    path = tmp_path / "run.npz"
+
+    def failing(epoch: int, history: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(path, 3, on_epoch=failing)
+    assert sorted(os.listdir(tmp_path)) == ["run.npz"]
+    assert len(_fit(path, 3, resume=True)["loss"]) == 3
+
+
+def test_the_lock_survives_a_lock_file_removed_while_another_run_waits(tmp_path):
+    """A lock file removed by the run that held it (as each run does at its end) is made again by the next."""
+    path = tmp_path / "run.npz"
+    with checkpoint_lock(path):
+        (tmp_path / "run.npz.lock").unlink()  # as if the previous run had just ended
+        with checkpoint_lock(path):  # a new lock file: this run may go on
+            assert (tmp_path / "run.npz.lock").read_text() == f"{os.getpid()}\n"
+    assert os.listdir(tmp_path) == []
+
+
+# -- temporary files of killed writes --------------------------------------------------------------------------
+
+def _dead_pid() -> int:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="processes are looked up by signal 0 on POSIX only")
+def test_only_the_temporary_files_of_killed_writes_of_this_checkpoint_are_removed(tmp_path):
+    dead, alive = _dead_pid(), os.getppid()
+    orphans = [f".run.npz.{dead}.abcd_123.tmp", f".run.npz.{os.getpid()}.k2j4h6g8.tmp"]
+    kept = [f".run.npz.{alive}.abcd1234.tmp",   # its writer still runs
+            f".other.npz.{dead}.abcd1234.tmp",  # another checkpoint's
+            f".run.npz.{dead}.abcd1234.tmp.bak", f"run.npz.{dead}.abcd1234.tmp", f".run.npz.x{dead}.abcd1234.tmp",
+            f".run.npz.{dead}.ABCD1234.tmp"]    # not named as save_npz names them
+    for name in orphans + kept:
+        (tmp_path / name).write_bytes(b"partial")
+    (tmp_path / f".run.npz.{dead}.folder000.tmp").mkdir()  # named like ours, but not a file
+    os.symlink(tmp_path / kept[0], tmp_path / f".run.npz.{dead}.link0000.tmp")
+    assert remove_orphans(tmp_path / "run.npz") == sorted(orphans)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + [f".run.npz.{dead}.folder000.tmp",
+                                                          f".run.npz.{dead}.link0000.tmp"])
+    (tmp_path / orphans[0]).write_bytes(b"partial")
+    _fit(tmp_path / "run.npz", 1)  # a run removes them as it starts
+    assert not (tmp_path / orphans[0]).exists() and (tmp_path / kept[0]).exists()
