@@ -65,7 +65,7 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
         return linear
     if kind in _SIMPLE and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)()
-    if type(layer) in (nn.Softmax, nn.LogSoftmax):
+    if kind in _AXIS and isinstance(layer, (nn.Softmax, nn.LogSoftmax)):
         return getattr(torch.nn, kind)(dim=layer.axis)
     raise TypeError(f"to_torch: {where} is a {kind}, which has no PyTorch counterpart here; supported: "
                     f"{_SUPPORTED}.")
