@@ -76,11 +76,14 @@ def test_resume_needs_a_checkpoint_and_a_checkpoint_that_exists(tmp_path):
 
 
 def test_a_checkpoint_needs_a_model_and_an_optimizer_with_a_state_dict(tmp_path):
+    model = _model()
+
     class Step:
-        def zero_grad(self) -> None: ...
+        def zero_grad(self) -> None:
+            model.zero_grad()
+
         def step(self) -> None: ...
 
-    model = _model()
     with pytest.raises(TypeError) as error:
         _fit(tmp_path / "run.npz", model=model, optimizer=Step())
     assert str(error.value) == ("fit: checkpoint=... saves the optimizer's state_dict(), but the optimizer is a "

@@ -379,3 +379,246 @@ def test_a_partial_running_state_is_refused() -> None:
                                          r"\['m', 'step', 'v'\] together"):
         fresh.load_state_dict(state)
     assert fresh.steps == [0]  # nothing was loaded
+
+
+# -- what the optimizers refuse, word for word (each line here was a surviving mutant of a mutation run) -------
+
+def _stepped(make, *shapes):
+    """An optimizer over parameters of these shapes, each after one step, and its state_dict."""
+    params = [Tensor(np.ones(shape), requires_grad=True) for shape in shapes]
+    opt = make(params)
+    for p in params:
+        p.grad = np.full(p.shape, 0.5)
+    opt.step()
+    return opt, opt.state_dict()
+
+
+def _refusal(make, state, *shapes):
+    fresh = make([Tensor(np.ones(shape), requires_grad=True) for shape in shapes])
+    before = fresh.state_dict()
+    with pytest.raises(ValueError) as error:
+        fresh.load_state_dict(state)
+    after = fresh.state_dict()
+    assert sorted(after) == sorted(before) and all(np.array_equal(after[k], before[k]) for k in before)
+    return str(error.value)
+
+
+MOMENTUM = lambda ps: SGD(ps, lr=0.1, momentum=0.9)
+AMSGRAD = lambda ps: Adam(ps, lr=0.1, amsgrad=True)
+
+
+@pytest.mark.parametrize("make, change, says", [
+    (MOMENTUM, {"lr": np.array(-3.0)}, "lr must lie in [0.0, inf), got -3.0"),
+    (MOMENTUM, {"lr": np.array(np.nan)}, "lr must lie in [0.0, inf), got nan"),
+    (MOMENTUM, {"lr": np.array(np.inf)}, "lr must lie in [0.0, inf), got inf"),
+    (MOMENTUM, {"lr": np.array("0.1")}, "setting 'lr' must be a number, got '0.1' (<U3)"),
+    (MOMENTUM, {"lr": np.array(True)}, "setting 'lr' must be a number, got True (bool)"),
+    (MOMENTUM, {"lr": np.array([0.1, 0.2])}, "setting 'lr' has shape (2,), expected ()"),
+    (MOMENTUM, {"momentum": np.array(-1.0)}, "momentum must lie in [0.0, inf), got -1.0"),
+    (MOMENTUM, {"nesterov": np.array(1.0)}, "setting 'nesterov' must be True or False, got 1.0 (float64)"),
+    (MOMENTUM, {"momentum": np.array(0.0), "nesterov": np.array(True)},
+     "nesterov=True needs a momentum > 0 (Nesterov's look-ahead follows the velocity)"),
+    (MOMENTUM, {"weight_decay": np.array(-0.1)}, "weight_decay must lie in [0.0, inf), got -0.1"),
+    (AMSGRAD, {"betas": np.array([1.0, 1.0])}, "betas[0] must lie in [0.0, 1.0), got 1.0"),
+    (AMSGRAD, {"betas": np.array([0.9, 1.0])}, "betas[1] must lie in [0.0, 1.0), got 1.0"),
+    (AMSGRAD, {"betas": np.array([0.9, 0.99, 0.999])}, "setting 'betas' has shape (3,), expected (2,)"),
+    (AMSGRAD, {"eps": np.array(-1e-8)}, "eps must lie in [0.0, inf), got -1e-08"),
+    (AMSGRAD, {"amsgrad": np.array(0)}, "setting 'amsgrad' must be True or False, got 0 (int64)"),
+    (AMSGRAD, {"step.0": np.array(-1)}, "'step.0' is -1, but a parameter with running state has taken at least 1 step"),
+    (AMSGRAD, {"step.0": np.array(0)}, "'step.0' is 0, but a parameter with running state has taken at least 1 step"),
+    (AMSGRAD, {"step.0": np.array(1.0)}, "'step.0' has shape () and dtype float64, parameter 0 needs () and int64"),
+    (AMSGRAD, {"v.0": np.array([0.1, -0.2])},
+     "'v.0' holds negative values (down to -0.2); an average of squares is >= 0"),
+    (AMSGRAD, {"v_max.0": np.array([-1.0, 0.2])},
+     "'v_max.0' holds negative values (down to -1); an average of squares is >= 0"),
+    (AMSGRAD, {"m.0": np.ones(3)}, "'m.0' has shape (3,) and dtype float64, parameter 0 needs (2,) and float64"),
+    (AMSGRAD, {"m.0": np.ones(2, dtype=np.float32)},
+     "'m.0' has shape (2,) and dtype float32, parameter 0 needs (2,) and float64"),
+])
+def test_load_state_dict_checks_what_the_constructor_checks_and_the_running_state(make, change, says):
+    _, state = _stepped(make, (2,))
+    message = _refusal(make, {**state, **change}, (2,))
+    who = type(make([Tensor(np.ones(2), requires_grad=True)])).__name__
+    assert message == f"{who}.load_state_dict: {says}. Nothing was loaded."
+
+
+def test_the_constructor_refuses_the_same_settings_in_the_same_words():
+    w = [Tensor(np.ones(2), requires_grad=True)]
+    for make, says in [(lambda: SGD(w, lr=np.inf), "SGD: lr must lie in [0.0, inf), got inf."),
+                       (lambda: SGD(w, lr=0.1, momentum=np.nan), "SGD: momentum must lie in [0.0, inf), got nan."),
+                       (lambda: Adam(w, betas=(-0.1, 0.9)), "Adam: betas[0] must lie in [0.0, 1.0), got -0.1."),
+                       (lambda: Adam(w, weight_decay=-1), "Adam: weight_decay must lie in [0.0, inf), got -1.0."),
+                       (lambda: Adam(w, betas=(0.9,)), "Adam: betas must be a pair (b1, b2), got (0.9,)."),
+                       (lambda: SGD(w, lr=0.1, nesterov=True), "SGD: nesterov=True needs a momentum > 0 (Nesterov's "
+                                                               "look-ahead follows the velocity).")]:
+        with pytest.raises(ValueError) as error:
+            make()
+        assert str(error.value) == says
+    for make, says in [(lambda: SGD(w, lr=True), "SGD: lr must be a number, got bool."),
+                       (lambda: Adam(w, eps="1e-8"), "Adam: eps must be a number, got str.")]:
+        with pytest.raises(TypeError) as error:
+            make()
+        assert str(error.value) == says
+    assert SGD(w, lr=np.int64(0)).lr == 0.0 and Adam(w, betas=[0.0, 0.5], eps=0).betas == (0.0, 0.5)
+    assert isinstance(SGD(w, lr=1).lr, float)
+
+
+def test_settings_load_as_the_constructor_takes_them():
+    w = [Tensor(np.ones(2), requires_grad=True)]
+    opt = Adam(w, lr=0.1)
+    opt.load_state_dict({**opt.state_dict(), "lr": np.array(2), "betas": np.array([0, 0.5]), "amsgrad": np.array(True)})
+    assert opt.lr == 2.0 and isinstance(opt.lr, float) and opt.betas == (0.0, 0.5) and opt.amsgrad is True
+    assert type(opt.betas[0]) is float
+
+
+def test_a_state_must_hold_the_running_state_of_every_parameter_that_has_one():
+    _, state = _stepped(MOMENTUM, (2,), (3,))
+    assert state["has_state"].tolist() == [True, True]
+    without = {k: v for k, v in state.items() if k != "velocity.1"}
+    assert _refusal(MOMENTUM, without, (2,), (3,)) == (
+        "SGD.load_state_dict: missing 'velocity.1': has_state marks parameter 1, whose running state is ['velocity'] "
+        "together. Nothing was loaded.")
+    no_flags = {k: v for k, v in state.items() if k != "has_state"}
+    assert _refusal(MOMENTUM, no_flags, (2,), (3,)) == (
+        "SGD.load_state_dict: missing entry 'has_state' (one flag per parameter, True where its running state "
+        "follows). Nothing was loaded.")
+    for flags in [np.array([True]), np.array([1, 1]), np.array([[True, True]])]:
+        assert _refusal(MOMENTUM, {**state, "has_state": flags}, (2,), (3,)) == (
+            f"SGD.load_state_dict: 'has_state' has shape {flags.shape} and dtype {flags.dtype}, this optimizer needs "
+            f"(2,) and bool: one flag per parameter. Nothing was loaded.")
+    unmarked = {**state, "has_state": np.array([True, False])}
+    assert _refusal(MOMENTUM, unmarked, (2,), (3,)) == (
+        "SGD.load_state_dict: unexpected 'velocity.1': parameter 1's running state is none (has_state). Nothing was "
+        "loaded.")
+    _, plain = _stepped(lambda ps: SGD(ps, lr=0.1), (2,))
+    assert plain["has_state"].tolist() == [False] and "velocity.0" not in plain  # plain SGD keeps no state
+    assert _refusal(lambda ps: SGD(ps, lr=0.1), {**plain, "has_state": np.array([True])}, (2,)) == (
+        "SGD.load_state_dict: has_state marks parameter 0, but SGD keeps no running state with these settings. "
+        "Nothing was loaded.")
+    assert _refusal(lambda ps: SGD(ps, lr=0.1), {**state, "momentum": np.array(0.0)}, (2,), (3,)) == (
+        "SGD.load_state_dict: has_state marks parameter 0, but SGD keeps no running state with these settings; "
+        "has_state marks parameter 1, but SGD keeps no running state with these settings. Nothing was loaded.")
+    _, adam = _stepped(lambda ps: Adam(ps, lr=0.1), (2,))
+    assert _refusal(AMSGRAD, {**adam, "amsgrad": np.array(True)}, (2,)) == (
+        "Adam.load_state_dict: missing 'v_max.0': has_state marks parameter 0, whose running state is ['m', 'step', "
+        "'v', 'v_max'] together. Nothing was loaded.")
+    _, amsgrad = _stepped(AMSGRAD, (2,))
+    assert _refusal(lambda ps: Adam(ps, lr=0.1), {**amsgrad, "amsgrad": np.array(False)}, (2,)) == (
+        "Adam.load_state_dict: unexpected 'v_max.0': parameter 0's running state is ['m', 'step', 'v']. Nothing was "
+        "loaded.")
+
+
+def test_running_state_entries_are_named_kind_dot_index_within_range():
+    _, state = _stepped(MOMENTUM, (2,))
+    for key, says in [("velocity.1", "'velocity.1' is for parameter 1, but this optimizer has 1"),
+                      ("velocity.01", "unexpected entry 'velocity.01'"),
+                      ("velocity.-1", "unexpected entry 'velocity.-1'"), ("velocity", "unexpected entry 'velocity'"),
+                      ("speed.0", "unexpected entry 'speed.0'"), ("velocity.x", "unexpected entry 'velocity.x'")]:
+        message = _refusal(MOMENTUM, {**state, key: np.ones(2)}, (2,))
+        assert message == f"SGD.load_state_dict: {says}. Nothing was loaded."
+    assert _refusal(MOMENTUM, {k: v for k, v in state.items() if k != "lr"}, (2,)) == (
+        "SGD.load_state_dict: missing setting 'lr'. Nothing was loaded.")
+
+
+def test_everything_wrong_is_said_at_once():
+    _, state = _stepped(MOMENTUM, (2,))
+    message = _refusal(MOMENTUM, {**state, "lr": np.array("x"), "velocity.0": np.ones(3), "extra.0": np.ones(2)}, (2,))
+    assert message == ("SGD.load_state_dict: setting 'lr' must be a number, got 'x' (<U1); 'velocity.0' has shape (3,) "
+                       "and dtype float64, parameter 0 needs (2,) and float64; unexpected entry 'extra.0'. Nothing was "
+                       "loaded.")
+
+
+def test_the_base_class_saves_and_loads_its_learning_rate():
+    from tinygrad_edu.optim import Optimizer
+
+    w = Tensor(np.ones(2), requires_grad=True)
+    opt = Optimizer([w], lr=0.5)
+    state = opt.state_dict()
+    assert sorted(state) == ["has_state", "lr", "type"] and str(state["type"]) == "Optimizer"
+    fresh = Optimizer([w], lr=0.1)
+    fresh.load_state_dict(state)
+    assert fresh.lr == 0.5
+    with pytest.raises(ValueError, match=r"^Optimizer.load_state_dict: lr must lie in \[0.0, inf\), got -1.0"):
+        fresh.load_state_dict({**state, "lr": np.array(-1.0)})
+    with pytest.raises(NotImplementedError):
+        fresh.step()
+
+
+def test_amsgrad_starts_over_when_a_parameter_changes_shape():
+    p = Tensor(np.ones(2), requires_grad=True)
+    opt = Adam([p], lr=0.1, betas=(0.9, 0.9), amsgrad=True)
+    for g in ([10.0, -10.0], [0.1, 0.1]):
+        p.grad = np.array(g)
+        opt.step()
+    p.data = np.ones(3)  # a new start: moments, step count and v_max of the old shape no longer apply
+    p.grad = np.array([0.5, -0.5, 2.0])
+    opt.step()
+    fresh = Tensor(np.ones(3), requires_grad=True)
+    reference = Adam([fresh], lr=0.1, betas=(0.9, 0.9), amsgrad=True)
+    fresh.grad = np.array([0.5, -0.5, 2.0])
+    reference.step()
+    assert p.data.tobytes() == fresh.data.tobytes()
+    assert opt.steps == [1] and opt.v_max[0] is not None and opt.v_max[0].shape == (3,)
+
+
+def test_messages_for_parameters_word_for_word():
+    w = Tensor(np.ones((2, 2)), requires_grad=True, name="w")
+    for make, error_type, says in [
+        (lambda: SGD([w, w * 2], lr=0.1), ValueError,
+         "SGD: 'parameter 1' is not a leaf: it was computed from other tensors by mul, so changing it would not "
+         "change them (and the next forward pass would recompute it). Pass the leaves you created, e.g. "
+         "model.parameters()."),
+        (lambda: Adam([("frozen", Tensor(np.ones(2)))]), ValueError,
+         "Adam: 'frozen' does not require grad, so backward() never gives it a gradient and step() could not move "
+         "it. Create it with requires_grad=True (or leave it out)."),
+        (lambda: SGD([w, w], lr=0.1), ValueError,
+         "SGD: 'w' appears twice (also as 'w'); it would be updated twice per step. Pass each parameter once."),
+        (lambda: SGD([], lr=0.1), ValueError,
+         "SGD: got an empty list of parameters, so step() would change nothing. Did the model store its tensors "
+         "with requires_grad=True?"),
+        (lambda: SGD([np.ones(2)], lr=0.1), TypeError,
+         "SGD: 'parameter 0' is a ndarray, not a Tensor; pass tensors or (name, tensor) pairs, e.g. "
+         "model.parameters() or model.named_parameters()."),
+        (lambda: Adam(w), TypeError, "Adam: params must be a list of tensors; wrap a single one: Adam([w], lr=...)."),
+        (lambda: SGD(MLP([2, 1], rng=0), lr=0.1), TypeError,
+         "SGD: pass the model's parameters, not the model: SGD(model.parameters(), lr=...)."),
+    ]:
+        with pytest.raises(error_type) as error:
+            make()
+        assert str(error.value) == says
+    opt = SGD([("layer.weight", w)], lr=0.1)
+    w.grad = np.ones((2, 2))
+    w.data = np.ones(3)
+    with pytest.raises(ValueError) as error:
+        opt.step()
+    assert str(error.value) == ("SGD.step(): the gradient of 'layer.weight' has shape (2, 2) but the parameter has "
+                                "shape (3,); set .grad only to arrays of the parameter's shape.")
+
+
+def test_repr_names_every_setting():
+    w = [Tensor(np.ones(2), requires_grad=True)]
+    assert repr(SGD(w, lr=0.5, momentum=0.9, nesterov=True, weight_decay=0.01)) == (
+        "SGD(lr=0.5, momentum=0.9, nesterov=True, weight_decay=0.01, 1 parameters)")
+    assert repr(Adam(w, lr=0.1, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1, amsgrad=True)) == (
+        "Adam(lr=0.1, betas=(0.8, 0.9), eps=1e-06, weight_decay=0.1, amsgrad=True, 1 parameters)")
+    assert repr(Adam(w)) == "Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, 1 parameters)"
+
+
+@pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
+def test_a_parameter_that_changes_dtype_and_shape_between_steps_gets_fresh_scratch_arrays(make):
+    """The scratch arrays kept between steps follow the parameter: float32 stays float32, a new shape is new."""
+    rng = np.random.default_rng(8)
+    p = Tensor(np.ones(3), requires_grad=True)
+    opt = make([p])
+    p.grad = rng.standard_normal(3)
+    opt.step()
+    p.data = np.ones(4, dtype=np.float32)
+    fresh_p = Tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    fresh = make([fresh_p])
+    p.grad = rng.standard_normal(4).astype(np.float32)
+    fresh_p.grad = p.grad.copy()
+    if isinstance(opt, SGD):
+        opt.velocity = [None]  # Adam starts over at a new shape by itself; SGD's velocity is reset by hand
+    opt.step()
+    fresh.step()
+    assert p.dtype == np.float32 and p.data.tobytes() == fresh_p.data.tobytes()

@@ -460,10 +460,11 @@ class Adam(Optimizer):
         lr, (b1, b2), eps = float(self.lr), self.betas, self.eps
         for i, p, data, g, out in self._with_gradients(self.weight_decay):
             m, v = self.m[i], self.v[i]
-            if m is None or v is None or m.shape != data.shape:
+            if m is None or v is None or m.shape != data.shape:  # the first step, or one after a change of shape
                 m = self.m[i] = np.zeros_like(data)
                 v = self.v[i] = np.zeros_like(data)
                 self.v_max[i] = None
+                self.steps[i] = 0  # a new start: the bias correction counts from it
             self.steps[i] = t = self.steps[i] + 1
             m *= b1
             np.multiply(g, 1.0 - b1, out=out)
