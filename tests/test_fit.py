@@ -6,6 +6,7 @@ resume bit for bit after SIGKILL live in test_checkpoint.py).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -382,3 +383,62 @@ def test_only_the_temporary_files_of_killed_writes_of_this_checkpoint_are_remove
     (tmp_path / orphans[0]).write_bytes(b"partial")
     _fit(tmp_path / "run.npz", 1)  # a run removes them as it starts
     assert not (tmp_path / orphans[0]).exists() and (tmp_path / kept[0]).exists()
+
+
+# -- accuracy, evaluate, the progress bar, the epoch report -----------------------------------------------------
+
+def test_accuracy_takes_the_argmax_of_several_outputs_and_thresholds_one_at_a_half():
+    scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    assert accuracy(scores, np.array([1, 0, 0, 0])) == 0.75  # labels
+    assert accuracy(scores, np.eye(2)[[1, 0, 0, 0]]) == 0.75  # one-hot rows
+    assert accuracy(np.array([[0.5], [0.51], [0.2], [0.9]]), np.array([[1.0], [1.0], [0.0], [0.0]])) == 0.5
+    assert accuracy(np.array([0.5, 0.51]), np.array([0.0, 1.0])) == 1.0  # 0.5 itself counts as 0
+    assert accuracy([[0.7]], [[1.0]]) == 1.0 and isinstance(accuracy([[0.7]], [[1.0]]), float)
+
+
+def test_evaluate_weighs_a_short_last_batch_by_its_size_and_builds_no_graph():
+    model = _model()
+    calls: list[bool] = []
+
+    def watched(x: Tensor) -> Tensor:
+        out = model(x)
+        calls.append(out.requires_grad)
+        return out
+
+    expected = accuracy(model(Tensor(X)).data, Y)
+    assert evaluate(watched, X, Y, batch_size=7) == pytest.approx(expected, rel=1e-15)  # 7, 7, 7, 7, 2
+    assert calls == [False] * 5
+    assert evaluate(model, X[:1], Y[:1]) in (0.0, 1.0)
+
+
+def test_the_progress_bar_shows_each_epoch_its_batches_and_its_numbers(capsys):
+    model = _model()
+
+    def slow(x: Tensor) -> Tensor:  # slow enough for the bar to redraw between batches
+        import time
+
+        time.sleep(0.12)
+        return model(x)
+
+    history = _fit(None, 2, model=slow, optimizer=optim.SGD(model.parameters(), lr=0.1), progress=True)
+    text = capsys.readouterr().err
+    for k in range(2):
+        final = re.compile(re.escape(f"Epoch {k} (of 0-1): 100%|") + r".{10}\| 4/4 \[[^,]*,\s*[0-9.]+batch/s, "
+                           + re.escape(f"loss={history['loss'][k]:.4f}, train_accuracy="
+                                       f"{history['train_accuracy'][k]:.4f}, test_accuracy="
+                                       f"{history['test_accuracy'][k]:.4f}]"))
+        lines = [line for line in text.replace("\r", "\n").splitlines() if line.startswith(f"Epoch {k} ")]
+        assert final.fullmatch(lines[-1]), lines[-1]
+        assert any(line.startswith(f"Epoch {k} (of 0-1):  75%") and re.search(r"batch/s, loss=\d\.\d{4}\]$", line)
+                   for line in lines), lines
+    assert text.endswith("]\n")  # each bar stays on the screen when its epoch ends
+    assert text.count("]\n") == 2
+
+
+def test_the_epoch_report_prints_as_nielsens_book(capsys):
+    from tinygrad_edu.train import epoch_report
+
+    _fit(None, 2, on_epoch=epoch_report(12))
+    history = _fit(None, 2)
+    correct = [round(a * 12) for a in history["test_accuracy"]]
+    assert capsys.readouterr().out == f"Epoch 0: {correct[0]} / 12\nEpoch 1: {correct[1]} / 12\n"
