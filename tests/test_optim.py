@@ -622,3 +622,63 @@ def test_a_parameter_that_changes_dtype_and_shape_between_steps_gets_fresh_scrat
     opt.step()
     fresh.step()
     assert p.dtype == np.float32 and p.data.tobytes() == fresh_p.data.tobytes()
+
+
+@pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
+@pytest.mark.parametrize("change", ["dtype", "shape"])
+def test_scratch_arrays_follow_a_change_of_dtype_or_of_shape_alone(make, change):
+    rng = np.random.default_rng(9)
+    size = 4 if change == "shape" else 100
+    p = Tensor(rng.standard_normal(100), requires_grad=True)
+    opt = make([p])
+    p.grad = rng.standard_normal(100)
+    opt.step()
+    start = rng.standard_normal(size).astype(np.float32 if change == "dtype" else np.float64)
+    p.data = start.copy()
+    fresh_p = Tensor(start.copy(), requires_grad=True)
+    fresh = make([fresh_p])
+    p.grad = rng.standard_normal(size).astype(start.dtype)
+    fresh_p.grad = p.grad.copy()
+    if isinstance(opt, SGD):
+        opt.velocity = [None]
+    if isinstance(opt, Adam):  # at the same shape Adam carries its moments on: start both alike
+        opt.m, opt.v, opt.v_max, opt.steps = [None], [None], [None], [0]
+    opt.step()
+    fresh.step()
+    assert p.data.dtype == start.dtype and p.data.tobytes() == fresh_p.data.tobytes()
+
+
+def test_a_parameter_without_a_gradient_is_skipped_wherever_it_stands():
+    still, moving = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    opt = SGD([still, moving], lr=0.5, weight_decay=0.1)
+    moving.grad = np.ones(2)
+    opt.step()
+    np.testing.assert_array_equal(still.data, [1.0, 1.0])
+    np.testing.assert_allclose(moving.data, [1.0 - 0.5 * 1.1] * 2, rtol=1e-15)
+
+
+def test_a_loaded_state_is_copied_and_parameters_without_a_step_need_none():
+    w, unused = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    opt = Adam([w, unused], lr=0.1)
+    w.grad = np.array([1.0, -2.0])
+    opt.step()
+    state = opt.state_dict()
+    kept = {name: value.copy() for name, value in state.items()}
+    fresh = Adam([Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(3), requires_grad=True)], lr=0.5)
+    fresh.load_state_dict(state)  # parameter 1 never stepped: it needs no running state
+    assert fresh.steps == [1, 0] and fresh.m[1] is None
+    fresh.params[0].grad = np.ones(2)
+    fresh.step()
+    assert all(np.array_equal(state[name], kept[name]) for name in kept)  # the caller's arrays are left alone
+
+
+def test_every_kind_of_problem_is_reported_in_the_order_of_the_entries():
+    _, state = _stepped(lambda ps: Adam(ps, lr=0.1), (2,))
+    bad = {"type": state["type"], "bogus": np.ones(2), "m.7": np.ones(2), "step.0": np.array(0), "v.0": np.ones(3),
+           "lr": np.array(-1.0), "betas": state["betas"], "eps": state["eps"], "weight_decay": state["weight_decay"],
+           "amsgrad": state["amsgrad"], "has_state": state["has_state"], "m.0": state["m.0"], "late": np.ones(1)}
+    assert _refusal(lambda ps: Adam(ps, lr=0.1), bad, (2,)) == (
+        "Adam.load_state_dict: lr must lie in [0.0, inf), got -1.0; unexpected entry 'bogus'; 'm.7' is for parameter "
+        "7, but this optimizer has 1; 'step.0' is 0, but a parameter with running state has taken at least 1 step; "
+        "'v.0' has shape (3,) and dtype float64, parameter 0 needs (2,) and float64; unexpected entry 'late'. "
+        "Nothing was loaded.")
