@@ -161,9 +161,11 @@ REFUSALS = {
     "no velocity.1": (_without("optimizer/velocity.1"),
                       "its optimizer state is refused: SGD.load_state_dict: missing 'velocity.1': has_state marks "
                       "parameter 1, whose running state is ['velocity'] together. Nothing was loaded."),
-    "no has_state": (_without("optimizer/has_state"),
-                     "SGD.load_state_dict: missing entry 'has_state' (one flag per parameter, True where its running "
-                     "state follows). Nothing was loaded."),
+    "no has_state and no velocity.1": (_without("optimizer/has_state", "optimizer/velocity.1"),
+                                       "SGD.load_state_dict: missing entry 'has_state' (one flag per parameter, True "
+                                       "where its running state follows), and only parameters [0, 2, 3] have running "
+                                       "state: a state saved without it must hold every parameter's or none. Nothing "
+                                       "was loaded."),
     "generator state cut to nothing": (_set("rng/state/state", np.zeros(0, dtype=np.uint64)),
                                        "cannot be resumed: its entry 'rng/state/state' must hold an integer as "
                                        "64-bit words (uint64, 1-D), not uint64 of shape (0,). It was not touched."),

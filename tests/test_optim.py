@@ -6,7 +6,7 @@ import pytest
 from tinygrad_edu import Tensor
 from tinygrad_edu.losses import mse, sigmoid_cross_entropy
 from tinygrad_edu.nn import MLP, Linear
-from tinygrad_edu.optim import SGD, Adam
+from tinygrad_edu.optim import SGD, Adam, RMSprop
 
 STEPS = 5
 
@@ -417,7 +417,8 @@ AMSGRAD = lambda ps: Adam(ps, lr=0.1, amsgrad=True)
     (MOMENTUM, {"momentum": np.array(-1.0)}, "momentum must lie in [0.0, inf), got -1.0"),
     (MOMENTUM, {"nesterov": np.array(1.0)}, "setting 'nesterov' must be True or False, got 1.0 (float64)"),
     (MOMENTUM, {"momentum": np.array(0.0), "nesterov": np.array(True)},
-     "nesterov=True needs a momentum > 0 (Nesterov's look-ahead follows the velocity)"),
+     "nesterov=True needs a momentum > 0 and dampening=0 (Nesterov's look-ahead follows the undamped velocity; "
+     "PyTorch refuses the same)"),
     (MOMENTUM, {"weight_decay": np.array(-0.1)}, "weight_decay must lie in [0.0, inf), got -0.1"),
     (AMSGRAD, {"betas": np.array([1.0, 1.0])}, "betas[0] must lie in [0.0, 1.0), got 1.0"),
     (AMSGRAD, {"betas": np.array([0.9, 1.0])}, "betas[1] must lie in [0.0, 1.0), got 1.0"),
@@ -449,8 +450,11 @@ def test_the_constructor_refuses_the_same_settings_in_the_same_words():
                        (lambda: Adam(w, betas=(-0.1, 0.9)), "Adam: betas[0] must lie in [0.0, 1.0), got -0.1."),
                        (lambda: Adam(w, weight_decay=-1), "Adam: weight_decay must lie in [0.0, inf), got -1.0."),
                        (lambda: Adam(w, betas=(0.9,)), "Adam: betas must be a pair (b1, b2), got (0.9,)."),
-                       (lambda: SGD(w, lr=0.1, nesterov=True), "SGD: nesterov=True needs a momentum > 0 (Nesterov's "
-                                                               "look-ahead follows the velocity).")]:
+                       (lambda: SGD(w, lr=0.1, nesterov=True), "SGD: nesterov=True needs a momentum > 0 and "
+                        "dampening=0 (Nesterov's look-ahead follows the undamped velocity; PyTorch refuses the same)."),
+                       (lambda: SGD(w, lr=0.1, momentum=0.9, dampening=1.5),
+                        "SGD: dampening must lie in [0.0, 1.0], got 1.5."),
+                       (lambda: RMSprop(w, alpha=1.0), "RMSprop: alpha must lie in [0.0, 1.0), got 1.0.")]:
         with pytest.raises(ValueError) as error:
             make()
         assert str(error.value) == says
@@ -478,10 +482,11 @@ def test_a_state_must_hold_the_running_state_of_every_parameter_that_has_one():
     assert _refusal(MOMENTUM, without, (2,), (3,)) == (
         "SGD.load_state_dict: missing 'velocity.1': has_state marks parameter 1, whose running state is ['velocity'] "
         "together. Nothing was loaded.")
-    no_flags = {k: v for k, v in state.items() if k != "has_state"}
+    no_flags = {k: v for k, v in without.items() if k != "has_state"}  # as saved before has_state, one lost
     assert _refusal(MOMENTUM, no_flags, (2,), (3,)) == (
         "SGD.load_state_dict: missing entry 'has_state' (one flag per parameter, True where its running state "
-        "follows). Nothing was loaded.")
+        "follows), and only parameters [0] have running state: a state saved without it must hold every "
+        "parameter's or none. Nothing was loaded.")
     for flags in [np.array([True]), np.array([1, 1]), np.array([[True, True]])]:
         assert _refusal(MOMENTUM, {**state, "has_state": flags}, (2,), (3,)) == (
             f"SGD.load_state_dict: 'has_state' has shape {flags.shape} and dtype {flags.dtype}, this optimizer needs "
@@ -682,3 +687,46 @@ def test_every_kind_of_problem_is_reported_in_the_order_of_the_entries():
         "7, but this optimizer has 1; 'step.0' is 0, but a parameter with running state has taken at least 1 step; "
         "'v.0' has shape (3,) and dtype float64, parameter 0 needs (2,) and float64; unexpected entry 'late'. "
         "Nothing was loaded.")
+
+
+def test_a_state_saved_before_has_state_and_dampening_loads_when_whole():
+    """Checkpoints written before has_state and SGD's dampening existed: every parameter's running state, or none,
+    and dampening taken as 0 (SGD stepped undamped then); the next steps are the ones the old run would take."""
+    for shapes in [((2,), (3,)), ((2,),)]:
+        _, state = _stepped(MOMENTUM, *shapes)
+        old = {k: v for k, v in state.items() if k not in ("has_state", "dampening")}
+        fresh = MOMENTUM([Tensor(np.ones(shape), requires_grad=True) for shape in shapes])
+        fresh.load_state_dict(old)
+        assert fresh.dampening == 0.0 and fresh.state_dict()["has_state"].all()
+        for kind in ("velocity.0", "velocity.1")[:len(shapes)]:
+            np.testing.assert_array_equal(fresh.state_dict()[kind], state[kind])
+    never = {k: v for k, v in _stepped(lambda ps: SGD(ps, lr=0.1), (2,))[1].items() if k != "has_state"}
+    plain = SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1)
+    plain.load_state_dict(never)  # no running state at all: nothing to lose
+    assert plain.state_dict()["has_state"].tolist() == [False]
+    damped = {k: v for k, v in _stepped(MOMENTUM, (2,))[1].items() if k != "dampening"}
+    mine = SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1, momentum=0.9, dampening=0.5)
+    mine.load_state_dict(damped)  # as PyTorch: the settings come from the state
+    assert mine.dampening == 0.0
+
+
+def test_rmsprop_gets_the_same_checks_by_construction():
+    def make(ps):
+        return RMSprop(ps, lr=0.01, momentum=0.9, centered=True)
+
+    _, state = _stepped(make, (2,))
+    assert sorted(k for k in state if "." in k) == ["grad_avg.0", "momentum_buffer.0", "square_avg.0"]
+    for change, says in [({"alpha": np.array(1.0)}, "alpha must lie in [0.0, 1.0), got 1.0"),
+                         ({"lr": np.array(np.nan)}, "lr must lie in [0.0, inf), got nan"),
+                         ({"centered": np.array(1)}, "setting 'centered' must be True or False, got 1 (int64)"),
+                         ({"square_avg.0": np.array([0.1, -0.5])},
+                          "'square_avg.0' holds negative values (down to -0.5); an average of squares is >= 0")]:
+        assert _refusal(make, {**state, **change}, (2,)) == f"RMSprop.load_state_dict: {says}. Nothing was loaded."
+    without = {k: v for k, v in state.items() if k != "grad_avg.0"}
+    assert _refusal(make, without, (2,)) == (
+        "RMSprop.load_state_dict: missing 'grad_avg.0': has_state marks parameter 0, whose running state is "
+        "['grad_avg', 'momentum_buffer', 'square_avg'] together. Nothing was loaded.")
+    plain = {**state, "centered": np.array(False), "momentum": np.array(0.0)}
+    assert _refusal(make, plain, (2,)) == (
+        "RMSprop.load_state_dict: unexpected 'grad_avg.0', 'momentum_buffer.0': parameter 0's running state is "
+        "['square_avg']. Nothing was loaded.")

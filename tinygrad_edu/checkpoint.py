@@ -2,12 +2,14 @@
 
 A checkpoint holds everything the next epoch depends on, as named arrays (no pickled objects, no clock times):
 the parameters as ``model/<dotted name>``, the optimizer's ``state_dict()`` as ``optimizer/<name>``, the
-batch-order generator's state as ``rng/...``, ``epoch`` (how many are complete), ``history/<key>``, and the
-run's ``batch_size`` and ``train_size``; ``format`` says it is one of ours. ``fit(..., checkpoint=PATH)`` holds
-``checkpoint_lock(PATH)`` for the whole run (a second run on the same file is refused; temporary files of
-killed writes are removed), calls ``prepare_checkpoint`` before its first epoch (refusing a file it would
-overwrite, or loading it to resume) and ``save_checkpoint`` after each one (``npz.save_npz``: killed at any
-moment, the file is whole).
+batch-order generator's state as ``rng/...``, the state of each generator the model draws from while training
+(dropout's masks) as ``model_rng/<module name>/...``, ``epoch`` (how many are complete), ``history/<key>``, the
+run's ``batch_size`` and ``train_size``, and ``settings/<name>``: the choices a resume must repeat (fit's
+``patience`` and ``schedule``, and its ``settings``); ``format`` says it is one of ours.
+``fit(..., checkpoint=PATH)`` holds ``checkpoint_lock(PATH)`` for the whole run (a second run on the same file
+is refused; temporary files of killed writes are removed), calls ``prepare_checkpoint`` before its first epoch
+(refusing a file it would overwrite, or loading it to resume) and ``save_checkpoint`` after each one
+(``npz.save_npz``: killed at any moment, the file is whole).
 
 A checkpoint that is missing, unreadable, damaged, or from another network, optimizer or run raises
 ``CheckpointError`` (a ``ValueError``) before anything is changed; the file is only read.
@@ -108,7 +110,8 @@ def _try_lock(fd: int) -> bool:
 
 
 def prepare_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np.random.Generator,
-                       history: History, batch_size: int, train_size: int, resume: bool) -> tuple[int, History]:
+                       history: History, batch_size: int, train_size: int, resume: bool,
+                       settings: Mapping[str, str] | None = None) -> tuple[int, History]:
     """Before the first epoch: the epochs already complete and the history so far (0 and ``history`` for a new run).
 
     A new run refuses a file that exists (it would be overwritten); ``resume=True`` loads the checkpoint into
@@ -118,7 +121,7 @@ def prepare_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np
     _check_checkpointable(model, optimizer)
     done = 0
     if resume:
-        done, history = _resume(path, model, optimizer, generator, history, batch_size, train_size)
+        done, history = _resume(path, model, optimizer, generator, history, batch_size, train_size, settings or {})
     elif os.path.exists(path):
         raise CheckpointError(f"{os.fspath(path)!r} already exists: resume from it (resume=True, "
                               f"--resume), or remove it to start a new run. It was not touched.")
@@ -126,9 +129,11 @@ def prepare_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np
 
 
 def save_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np.random.Generator, epoch: int,
-                    history: History, batch_size: int, train_size: int) -> None:
+                    history: History, batch_size: int, train_size: int,
+                    settings: Mapping[str, str] | None = None) -> None:
     """After epoch number ``epoch`` (counted from 1): write the run's whole state to ``path``, atomically."""
-    save_npz(path, _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, train_size))
+    save_npz(path, _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, train_size,
+                                      settings or {}))
 
 
 def _check_checkpointable(model: Any, optimizer: Any) -> None:
@@ -138,8 +143,20 @@ def _check_checkpointable(model: Any, optimizer: Any) -> None:
                             f"{type(thing).__name__}, which has none; use {example}.")
 
 
+def _model_generators(model: Any) -> dict[str, np.random.Generator]:
+    """The generators the model draws from while training (dropout's masks), by module name, each once."""
+    found: dict[str, np.random.Generator] = {}
+    seen: set[int] = set()
+    for name, module in (model.named_modules() if hasattr(model, "named_modules") else []):
+        generator = getattr(module, "rng", None)
+        if isinstance(generator, np.random.Generator) and id(generator) not in seen:
+            seen.add(id(generator))
+            found[name or "model"] = generator
+    return found
+
+
 def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generator, epoch: int, history: History,
-                       batch_size: int, train_size: int) -> dict[str, np.ndarray]:
+                       batch_size: int, train_size: int, settings: Mapping[str, str]) -> dict[str, np.ndarray]:
     """Everything the next epoch depends on, as named arrays (no pickled objects, no clock times)."""
     arrays = {"format": np.array(CHECKPOINT_FORMAT), "epoch": np.array(epoch, dtype=np.int64),
               "run/batch_size": np.array(batch_size, dtype=np.int64),
@@ -147,6 +164,9 @@ def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generato
     arrays.update({f"model/{name}": value for name, value in model.state_dict().items()})
     arrays.update({f"optimizer/{name}": value for name, value in optimizer.state_dict().items()})
     arrays.update(_flatten(generator.bit_generator.state, "rng"))
+    for name, module_generator in _model_generators(model).items():
+        arrays.update(_flatten(module_generator.bit_generator.state, f"model_rng/{name}"))
+    arrays.update({f"settings/{key}": np.array(value) for key, value in settings.items()})
     arrays.update({f"history/{key}": np.array(values, dtype=np.float64) for key, values in history.items()})
     return arrays
 
@@ -264,7 +284,8 @@ def _section(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndar
 
 
 def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.random.Generator,
-            history: History, batch_size: int, train_size: int) -> tuple[int, History]:
+            history: History, batch_size: int, train_size: int,
+            settings: Mapping[str, str]) -> tuple[int, History]:
     """Load the checkpoint into model, optimizer and generator; return the epochs done and the history so far.
 
     Everything is checked before anything is loaded: the generator's state on a scratch generator, then the
@@ -279,6 +300,9 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
         saved_run = {key: int(value) for key, value in _section(arrays, "run").items()}
         saved_history = {key: [float(v) for v in values] for key, values in _section(arrays, "history").items()}
         rng_state = _generator_state(generator, arrays, "rng")
+        model_generators = _model_generators(model)
+        model_rng_states = {name: _generator_state(g, arrays, f"model_rng/{name}")
+                            for name, g in model_generators.items()}
     except KeyError as error:
         raise CheckpointError(f"{path!r} is incomplete: its entry {error} is missing. It was not touched.") from error
     except (TypeError, ValueError) as error:
@@ -286,6 +310,14 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
     if any(len(values) != done for values in saved_history.values()):
         raise CheckpointError(f"{path!r} is inconsistent: {done} epochs complete but a history of "
                               f"{[len(values) for values in saved_history.values()]} entries. It was not touched.")
+    saved_settings = {key: str(value) for key, value in _section(arrays, "settings").items()}
+    defaults = {"patience": "0"}   # a checkpoint from before these settings existed: none of them were used
+    other = [f"{key} {saved_settings.get(key, '(none)') or '(none)'} then, {value or '(none)'} now"
+             for key, value in settings.items() if saved_settings.get(key, defaults.get(key, "")) != value]
+    other += [f"{key} {value} then, (none) now" for key, value in saved_settings.items() if key not in settings]
+    if other:
+        raise CheckpointError(f"{path!r} was written by a run with other training settings ({'; '.join(other)}); "
+                              f"a resume keeps them: resume with the same values, or start a new checkpoint.")
     run = {"batch_size": batch_size, "train_size": train_size}
     changed = [f"{key} {saved_run.get(key)} then, {value} now" for key, value in run.items()
                if saved_run.get(key) != value]
@@ -301,9 +333,15 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
     if saved_type != current_type:
         raise CheckpointError(f"{path!r} was saved with another optimizer: {saved_type}, and this run uses "
                               f"{current_type}; resume with the same optimizer, or start a new checkpoint.")
-    settings = list(optimizer.settings()) if hasattr(optimizer, "settings") else [n for n in current if "." not in n]
-    different = [f"{name} {_show(saved_optimizer.get(name))} then, {_show(current[name])} now" for name in settings
-                 if name not in saved_optimizer or not np.array_equal(saved_optimizer[name], current[name])]
+    # the settings are the optimizer's own (its settings()); one added later (SGD's dampening) is taken, when
+    # missing, at the value that reproduces how the older run stepped
+    names = list(optimizer.settings()) if hasattr(optimizer, "settings") else [n for n in current if "." not in n]
+    added = {name: np.array(value) for name, value in getattr(optimizer, "added_settings", {}).items()}
+    saved_values = {name: saved_optimizer.get(name, added.get(name)) for name in names}
+    # a schedule sets lr every epoch: the saved lr is the schedule's, not a setting of the run
+    different = [f"{name} {_show(saved)} then, {_show(current[name])} now" for name in names
+                 if not (name == "lr" and settings.get("schedule"))
+                 and ((saved := saved_values[name]) is None or not np.array_equal(saved, current[name]))]
     if different:
         raise CheckpointError(f"{path!r} was saved with another optimizer ({'; '.join(different)}); resume with "
                               f"the same optimizer and settings, or start a new checkpoint.")
@@ -318,7 +356,9 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
         model.load_state_dict(before)
         raise CheckpointError(f"{path!r} cannot be resumed, its optimizer state is refused: {error} It was not "
                               f"touched.") from error
-    generator.bit_generator.state = rng_state  # checked above: this cannot fail
+    generator.bit_generator.state = rng_state  # checked above: these cannot fail
+    for name, state in model_rng_states.items():
+        model_generators[name].bit_generator.state = state
     return done, saved_history
 
 
