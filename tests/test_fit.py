@@ -444,3 +444,50 @@ def test_the_epoch_report_prints_as_nielsens_book(capsys):
     history = _fit(None, 2)
     correct = [round(a * 12) for a in history["test_accuracy"]]
     assert capsys.readouterr().out == f"Epoch 0: {correct[0]} / 12\nEpoch 1: {correct[1]} / 12\n"
+
+
+def test_a_checkpoint_from_before_has_state_and_dampening_resumes_bit_for_bit(finished, tmp_path):
+    """Written before the optimizer saved has_state and SGD its dampening (0 then): resumed as it would have been."""
+    old = _tampered(finished, tmp_path, _without("optimizer/has_state", "optimizer/dampening"))
+    model, straight_model = _model(), _model()
+    resumed, straight = _fit(old, 3, model=model, resume=True), _fit(None, 3, model=straight_model)
+    assert resumed == straight
+    assert all(a.data.tobytes() == b.data.tobytes() for a, b in zip(model.parameters(), straight_model.parameters()))
+    (tmp_path / "again").mkdir()
+    damped = _tampered(finished, tmp_path / "again", _without("optimizer/has_state", "optimizer/dampening"))
+    with pytest.raises(CheckpointError) as error:  # a run with dampening now is another optimizer than then
+        _fit(damped, 3, optimizer=optim.SGD(_model().parameters(), lr=0.1, momentum=0.9, dampening=0.5), resume=True)
+    assert "was saved with another optimizer (dampening 0.0 then, 0.5 now)" in str(error.value)
+
+
+def _dropout_model() -> nn.Sequential:
+    rng = np.random.default_rng(4)
+    return nn.Sequential(nn.Linear(4, 5, rng=rng), nn.Tanh(), nn.Dropout(0.2, rng=np.random.default_rng(8)),
+                         nn.Linear(5, 2, rng=rng))
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("model_rng/layers.2/state/state", np.zeros(0, dtype=np.uint64)),
+     "cannot be resumed: its entry 'model_rng/layers.2/state/state' must hold an integer as 64-bit words (uint64, "
+     "1-D), not uint64 of shape (0,). It was not touched."),
+    (_set("model_rng/layers.2/state/inc", WORDS),
+     "cannot be resumed: numpy refuses the generator state in its entries model_rng/layers.2/... (OverflowError: "),
+    (_without("model_rng/layers.2/state/inc"), "is incomplete: its entry 'model_rng/layers.2/state/inc' is missing."),
+])
+def test_a_refused_dropout_generator_leaves_everything_as_it_was(change, message, tmp_path):
+    first = tmp_path / "first.npz"
+    model = _dropout_model()
+    _fit(first, 1, model=model)
+    (tmp_path / "tampered").mkdir()
+    path = _tampered(first, tmp_path / "tampered", change)
+    before = path.read_bytes()
+    model = _dropout_model()
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    dropout_state = str(model.layers[2].rng.bit_generator.state)
+    params, state = model.state_dict(), optimizer.state_dict()
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 3, model=model, optimizer=optimizer, resume=True)
+    assert message in str(error.value) and path.read_bytes() == before
+    assert str(model.layers[2].rng.bit_generator.state) == dropout_state
+    assert all(np.array_equal(value, params[key]) for key, value in model.state_dict().items())
+    assert all(np.array_equal(value, state[key]) for key, value in optimizer.state_dict().items())
