@@ -730,3 +730,72 @@ def test_rmsprop_gets_the_same_checks_by_construction():
     assert _refusal(make, plain, (2,)) == (
         "RMSprop.load_state_dict: unexpected 'grad_avg.0', 'momentum_buffer.0': parameter 0's running state is "
         "['square_avg']. Nothing was loaded.")
+
+
+def test_what_the_mutation_run_found_about_settings_and_messages():
+    w = [Tensor(np.ones(2), requires_grad=True)]
+    with pytest.raises(TypeError) as error:
+        SGD(42, lr=0.1)  # type: ignore[arg-type]
+    assert str(error.value).startswith("SGD: params must be a model (anything with named_parameters())")
+    assert SGD(w, lr=0.1, momentum=0.9, dampening=1.0).dampening == 1.0  # [0, 1]: 1 itself is allowed
+    assert RMSprop(w).lr == 0.01 and RMSprop(w).alpha == 0.99 and RMSprop(w).eps == 1e-8  # PyTorch's defaults
+    for kwargs, says in [({"eps": -1.0}, "RMSprop: eps must lie in [0.0, inf), got -1.0."),
+                         ({"weight_decay": -1.0}, "RMSprop: weight_decay must lie in [0.0, inf), got -1.0."),
+                         ({"momentum": np.nan}, "RMSprop: momentum must lie in [0.0, inf), got nan.")]:
+        with pytest.raises(ValueError) as refused:
+            RMSprop(w, **kwargs)
+        assert str(refused.value) == says
+    with pytest.raises(TypeError) as not_a_dict:
+        SGD(w, lr=0.1).load_state_dict([("lr", 0.1)])  # type: ignore[arg-type]
+    assert str(not_a_dict.value) == ("SGD.load_state_dict: expected a dict of name -> numpy array (as state_dict() "
+                                     "returns), got list.")
+    assert repr(RMSprop(w, lr=0.1)) == "RMSprop(lr=0.1, alpha=0.99, eps=1e-08, weight_decay=0.0, 1 parameters)"
+    assert repr(RMSprop(w, lr=0.1, momentum=0.5, centered=True)) == (
+        "RMSprop(lr=0.1, alpha=0.99, eps=1e-08, weight_decay=0.0, momentum=0.5, centered=True, 1 parameters)")
+
+
+def test_every_problem_of_a_state_is_reported_at_once_and_whole():
+    _, state = _stepped(AMSGRAD, (2,))
+    broken = {k: v for k, v in state.items() if k not in ("lr", "m.0", "v.0")}
+    broken["eps"] = np.array("tiny")
+    assert _refusal(AMSGRAD, broken, (2,)) == (
+        "Adam.load_state_dict: missing setting 'lr'; setting 'eps' must be a number, got 'tiny' (<U4). Nothing was "
+        "loaded.")
+    assert _refusal(AMSGRAD, {k: v for k, v in state.items() if k not in ("m.0", "v.0")}, (2,)) == (
+        "Adam.load_state_dict: missing 'm.0', 'v.0': has_state marks parameter 0, whose running state is ['m', "
+        "'step', 'v', 'v_max'] together. Nothing was loaded.")
+
+
+def test_a_running_state_of_zeros_is_a_valid_average_of_squares():
+    """A parameter whose gradient was 0 so far has v = 0 (Adam) and square_avg = 0 (RMSprop): not refused."""
+    for make in (AMSGRAD, lambda ps: RMSprop(ps, lr=0.01)):
+        params = [Tensor(np.ones(2), requires_grad=True)]
+        opt = make(params)
+        params[0].grad = np.zeros(2)
+        opt.step()
+        fresh = make([Tensor(np.ones(2), requires_grad=True)])
+        fresh.load_state_dict(opt.state_dict())
+        assert all(np.array_equal(a, b) for a, b in zip(fresh.state_dict().values(), opt.state_dict().values()))
+
+
+def test_centered_rmsprop_keeps_the_running_mean_of_the_gradient_with_its_sign():
+    w = Tensor(np.ones(2), requires_grad=True)
+    opt = RMSprop([w], lr=0.01, alpha=0.9, centered=True)
+    for g in ([1.0, -2.0], [3.0, 0.5]):
+        w.grad = np.array(g)
+        opt.step()
+    np.testing.assert_allclose(opt.state_dict()["grad_avg.0"], 0.9 * 0.1 * np.array([1.0, -2.0]) + 0.1 * np.array(
+        [3.0, 0.5]), rtol=1e-15)
+
+
+def test_velocity_takes_the_parameters_dtype_and_scratch_arrays_are_kept_between_steps():
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    opt = SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01)
+    w.grad = np.ones(2)  # float64, set by hand
+    opt.step()
+    assert opt.velocity[0] is not None and opt.velocity[0].dtype == np.float32
+    SGD([Tensor(np.ones(2, dtype=np.float32), requires_grad=True)], lr=0.1, momentum=0.9).load_state_dict(
+        opt.state_dict())  # so the checkpoint fits a float32 parameter
+    scratch, decayed = opt._scratch[0], opt._decayed[0]
+    opt.step()
+    assert opt._scratch[0] is scratch and opt._decayed[0] is decayed  # no fresh temporaries per step
