@@ -735,7 +735,7 @@ def test_rmsprop_gets_the_same_checks_by_construction():
 def test_what_the_mutation_run_found_about_settings_and_messages():
     w = [Tensor(np.ones(2), requires_grad=True)]
     with pytest.raises(TypeError) as error:
-        SGD(42, lr=0.1)  # type: ignore[arg-type]
+        SGD(42, lr=0.1)
     assert str(error.value).startswith("SGD: params must be a model (anything with named_parameters())")
     assert SGD(w, lr=0.1, momentum=0.9, dampening=1.0).dampening == 1.0  # [0, 1]: 1 itself is allowed
     assert RMSprop(w).lr == 0.01 and RMSprop(w).alpha == 0.99 and RMSprop(w).eps == 1e-8  # PyTorch's defaults
@@ -746,7 +746,7 @@ def test_what_the_mutation_run_found_about_settings_and_messages():
             RMSprop(w, **kwargs)
         assert str(refused.value) == says
     with pytest.raises(TypeError) as not_a_dict:
-        SGD(w, lr=0.1).load_state_dict([("lr", 0.1)])  # type: ignore[arg-type]
+        SGD(w, lr=0.1).load_state_dict([("lr", 0.1)])
     assert str(not_a_dict.value) == ("SGD.load_state_dict: expected a dict of name -> numpy array (as state_dict() "
                                      "returns), got list.")
     assert repr(RMSprop(w, lr=0.1)) == "RMSprop(lr=0.1, alpha=0.99, eps=1e-08, weight_decay=0.0, 1 parameters)"
