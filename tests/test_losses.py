@@ -9,7 +9,7 @@ from tinygrad_edu import Tensor, gradcheck
 from tinygrad_edu.losses import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss, QuadraticCost, SigmoidCrossEntropy,
     SoftmaxCrossEntropy, SumSquaredError, binary_cross_entropy, binary_cross_entropy_with_logits, mse,
-    nll_loss, quadratic_cost, sigmoid_cross_entropy, softmax_cross_entropy, sum_squared_error,
+    l2_penalty, nll_loss, quadratic_cost, sigmoid_cross_entropy, softmax_cross_entropy, sum_squared_error,
 )
 from tinygrad_edu.nn import LogSoftmax
 
@@ -484,3 +484,40 @@ def test_loss_modules_pass_on_their_settings():
         assert not np.array_equal(module(Tensor(prediction), target).data, fn(Tensor(prediction), target).data)
     clipped = BCELoss(eps=1e-3)(Tensor([[0.0]]), [[1.0]]).item()
     assert clipped == pytest.approx(-np.log(1e-3))
+
+
+def test_a_learned_bce_target_gets_log_p_minus_log_not_p_even_beside_a_saturated_prediction():
+    """dL/dy = -(log p - log(1 - p)) per element; where p is exactly 0 or 1 and the term's coefficient is 0, the
+    term is left out (0 log 0 = 0), and only there: a saturated neighbour changes nothing elsewhere."""
+    p = Tensor(np.array([[0.0, 0.3, 1.0, 0.6]]))
+    y = Tensor(np.array([[0.0, 0.0, 1.0, 1.0]]), requires_grad=True)
+    loss = binary_cross_entropy(p, y, reduction="sum")
+    loss.backward()
+    assert y.grad is not None
+    np.testing.assert_allclose(y.grad, [[0.0, -(np.log(0.3) - np.log(0.7)), 0.0, -(np.log(0.6) - np.log(0.4))]],
+                               rtol=1e-14)
+    fixed = binary_cross_entropy(p, y.data, reduction="sum")
+    assert loss.item() == pytest.approx(fixed.item(), rel=1e-15) == -np.log(0.7) - np.log(0.6)
+
+
+def test_what_the_mutation_run_found_in_l2_penalty_and_the_loss_classes():
+    weight = Tensor(np.ones((2, 2)), requires_grad=True)
+    for bad, says in [({"lmbda": True, "n": 1}, "l2_penalty: lmbda (the regularisation strength lambda) must be a "
+                                                 "number >= 0, got True; 0 turns the penalty off."),
+                      ({"lmbda": 1.0, "n": True}, "l2_penalty: n must be a positive count of examples (Nielsen's "
+                                                  "training-set size, or the course's m), got True.")]:
+        with pytest.raises(ValueError) as error:
+            l2_penalty([weight], **bad)
+        assert str(error.value) == says
+    with pytest.raises(TypeError, match=r"^l2_penalty: params must be a model"):
+        l2_penalty(42, 1.0, 1)
+    for params, among in [([], "the parameters"), ({"bias": Tensor(np.ones(2), requires_grad=True)}, "['bias']"),
+                          ({"scale": weight}, "['scale']")]:  # by name, a 2-D tensor not named weight is not one
+        with pytest.raises(ValueError) as error:
+            l2_penalty(params, 1.0, 1)
+        assert str(error.value) == (f"l2_penalty: found no weights among {among}; it sums the parameters named "
+                                    f"'weight' (or unnamed ones with two or more axes).")
+    assert l2_penalty({"norm.weight": Tensor(np.full(3, 2.0), requires_grad=True)}, 1.0, 1).item() == 6.0
+    with pytest.raises(ValueError) as error:
+        BCELoss(reduction="avg")
+    assert str(error.value) == "BCELoss: reduction must be one of ('mean', 'sum', 'per_sample'), got 'avg'."
