@@ -32,7 +32,7 @@ TOML
 
 cd "$work"
 echo "mutation run of $module with $* in $work"
-export OPENBLAS_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # torch (interop) too: one thread each
 nice -n 10 "$python" -m mutmut run --max-children "${MUTATION_JOBS:-2}" || true
 "$python" -m mutmut results --all true > results.txt 2>&1 || "$python" -m mutmut results > results.txt 2>&1 || true
 echo "results (also in $work/results.txt):"
