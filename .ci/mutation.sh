@@ -28,6 +28,7 @@ source_paths = ["tinygrad_edu"]
 only_mutate = ["${module}"]
 pytest_add_cli_args_test_selection = [$(quote "$@")]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+timeout_multiplier = ${MUTATION_TIMEOUT_MULTIPLIER:-15}
 TOML
 
 cd "$work"

@@ -491,3 +491,35 @@ def test_a_refused_dropout_generator_leaves_everything_as_it_was(change, message
     assert str(model.layers[2].rng.bit_generator.state) == dropout_state
     assert all(np.array_equal(value, params[key]) for key, value in model.state_dict().items())
     assert all(np.array_equal(value, state[key]) for key, value in optimizer.state_dict().items())
+
+
+def test_what_the_mutation_run_found_in_fit_and_accuracy(tmp_path, capsys):
+    # one output per sample: (n, 1) predictions against (n,) targets compare sample by sample, and a target of
+    # exactly 0.5 is class 0 (1 means "> 0.5", for predictions and targets alike)
+    assert accuracy(np.array([[0.9], [0.2], [0.7]]), np.array([1.0, 1.0, 0.0])) == pytest.approx(1 / 3)
+    assert accuracy(np.array([0.9, 0.2, 0.7]), np.array([[1.0], [0.0], [1.0]])) == 1.0
+    assert accuracy(np.array([0.4, 0.6]), np.array([0.5, 0.5])) == 0.5
+    model = _model()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    fit(model, losses.softmax_cross_entropy, optimizer, (X, Y), epochs=1, batch_size=8, rng=3)  # a bar by default
+    assert "Epoch 0 (of 0-0)" in capsys.readouterr().err
+    for kwargs, error, says in [
+        ({"patience": 2, "test": None}, ValueError, "fit: patience=N stops when the test accuracy has not improved "
+                                                    "for N epochs; give fit a test set (test=(x, y)) to watch."),
+        ({"schedule": 0.1}, TypeError, "fit: schedule must be a function (epochs_complete, history) -> lr or None, "
+                                       "such as schedules.course_decay(0.1, 1.0); got a float.")]:
+        with pytest.raises(error) as raised:
+            _fit(None, 1, **kwargs)
+        assert str(raised.value) == says
+
+    class Step:
+        def zero_grad(self) -> None: ...
+
+        def step(self) -> None: ...
+
+    with pytest.raises(TypeError) as raised:
+        _fit(None, 1, optimizer=Step(), schedule=lambda done, history: 0.1)
+    assert str(raised.value) == ("fit: schedule= sets the optimizer's lr before every epoch, but the optimizer (a "
+                                 "Step) has no lr attribute; use one of optim's.")
+    _fit(tmp_path / "run.npz", 1)  # no patience: the checkpoint says 0, as a checkpoint from before patience means
+    assert str(_arrays(tmp_path / "run.npz")["settings/patience"]) == "0"
