@@ -523,3 +523,26 @@ def test_what_the_mutation_run_found_in_fit_and_accuracy(tmp_path, capsys):
                                  "Step) has no lr attribute; use one of optim's.")
     _fit(tmp_path / "run.npz", 1)  # no patience: the checkpoint says 0, as a checkpoint from before patience means
     assert str(_arrays(tmp_path / "run.npz")["settings/patience"]) == "0"
+
+
+@pytest.mark.parametrize("samples, steps", [(24, 3), (25, 4)])
+def test_the_bar_counts_the_batches_of_an_epoch(samples, steps, capsys):
+    """ceil(samples / batch_size) batches: 24 samples in batches of 8 are 3, 25 are 4 (the last one short)."""
+    model = _model()
+    fit(model, losses.softmax_cross_entropy, optim.SGD(model.parameters(), lr=0.1), (X[:samples], Y[:samples]),
+        epochs=1, batch_size=8, rng=3)
+    last = capsys.readouterr().err.replace("\r", "\n").rstrip().splitlines()[-1]
+    assert f"| {steps}/{steps} [" in last, last
+
+
+def test_a_schedule_sees_the_history_and_a_callable_object_is_named_by_its_class(tmp_path):
+    seen: list[tuple[int, list[float]]] = []
+
+    class Halving:
+        def __call__(self, done: int, history: dict) -> float:
+            seen.append((done, list(history["loss"])))
+            return 0.1 / 2**done
+
+    history = _fit(tmp_path / "run.npz", 2, schedule=Halving())
+    assert seen == [(0, []), (1, history["loss"][:1])] and history["lr"] == [0.1, 0.05]
+    assert str(_arrays(tmp_path / "run.npz")["settings/schedule"]) == "Halving"
