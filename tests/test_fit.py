@@ -546,3 +546,46 @@ def test_a_schedule_sees_the_history_and_a_callable_object_is_named_by_its_class
     history = _fit(tmp_path / "run.npz", 2, schedule=Halving())
     assert seen == [(0, []), (1, history["loss"][:1])] and history["lr"] == [0.1, 0.05]
     assert str(_arrays(tmp_path / "run.npz")["settings/schedule"]) == "Halving"
+
+
+def test_what_the_mutation_run_found_in_checkpoint(finished, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    pickled = folder / "run.npz"
+    arrays = _arrays(finished)
+    np.savez(pickled, **arrays, extra=np.array([{"a": 1}], dtype=object))  # an entry only pickle could read
+    message = _refusal(pickled)
+    assert message.startswith(f"{str(pickled)!r} is truncated or corrupted, so it cannot be resumed (ValueError: "
+                              f"Object arrays cannot be loaded when allow_pickle=False"), message
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(finished.read_bytes()[:-100])
+    assert re.search(r"is truncated or corrupted, so it cannot be resumed \((BadZipFile|EOFError|ValueError|OSError"
+                     r"|KeyError): ", _refusal(cut))
+    (tmp_path / "no type").mkdir()
+    untyped = _tampered(finished, tmp_path / "no type", _without("optimizer/type"))
+    assert "was saved with another optimizer: (none), and this run uses SGD;" in _refusal(untyped)
+    (tmp_path / "old").mkdir()  # from before fit kept its settings: no patience and no schedule then
+    old = _tampered(finished, tmp_path / "old", _without("settings/patience", "settings/schedule"))
+    assert len(_fit(old, 2, resume=True)["loss"]) == 2
+
+
+def test_a_generator_array_of_the_right_dtype_but_another_shape_is_named(tmp_path):
+    path = tmp_path / "run.npz"
+    _fit(path, 1, rng=np.random.Generator(np.random.MT19937(7)))
+    arrays = _arrays(path)
+    arrays["rng/state/key"] = arrays["rng/state/key"][:-1]
+    save_npz(path, arrays)
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 2, rng=np.random.Generator(np.random.MT19937(7)), resume=True)
+    assert str(error.value) == (f"{str(path)!r} cannot be resumed: its entry 'rng/state/key' must hold uint32 of shape "
+                                f"(624,), not uint32 of shape (623,). It was not touched.")
+
+
+def test_another_pair_of_betas_is_shown_as_the_pairs(tmp_path):
+    path = tmp_path / "run.npz"
+    model = _model()
+    _fit(path, 1, model=model, optimizer=optim.Adam(model.parameters(), lr=0.01))
+    again = _model()
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 2, model=again, optimizer=optim.Adam(again.parameters(), lr=0.01, betas=(0.8, 0.99)), resume=True)
+    assert "was saved with another optimizer (betas [0.9, 0.999] then, [0.8, 0.99] now)" in str(error.value)
