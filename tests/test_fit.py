@@ -589,3 +589,62 @@ def test_another_pair_of_betas_is_shown_as_the_pairs(tmp_path):
     with pytest.raises(CheckpointError) as error:
         _fit(path, 2, model=again, optimizer=optim.Adam(again.parameters(), lr=0.01, betas=(0.8, 0.99)), resume=True)
     assert "was saved with another optimizer (betas [0.9, 0.999] then, [0.8, 0.99] now)" in str(error.value)
+
+
+def test_what_resume_says_about_other_settings_word_for_word(finished, tmp_path):
+    path = tmp_path / "run.npz"
+    _fit(path, 1, settings={"lmbda": 5.0, "dropout": ""})
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 2, resume=True, patience=3, settings={"dropout": "0.2"})
+    assert str(error.value) == (f"{str(path)!r} was written by a run with other training settings (patience 0 then, "
+                                f"3 now; dropout (none) then, 0.2 now; lmbda 5.0 then, (none) now); a resume keeps "
+                                f"them: resume with the same values, or start a new checkpoint.")
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 2, resume=True, settings={"lmbda": 5.0, "dropout": "", "depth": 3})
+    assert "(depth (none) then, 3 now)" in str(error.value)
+    with pytest.raises(CheckpointError) as error:
+        model = _model()
+        fit(model, losses.softmax_cross_entropy, optim.SGD(model.parameters(), lr=0.1, momentum=0.9), (X[:20], Y[:20]),
+            epochs=2, batch_size=4, rng=3, progress=False, test=TEST, checkpoint=path, resume=True,
+            settings={"lmbda": 5.0, "dropout": ""})
+    assert str(error.value) == (f"{str(path)!r} was written by a run with other data settings (batch_size 8 then, 4 "
+                                f"now; train_size 30 then, 20 now); resume with the same arguments, or start a new "
+                                f"checkpoint.")
+    model = _model()
+    with pytest.raises(CheckpointError) as error:
+        _fit(finished, 2, model=model, optimizer=optim.Adam(model.parameters()), resume=True)
+    assert str(error.value) == (f"{str(finished)!r} was saved with another optimizer: SGD, and this run uses Adam; "
+                                f"resume with the same optimizer, or start a new checkpoint.")
+
+
+class _Halving:
+    """An optimizer of one's own: a state_dict without settings() or added_settings."""
+
+    def __init__(self, params: list[Tensor], lr: float) -> None:
+        self.params, self.lr = params, lr
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for p in self.params:
+            if p.grad is not None:
+                p.data = p.data - self.lr * p.grad
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"type": np.array("Halving"), "lr": np.array(self.lr)}
+
+    def load_state_dict(self, state: Any) -> None:
+        self.lr = float(state["lr"])
+
+
+def test_an_optimizer_of_ones_own_is_checked_by_the_entries_of_its_state_dict(tmp_path):
+    path = tmp_path / "run.npz"
+    model = _model()
+    _fit(path, 1, model=model, optimizer=_Halving(model.parameters(), 0.1))
+    again = _model()
+    with pytest.raises(CheckpointError) as error:
+        _fit(path, 2, model=again, optimizer=_Halving(again.parameters(), 0.2), resume=True)
+    assert "was saved with another optimizer (lr 0.1 then, 0.2 now)" in str(error.value)
+    assert len(_fit(path, 2, model=again, optimizer=_Halving(again.parameters(), 0.1), resume=True)["loss"]) == 2
