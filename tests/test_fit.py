@@ -648,3 +648,12 @@ def test_an_optimizer_of_ones_own_is_checked_by_the_entries_of_its_state_dict(tm
         _fit(path, 2, model=again, optimizer=_Halving(again.parameters(), 0.2), resume=True)
     assert "was saved with another optimizer (lr 0.1 then, 0.2 now)" in str(error.value)
     assert len(_fit(path, 2, model=again, optimizer=_Halving(again.parameters(), 0.1), resume=True)["loss"]) == 2
+
+
+def test_every_other_optimizer_setting_is_named(finished):
+    model = _model()
+    with pytest.raises(CheckpointError) as error:
+        _fit(finished, 2, model=model, optimizer=optim.SGD(model.parameters(), lr=0.2, momentum=0.5), resume=True)
+    assert str(error.value) == (f"{str(finished)!r} was saved with another optimizer (lr 0.1 then, 0.2 now; momentum "
+                                f"0.9 then, 0.5 now); resume with the same optimizer and settings, or start a new "
+                                f"checkpoint.")
