@@ -657,3 +657,59 @@ def test_every_other_optimizer_setting_is_named(finished):
     assert str(error.value) == (f"{str(finished)!r} was saved with another optimizer (lr 0.1 then, 0.2 now; momentum "
                                 f"0.9 then, 0.5 now); resume with the same optimizer and settings, or start a new "
                                 f"checkpoint.")
+
+
+def test_what_the_mutation_run_found_in_new_runs_and_their_generators(finished, tmp_path):
+    with pytest.raises(CheckpointError) as error:
+        _fit(finished, 2)
+    assert str(error.value) == (f"{str(finished)!r} already exists: resume from it (resume=True, --resume), or "
+                                f"remove it to start a new run. It was not touched.")
+
+    class Wrapped:  # a model of one's own: a state_dict, no modules
+        def __init__(self) -> None:
+            self.inner = _model()
+
+        def __call__(self, x: Tensor) -> Tensor:
+            return self.inner(x)
+
+        def state_dict(self) -> dict:
+            return self.inner.state_dict()
+
+        def load_state_dict(self, state: Any) -> None:
+            self.inner.load_state_dict(state)
+
+    wrapped = Wrapped()
+    _fit(tmp_path / "wrapped.npz", 1, model=wrapped, optimizer=optim.SGD(wrapped.inner.parameters(), lr=0.1))
+    assert not [k for k in _arrays(tmp_path / "wrapped.npz") if k.startswith("model_rng/")]
+
+    class SaveOnly:  # saves, but cannot load
+        def __init__(self) -> None:
+            self.inner = _model()
+
+        def __call__(self, x: Tensor) -> Tensor:
+            return self.inner(x)
+
+        def state_dict(self) -> dict:
+            return self.inner.state_dict()
+
+    half = SaveOnly()
+    with pytest.raises(TypeError, match=r"^fit: checkpoint=\.\.\. saves the model's state_dict\(\), but the model is "
+                                        r"a SaveOnly, which has none"):
+        _fit(tmp_path / "half.npz", 1, model=half, optimizer=optim.SGD(half.inner.parameters(), lr=0.1))
+
+    shared = np.random.default_rng(8)  # two dropouts drawing from one generator: it is stored once
+
+    class Noisy(nn.Module):  # the model itself draws from a generator: stored as model_rng/model
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = shared
+            self.net = nn.Sequential(nn.Linear(4, 5, rng=0), nn.Dropout(0.2, rng=shared), nn.Tanh(),
+                                     nn.Dropout(0.1, rng=shared), nn.Linear(5, 2, rng=1))
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.net(x)
+
+    noisy = Noisy()
+    _fit(tmp_path / "noisy.npz", 1, model=noisy, optimizer=optim.SGD(noisy.parameters(), lr=0.1))
+    prefixes = {"/".join(k.split("/")[:2]) for k in _arrays(tmp_path / "noisy.npz") if k.startswith("model_rng/")}
+    assert prefixes == {"model_rng/model"}
