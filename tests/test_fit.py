@@ -713,3 +713,13 @@ def test_what_the_mutation_run_found_in_new_runs_and_their_generators(finished, 
     _fit(tmp_path / "noisy.npz", 1, model=noisy, optimizer=optim.SGD(noisy.parameters(), lr=0.1))
     prefixes = {"/".join(k.split("/")[:2]) for k in _arrays(tmp_path / "noisy.npz") if k.startswith("model_rng/")}
     assert prefixes == {"model_rng/model"}
+
+
+def test_the_lock_file_is_a_plain_file_that_names_its_process(tmp_path):
+    path = tmp_path / "run.npz"
+    seen: list[tuple[int, str]] = []
+    _fit(path, 1, on_epoch=lambda epoch, history: seen.append(
+        (os.stat(f"{path}.lock").st_mode & 0o7777, Path(f"{path}.lock").read_text())))
+    mode, text = seen[0]
+    assert mode & 0o111 == 0 and mode & 0o600 == 0o600  # read and write for its owner, executable by nobody
+    assert text == f"{os.getpid()}\n"
