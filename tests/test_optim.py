@@ -790,12 +790,14 @@ def test_centered_rmsprop_keeps_the_running_mean_of_the_gradient_with_its_sign()
 
 def test_velocity_takes_the_parameters_dtype_and_scratch_arrays_are_kept_between_steps():
     w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
-    opt = SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01)
+    plain = SGD([w], lr=0.1, momentum=0.9)
     w.grad = np.ones(2)  # float64, set by hand
-    opt.step()
-    assert opt.velocity[0] is not None and opt.velocity[0].dtype == np.float32
+    plain.step()
+    assert plain.velocity[0] is not None and plain.velocity[0].dtype == np.float32
     SGD([Tensor(np.ones(2, dtype=np.float32), requires_grad=True)], lr=0.1, momentum=0.9).load_state_dict(
-        opt.state_dict())  # so the checkpoint fits a float32 parameter
+        plain.state_dict())  # so the checkpoint fits a float32 parameter
+    opt = SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01)
+    opt.step()
     scratch, decayed = opt._scratch[0], opt._decayed[0]
     opt.step()
     assert opt._scratch[0] is scratch and opt._decayed[0] is decayed  # no fresh temporaries per step
