@@ -498,7 +498,7 @@ def test_what_the_mutation_run_found_in_fit_and_accuracy(tmp_path, capsys):
     # exactly 0.5 is class 0 (1 means "> 0.5", for predictions and targets alike)
     assert accuracy(np.array([[0.9], [0.2], [0.7]]), np.array([1.0, 1.0, 0.0])) == pytest.approx(1 / 3)
     assert accuracy(np.array([0.9, 0.2, 0.7]), np.array([[1.0], [0.0], [1.0]])) == 1.0
-    assert accuracy(np.array([0.4, 0.6]), np.array([0.5, 0.5])) == 0.5
+    assert accuracy(np.array([0.4, 0.6]), np.array([0.5, 1.0])) == 1.0
     model = _model()
     optimizer = optim.SGD(model.parameters(), lr=0.1)
     fit(model, losses.softmax_cross_entropy, optimizer, (X, Y), epochs=1, batch_size=8, rng=3)  # a bar by default
