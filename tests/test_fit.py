@@ -621,22 +621,23 @@ class _Halving:
     """An optimizer of one's own: a state_dict without settings() or added_settings."""
 
     def __init__(self, params: list[Tensor], lr: float) -> None:
-        self.params, self.lr = params, lr
+        self.params, self.lr, self.steps = params, lr, 0
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
+        self.steps += 1
         for p in self.params:
             if p.grad is not None:
                 p.data = p.data - self.lr * p.grad
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {"type": np.array("Halving"), "lr": np.array(self.lr)}
+    def state_dict(self) -> dict[str, np.ndarray]:  # a dotted name is running state, not a setting
+        return {"type": np.array("Halving"), "lr": np.array(self.lr), "steps.0": np.array(self.steps)}
 
     def load_state_dict(self, state: Any) -> None:
-        self.lr = float(state["lr"])
+        self.lr, self.steps = float(state["lr"]), int(state["steps.0"])
 
 
 def test_an_optimizer_of_ones_own_is_checked_by_the_entries_of_its_state_dict(tmp_path):
