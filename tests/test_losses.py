@@ -521,3 +521,11 @@ def test_what_the_mutation_run_found_in_l2_penalty_and_the_loss_classes():
     with pytest.raises(ValueError) as error:
         BCELoss(reduction="avg")
     assert str(error.value) == "BCELoss: reduction must be one of ('mean', 'sum', 'per_sample'), got 'avg'."
+
+
+def test_a_saturated_prediction_that_is_wrong_costs_infinity():
+    """p exactly 0 against a target 1 (or a soft 0.5): log 0 is kept there, so the loss is inf, not left out."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
+        warnings.simplefilter("ignore")  # the engine's note about an infinite loss
+        for target in (1.0, 0.5):
+            assert binary_cross_entropy(Tensor(np.array([[0.0], [0.5]])), [[target], [0.5]]).item() == np.inf
