@@ -28,11 +28,12 @@ source_paths = ["tinygrad_edu"]
 only_mutate = ["${module}"]
 pytest_add_cli_args_test_selection = [$(quote "$@")]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+timeout_multiplier = ${MUTATION_TIMEOUT_MULTIPLIER:-15}
 TOML
 
 cd "$work"
 echo "mutation run of $module with $* in $work"
-export OPENBLAS_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # torch (interop) too: one thread each
 nice -n 10 "$python" -m mutmut run --max-children "${MUTATION_JOBS:-2}" || true
 "$python" -m mutmut results --all true > results.txt 2>&1 || "$python" -m mutmut results > results.txt 2>&1 || true
 echo "results (also in $work/results.txt):"

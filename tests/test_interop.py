@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ def assert_same(a: tuple[np.ndarray, dict[str, np.ndarray]], b: tuple[np.ndarray
     np.testing.assert_allclose(a[0], b[0], rtol=0, atol=1e-12)
     assert len(a[1]) == len(b[1])
     for name, g in a[1].items():
-        other = b[1][name.removeprefix("layers.")] if torch_side else b[1][name]
+        other = b[1][name.replace("layers.", "")] if torch_side else b[1][name]  # layers.0.weight is 0.weight
         np.testing.assert_allclose(g, other.T if torch_side and g.ndim == 2 else other, rtol=0, atol=1e-12)
         assert np.max(np.abs(g)) > 0, name   # a gradient that is all zeros would prove nothing
 
@@ -164,3 +165,112 @@ def test_torch_conv_options_this_engine_lacks_are_refused_by_name() -> None:
             from_torch(layer)
     valid = from_torch(torch.nn.Conv2d(1, 2, 3, padding="valid").double())
     assert isinstance(valid, nn.Conv2d) and valid.padding == (0, 0)
+# -- what crosses over and what is refused, word for word ---------------------------------------------------------
+
+def state_equal(a: nn.Module, b: nn.Module) -> bool:
+    first, second = a.state_dict(), b.state_dict()
+    return list(first) == list(second) and all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_a_nested_sequential_crosses_over_as_a_nested_sequential(batches: list) -> None:
+    model = nn.Sequential(nn.Sequential(nn.Linear(784, 12, rng=0), nn.Tanh()), nn.Linear(12, 10, rng=1),
+                          nn.LogSoftmax(axis=1))
+    module = to_torch(model)
+    assert isinstance(module[0], torch.nn.Sequential) and isinstance(module[0][0], torch.nn.Linear)
+    assert [name for name, _ in module.named_parameters()] == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    for x, y in batches[:1]:
+        assert_same(ours(model, x, y), theirs(module, x, y), torch_side=True)
+    back = from_torch(module)
+    assert str(back) == str(model) and isinstance(back, nn.Sequential) and isinstance(back.layers[0], nn.Sequential)
+    assert state_equal(back, model)
+
+    class Square(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            return x * x
+
+    with pytest.raises(TypeError) as error:
+        to_torch(nn.Sequential(nn.Sequential(nn.Linear(2, 2), Square())))
+    assert str(error.value) == ("to_torch: layers.0.layers.1 is a Square, which has no PyTorch counterpart here; "
+                                "supported: Linear, Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax and Sequential "
+                                "(or MLP).")
+    with pytest.raises(TypeError) as error:
+        from_torch(torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())))
+    assert str(error.value) == ("from_torch: 0.1 is a Dropout, which this engine does not have; supported: Linear, "
+                                "Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax and Sequential (or MLP).")
+
+
+def test_only_float64_and_float32_cross_over() -> None:
+    with pytest.raises(TypeError) as error:
+        to_torch(nn.Sequential(nn.Tanh(), nn.Linear(3, 2, dtype=np.float16)))
+    assert str(error.value) == ("to_torch: layers.1 (Linear) holds float16 weights; only float64 and float32 cross "
+                                "over.")
+    with pytest.raises(TypeError) as error:
+        to_torch(nn.Linear(3, 2, dtype=np.float16))
+    assert str(error.value) == "to_torch: model (Linear) holds float16 weights; only float64 and float32 cross over."
+    with pytest.raises(TypeError) as error:
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 2)).half())
+    assert str(error.value) == ("from_torch: 0 (Linear) holds float16 weights; convert the model with .double() or "
+                                ".float() first.")
+    with pytest.raises(TypeError, match=r"^from_torch: module \(Linear\) holds bfloat16"):
+        from_torch(torch.nn.Linear(3, 2).to(torch.bfloat16))
+    for dtype, torch_dtype in [(np.float32, torch.float32), (np.float64, torch.float64)]:
+        layer = nn.Linear(3, 2, bias=False, rng=0, dtype=dtype)
+        module = to_torch(layer)
+        assert module[0].weight.dtype == torch_dtype and module[0].bias is None
+        back = from_torch(module)
+        assert isinstance(back, nn.Sequential) and list(back.state_dict()) == ["layers.0.weight"]  # no bias
+        assert back.state_dict()["layers.0.weight"].dtype == dtype
+
+
+def test_without_torch_the_message_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as where it is not installed
+    for function, argument in [(to_torch, nn.Linear(2, 2)), (from_torch, None)]:
+        with pytest.raises(ImportError) as error:
+            function(argument)
+        assert str(error.value) == ("tinygrad_edu.interop needs PyTorch, which is optional: pip install "
+                                    "'tinygrad_edu[torch]'")
+        assert error.value.__cause__ is None and error.value.__suppress_context__  # no chained traceback
+
+
+def test_activations_keep_their_axis_and_only_exact_classes_cross_over() -> None:
+    module = to_torch(nn.Sequential(nn.Softmax(axis=0), nn.LogSoftmax(axis=1), nn.ReLU(), nn.Identity()))
+    assert [type(m).__name__ for m in module] == ["Softmax", "LogSoftmax", "ReLU", "Identity"]
+    assert module[0].dim == 0 and module[1].dim == 1
+    back = from_torch(torch.nn.Sequential(torch.nn.Softmax(dim=0), torch.nn.LogSoftmax(dim=1), torch.nn.Sigmoid()))
+    assert isinstance(back, nn.Sequential) and isinstance(back.layers[1], nn.LogSoftmax)
+    assert isinstance(back.layers[0], nn.Softmax) and back.layers[0].axis == 0 and back.layers[1].axis == 1
+    assert type(back.layers[2]) is nn.Sigmoid
+    assert type(from_torch(torch.nn.Tanh())) is nn.Tanh  # one layer comes back as one layer
+
+    class MyTanh(nn.Tanh):
+        pass
+
+    class MySoftmax(nn.Softmax):
+        pass
+
+    torch_tanh = type("TorchTanh", (torch.nn.Tanh,), {})  # subclasses of PyTorch's classes
+    torch_linear = type("TorchLinear", (torch.nn.Linear,), {})
+    for layer, kind in [(MyTanh(), "MyTanh"), (MySoftmax(axis=1), "MySoftmax")]:
+        with pytest.raises(TypeError, match=f"^to_torch: model is a {kind}, which has no PyTorch counterpart"):
+            to_torch(layer)
+    for module, kind in [(torch_tanh(), "TorchTanh"), (torch_linear(2, 2), "TorchLinear")]:
+        with pytest.raises(TypeError, match=f"^from_torch: module is a {kind}, which this engine does not have"):
+            from_torch(module)
+    with pytest.raises(ValueError) as error:
+        from_torch(torch.nn.Sequential(torch.nn.LogSoftmax()))
+    assert str(error.value) == "from_torch: 0 is a LogSoftmax without dim; give it one, e.g. LogSoftmax(dim=1)."
+
+
+def test_weights_are_copied_both_ways() -> None:
+    layer = nn.Linear(3, 2, rng=0)
+    module = to_torch(layer)
+    with torch.no_grad():
+        module[0].weight += 1.0
+        module[0].bias += 1.0
+    np.testing.assert_array_equal(layer.weight.data + 1.0, module[0].weight.detach().numpy().T)
+    back = from_torch(module[0])
+    assert isinstance(back, nn.Linear) and back.bias is not None and isinstance(layer.bias, Tensor)
+    with torch.no_grad():
+        module[0].weight *= 0.0
+        module[0].bias *= 0.0
+    assert np.all(back.weight.data != 0) and np.all(back.bias.data != 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -367,6 +368,38 @@ def test_draw_without_graphviz_uses_the_builtin_layout(tmp_path: Path, monkeypat
     assert capsys.readouterr().out == ""
     draw(g["loss"], layout="builtin", path=tmp_path / "chosen.pdf")
     assert "SVG, not PDF" in capsys.readouterr().out and (tmp_path / "chosen.svg").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in dot is a shell script")
+def test_a_dot_that_exists_but_fails_falls_back_to_the_builtin_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "bin" / "dot"
+    broken.parent.mkdir()
+    broken.write_text("#!/bin/sh\ncat > /dev/null\necho 'Warning: Could not load plugins' >&2\n"
+                      "echo 'Format: svg not recognized' >&2\nexit 1\n")  # reads its input, then fails
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{broken.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(render, "_hint_shown", False)
+    g = tiny_net()
+    note = ("draw: Graphviz's `dot` failed (Format: svg not recognized), so this picture uses the built-in layout; "
+            "repair the Graphviz installation (`dot -c` registers its plugins) for the nicer one.\n")
+    picture = draw(g["loss"])
+    assert isinstance(picture, SvgPicture) and capsys.readouterr().out == note  # the note, not the install hint
+    draw(g["loss"], path=tmp_path / "graph.png")
+    assert capsys.readouterr().out == note + (f"draw: wrote {tmp_path / 'graph.svg'}: SVG, not PNG, which needs "
+                                              f"Graphviz\n")
+    _no_overlaps(_boxes((tmp_path / "graph.svg").read_text(encoding="utf-8")))
+    with pytest.raises(RuntimeError) as error:
+        draw(g["loss"], layout="dot")
+    assert str(error.value) == ("draw(layout='dot'): Graphviz's `dot` failed (Format: svg not recognized). Repair the "
+                                "Graphviz installation (`dot -c` registers its plugins) or use layout='builtin'.")
+    page = stepthrough(g["loss"], path=tmp_path / "steps.html")
+    assert "<svg" in page.page and capsys.readouterr().out == note.replace("draw:", "stepthrough:")
+    with pytest.raises(RuntimeError, match=r"^stepthrough\(layout='dot'\): Graphviz's `dot` failed"):
+        stepthrough(g["loss"], path=tmp_path / "steps.html", layout="dot")
+    broken.write_text("#!/bin/sh\ncat > /dev/null\nexit 3\n")  # nothing said at all
+    draw(g["loss"])
+    assert "`dot` failed (CalledProcessError), so" in capsys.readouterr().out
 
 
 # -- the step-through page --------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
         return torch.nn.Flatten(layer.start_dim, layer.end_dim)
     if kind in _SIMPLE and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)()
-    if isinstance(layer, (nn.Softmax, nn.LogSoftmax)) and type(layer) is getattr(nn, kind):
+    if kind in _AXIS and isinstance(layer, (nn.Softmax, nn.LogSoftmax)):
         return getattr(torch.nn, kind)(dim=layer.axis)
     raise TypeError(f"to_torch: {where} is a {kind}, which has no PyTorch counterpart here; supported: "
                     f"{_SUPPORTED}.")
@@ -120,10 +120,10 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
     if isinstance(layer, torch.nn.Sequential):
         return nn.Sequential(*(_layer_from_torch(torch, sub, f"{where}.{i}") for i, sub in enumerate(layer)))
     if type(layer) is torch.nn.Linear:
+        if layer.weight.dtype not in (torch.float64, torch.float32):  # checked before numpy, which has no bfloat16
+            raise TypeError(f"from_torch: {where} (Linear) holds {str(layer.weight.dtype).removeprefix('torch.')} "
+                            f"weights; convert the model with .double() or .float() first.")
         weight = layer.weight.detach().cpu().numpy()
-        if weight.dtype not in (np.float64, np.float32):
-            raise TypeError(f"from_torch: {where} (Linear) holds {weight.dtype} weights; convert the model with "
-                            f".double() or .float() first.")
         linear = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, init="zeros",
                            dtype=weight.dtype)
         linear.weight.data = weight.T.copy()   # (out, in) -> (in, out)

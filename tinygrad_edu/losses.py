@@ -142,9 +142,11 @@ def _bce(p: Tensor, y: Tensor, reduction: str, loss: str) -> Tensor:
     labels = y.data
     # NOTE: where p is exactly 0 or 1, a term whose coefficient is 0 is left out by taking the log of 1
     # instead (``where`` before ``log``): a saturated output that is right (p == 1.0 with y == 1) then costs 0
-    # with gradient 0, not 0 * inf = nan forward and 0 / 0 backward. Inside (0, 1) no guard is needed.
-    log_p = (p if low > 0 else where(labels > 0, p, 1.0)).log()
-    log_not_p = ((1 - p) if high < 1 else where(labels < 1, 1 - p, 1.0)).log()
+    # with gradient 0, not 0 * inf = nan forward and 0 / 0 backward. Only those elements: elsewhere the log is
+    # kept, as a learned target's gradient log p - log(1 - p) needs it. Inside (0, 1) no guard is needed.
+    data = p.data
+    log_p = (p if low > 0 else where((labels > 0) | (data > 0), p, 1.0)).log()
+    log_not_p = ((1 - p) if high < 1 else where((labels < 1) | (data < 1), 1 - p, 1.0)).log()
     not_y = (1 - y) if y.requires_grad else Tensor(1 - labels)
     return -_reduce(y * log_p + not_y * log_not_p, reduction)
 

@@ -71,6 +71,10 @@ def log(x: Any) -> Any:
     return np.log(x) if isinstance(x, _ARRAY) else x.log()
 
 
+def log_sigmoid(x: Any) -> Any:
+    return -np.logaddexp(0, np.negative(x)) if isinstance(x, _ARRAY) else x.log_sigmoid()
+
+
 def array_of(x: Any) -> np.ndarray | np.generic:
     """The ndarray behind ``x``: used for masks, which are constants of the derivative."""
     return x if isinstance(x, _ARRAY) else x.data
@@ -374,7 +378,6 @@ class LogSigmoid(Op):
     """d log(sigmoid(a)) = (1 - sigmoid(a)) da = sigmoid(-a) da"""
 
     name = "log_sigmoid"
-    reads_out = True
 
     @staticmethod
     def forward(a):
@@ -383,9 +386,9 @@ class LogSigmoid(Op):
 
     @staticmethod
     def backward(g, out, a):
-        # NOTE: sigmoid(-a) = exp(log_sigmoid(a) - a): no cancellation (1 - exp(out) loses digits for
-        # large a) and no overflow.
-        return (g * exp(out - a),)
+        # NOTE: sigmoid(-a) = exp(log_sigmoid(-a)): no cancellation (1 - exp(out) loses digits for large a), no
+        # overflow, and 1 at a = -inf, where exp(out - a) would be exp(-inf + inf) = nan.
+        return (g * exp(log_sigmoid(-a)),)
 
 
 class Tanh(Op):

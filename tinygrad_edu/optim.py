@@ -7,7 +7,8 @@ gradient, in place with numpy on ``.data`` (nothing is recorded in the graph), a
 
 ``state_dict()`` returns everything ``step()`` will use next (the settings and each parameter's running
 state: SGD's velocity, Adam's moments and step counts) as a flat dict of numpy arrays, ready for ``np.savez``;
-``load_state_dict()`` puts it back, so training continues exactly where it stopped.
+``load_state_dict()`` puts it back, so training continues exactly where it stopped. It checks the settings as
+the constructor does (by calling it) and refuses a state that lacks any parameter's running state.
 
 >>> import numpy as np
 >>> from tinygrad_edu import Tensor
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,17 +74,22 @@ def _collect(params: Any, who: str) -> tuple[list[str], list[Tensor]]:
 
 def _check_number(value: Any, label: str, who: str, low: float, high: float = math.inf,
                   high_open: bool = False) -> float:
+    """``value`` as a float, refused unless it is a finite number in [low, high] (or [low, high))."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{who}: {label} must be a number, got {type(value).__name__}.")
     value = float(value)
-    if not (low <= value and (value < high if high_open else value <= high)):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+    if not (math.isfinite(value) and low <= value and (value < high if high_open else value <= high)):
+        bound = f"[{low}, {high})" if high_open or high == math.inf else f"[{low}, {high}]"
         raise ValueError(f"{who}: {label} must lie in {bound}, got {value}.")
     return value
 
 
 class Optimizer:
     """Base class: holds ``params`` (and their ``names``, "" when none were given) and ``lr``."""
+
+    added_settings: ClassVar[dict[str, Any]] = {}
+    """Settings added after states were first saved: name -> the value that reproduces how a state without it
+    stepped (``load_state_dict`` takes it when the entry is missing)."""
 
     def __init__(self, params: ParamsLike, lr: float) -> None:
         who = type(self).__name__
@@ -104,7 +110,11 @@ class Optimizer:
 
     # -- saving and loading ---------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
-        """The hyperparameters by name (``lr`` and the subclass's own), as ``state_dict()`` stores them."""
+        """The hyperparameters by name (``lr`` and the subclass's own), as ``state_dict()`` stores them.
+
+        Each name is the constructor's keyword argument of that name: ``load_state_dict`` checks loaded
+        settings by passing them to the constructor, so both refuse the same values with the same message.
+        """
         return {"lr": self.lr}
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -112,30 +122,36 @@ class Optimizer:
 
         ``type`` is the class name, then one entry per setting (``lr``, ``momentum``, ...), then the running
         state as ``<kind>.<i>`` for parameter ``i`` (in the order the parameters were given), only for the
-        parameters that have taken a step. Later steps do not change the copy.
+        parameters that have taken a step; ``has_state`` holds one flag per parameter, True where its running
+        state follows (so a state that lost an entry is refused, not resumed with a reset). Later steps do not
+        change the copy.
 
         >>> w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
         >>> opt = SGD([w], lr=0.1, momentum=0.9)
         >>> sorted(opt.state_dict())  # no velocity yet: w has not taken a step
-        ['dampening', 'lr', 'momentum', 'nesterov', 'type', 'weight_decay']
+        ['dampening', 'has_state', 'lr', 'momentum', 'nesterov', 'type', 'weight_decay']
         >>> w.grad = np.ones(2); opt.step()
-        >>> opt.state_dict()["velocity.0"].tolist()
-        [1.0, 1.0]
+        >>> opt.state_dict()["velocity.0"].tolist(), opt.state_dict()["has_state"].tolist()
+        ([1.0, 1.0], [True])
         """
         state: dict[str, np.ndarray] = {"type": np.array(type(self).__name__)}
         state.update({name: np.array(value) for name, value in self.settings().items()})
+        has_state = np.zeros(len(self.params), dtype=bool)
         for kind, arrays in self._running_state().items():
             for i, array in enumerate(arrays):
                 if array is not None:
                     state[f"{kind}.{i}"] = np.array(array, copy=True)
+                    has_state[i] = True
+        state["has_state"] = has_state
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()``: the settings and the running state, so the next step continues exactly.
 
-        As in PyTorch, the settings (``lr``, ``momentum``, ...) are taken from ``state``. The state must come
-        from the same optimizer class over parameters of the same shapes and dtypes; every problem is reported
-        in one ``ValueError`` and nothing changes unless everything fits.
+        As in PyTorch, the settings (``lr``, ``momentum``, ...) are taken from ``state``, checked by the
+        constructor's own rules. The state must come from the same optimizer class over parameters of the same
+        shapes and dtypes, with the running state of every parameter ``has_state`` marks; every problem is
+        reported in one ``ValueError`` and nothing changes unless everything fits.
         """
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
@@ -149,49 +165,97 @@ class Optimizer:
             raise ValueError(f"{who}: the state is from {saved_type}, not {type(self).__name__}; load it into "
                              f"a {saved_type}. Nothing was loaded.")
         problems: list[str] = []
-        values: dict[str, Any] = {}
-        for name, current in self.settings().items():
-            if name not in state:
-                problems.append(f"missing setting {name!r}")
-                continue
-            value = np.asarray(state[name])
-            if value.shape != np.shape(current):
-                problems.append(f"setting {name!r} has shape {value.shape}, expected {np.shape(current)}")
-            elif isinstance(current, bool):
-                values[name] = bool(value)
-            elif isinstance(current, tuple):
-                values[name] = tuple(float(v) for v in value)
-            else:
-                values[name] = float(value)
+        values = self._loaded_settings(state, problems)
+        has_state = self._loaded_flags(state, problems)
         kinds = self._running_state()
         loaded: dict[str, list[np.ndarray | None]] = {kind: [None] * len(self.params) for kind in kinds}
+        given: set[tuple[str, int]] = set()  # (kind, i) of every running-state entry, loaded or refused
         for key in state:
-            if key == "type" or key in values or key in self.settings():
+            if key in ("type", "has_state") or key in self.settings():
                 continue
             kind, _, index = str(key).rpartition(".")
-            if kind not in kinds or not index.isdigit():
+            if kind not in kinds or not index.isdigit() or index != str(int(index)):
                 problems.append(f"unexpected entry {key!r}")
                 continue
             i = int(index)
             if i >= len(self.params):
                 problems.append(f"{key!r} is for parameter {i}, but this optimizer has {len(self.params)}")
                 continue
+            given.add((kind, i))
             array = np.asarray(state[key])
             expected = self._state_shape(kind, self.params[i])
             if array.shape != expected[0] or array.dtype != expected[1]:
                 problems.append(f"{key!r} has shape {array.shape} and dtype {array.dtype}, parameter {i} needs "
                                 f"{expected[0]} and {expected[1]}")
                 continue
+            wrong = self._wrong_value(kind, array)
+            if wrong:
+                problems.append(f"{key!r} {wrong}")
+                continue
             loaded[kind][i] = np.array(array, copy=True)
-        together = self._kinds_together(values)
-        for i in range(len(self.params)):  # a parameter's running state comes whole or not at all
-            present = {kind for kind in kinds if loaded[kind][i] is not None}
-            if present and present != together:
-                problems.append(f"parameter {i} has {sorted(present)} but needs {sorted(together)} together")
-        if problems:
+        if values is not None and has_state is not None:
+            together = self._kinds_together(values)
+            for i in range(len(self.params)):  # a parameter's running state comes whole, where has_state says
+                present = {kind for kind in kinds if (kind, i) in given}
+                needed = together if has_state[i] else set()
+                missing = [f"{kind}.{i}" for kind in sorted(needed - present)]
+                extra = [f"{kind}.{i}" for kind in sorted(present - needed)]
+                if has_state[i] and not together:
+                    problems.append(f"has_state marks parameter {i}, but {type(self).__name__} keeps no running "
+                                    f"state with these settings")
+                elif missing:
+                    problems.append(f"missing {', '.join(map(repr, missing))}: has_state marks parameter {i}, "
+                                    f"whose running state is {sorted(needed)} together")
+                elif extra:
+                    problems.append(f"unexpected {', '.join(map(repr, extra))}: parameter {i}'s running state is "
+                                    f"{sorted(needed) if has_state[i] else 'none (has_state)'}")
+        if problems or values is None:
             raise ValueError(f"{who}: {'; '.join(problems)}. Nothing was loaded.")
         self._set_settings(values)
         self._set_running_state(loaded)
+
+    def _loaded_settings(self, state: Mapping[str, Any], problems: list[str]) -> dict[str, Any] | None:
+        """The settings in ``state``, as the constructor checks them (it is called with them); None if refused."""
+        values: dict[str, Any] = {}
+        for name, current in self.settings().items():
+            if name not in state and name not in self.added_settings:
+                problems.append(f"missing setting {name!r}")
+                continue
+            value = np.asarray(state[name] if name in state else self.added_settings[name])
+            kind = "b" if isinstance(current, bool) else "iuf"
+            if value.shape != np.shape(current):
+                problems.append(f"setting {name!r} has shape {value.shape}, expected {np.shape(current)}")
+            elif value.dtype.kind not in kind:
+                problems.append(f"setting {name!r} must be {'True or False' if kind == 'b' else 'a number'}, got "
+                                f"{value.tolist()!r} ({value.dtype})")
+            else:
+                values[name] = tuple(value.tolist()) if isinstance(current, tuple) else value.item()
+        if len(values) < len(self.settings()):
+            return None
+        try:  # NOTE: the constructor's checks, on a throwaway optimizer: one set of rules for both ways in
+            checked = type(self)(self.params, **values)
+        except (TypeError, ValueError) as error:
+            problems.append(str(error).removeprefix(f"{type(self).__name__}: ").rstrip("."))
+            return None
+        return checked.settings()
+
+    def _loaded_flags(self, state: Mapping[str, Any], problems: list[str]) -> np.ndarray | None:
+        """``has_state``: one bool per parameter, True where its running state is in ``state``; None if refused."""
+        if "has_state" not in state:  # a state saved before has_state: every parameter's running state, or none
+            kinds = self._running_state()
+            flags = np.array([any(f"{kind}.{i}" in state for kind in kinds) for i in range(len(self.params))])
+            if flags.any() and not flags.all():
+                problems.append(f"missing entry 'has_state' (one flag per parameter, True where its running state "
+                                f"follows), and only parameters {np.flatnonzero(flags).tolist()} have running state: "
+                                f"a state saved without it must hold every parameter's or none")
+                return None
+            return flags
+        flags = np.asarray(state["has_state"])
+        if flags.dtype != bool or flags.shape != (len(self.params),):
+            problems.append(f"'has_state' has shape {flags.shape} and dtype {flags.dtype}, this optimizer needs "
+                            f"({len(self.params)},) and bool: one flag per parameter")
+            return None
+        return flags
 
     # the hooks a subclass fills in: its settings and its per-parameter state
     def _set_settings(self, values: dict[str, Any]) -> None:
@@ -208,6 +272,10 @@ class Optimizer:
     def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
         """The shape and dtype the running state ``kind`` has for parameter ``p``: by default, the parameter's."""
         return p.shape, p.dtype
+
+    def _wrong_value(self, kind: str, array: np.ndarray) -> str:
+        """What is wrong with a loaded running state of this ``kind`` ("" when nothing): by default nothing."""
+        return ""
 
     def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
         """Take the per-parameter state that ``load_state_dict`` checked, by kind as ``_running_state()``."""
@@ -285,6 +353,8 @@ class SGD(Optimizer):
     0.71
     """
 
+    added_settings: ClassVar[dict[str, Any]] = {"dampening": 0.0}  # SGD stepped undamped before it had one
+
     def __init__(self, params: ParamsLike, lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, dampening: float = 0.0) -> None:
         super().__init__(params, lr)
@@ -307,6 +377,9 @@ class SGD(Optimizer):
 
     def _running_state(self) -> dict[str, list[np.ndarray | None]]:
         return {"velocity": self.velocity}
+
+    def _kinds_together(self, settings: dict[str, Any]) -> set[str]:
+        return {"velocity"} if settings.get("momentum") else set()
 
     def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
         self.velocity = loaded["velocity"]
@@ -387,6 +460,11 @@ class RMSprop(Optimizer):
     def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
         self.square_avg, self.grad_avg, self.momentum_buffer = (
             loaded["square_avg"], loaded["grad_avg"], loaded["momentum_buffer"])
+
+    def _wrong_value(self, kind: str, array: np.ndarray) -> str:
+        if kind == "square_avg" and np.any(array < 0):
+            return f"holds negative values (down to {array.min():.4g}); an average of squares is >= 0"
+        return ""
 
     def _kinds_together(self, settings: dict[str, Any]) -> set[str]:
         return ({"square_avg"} | ({"grad_avg"} if settings.get("centered") else set())
@@ -486,6 +564,13 @@ class Adam(Optimizer):
     def _state_shape(self, kind: str, p: Tensor) -> tuple[tuple[int, ...], np.dtype]:
         return ((), np.dtype(np.int64)) if kind == "step" else (p.shape, p.dtype)
 
+    def _wrong_value(self, kind: str, array: np.ndarray) -> str:
+        if kind == "step" and array < 1:
+            return f"is {int(array)}, but a parameter with running state has taken at least 1 step"
+        if kind in ("v", "v_max") and np.any(array < 0):
+            return f"holds negative values (down to {array.min():.4g}); an average of squares is >= 0"
+        return ""
+
     def _kinds_together(self, settings: dict[str, Any]) -> set[str]:
         return {"step", "m", "v"} | ({"v_max"} if settings.get("amsgrad") else set())
 
@@ -493,10 +578,11 @@ class Adam(Optimizer):
         lr, (b1, b2), eps = float(self.lr), self.betas, self.eps
         for i, p, data, g, out in self._with_gradients(self.weight_decay):
             m, v = self.m[i], self.v[i]
-            if m is None or v is None or m.shape != data.shape:
+            if m is None or v is None or m.shape != data.shape:  # the first step, or one after a change of shape
                 m = self.m[i] = np.zeros_like(data)
                 v = self.v[i] = np.zeros_like(data)
                 self.v_max[i] = None
+                self.steps[i] = 0  # a new start: the bias correction counts from it
             self.steps[i] = t = self.steps[i] + 1
             m *= b1
             np.multiply(g, 1.0 - b1, out=out)

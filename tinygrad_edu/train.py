@@ -21,13 +21,14 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, prepare_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_lock, prepare_checkpoint, save_checkpoint
 from .datasets import batches
 from .grad_mode import no_grad
 from .health import watch_saturation
@@ -114,8 +115,9 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     writes PATH atomically: the parameters, the optimizer's state, the batch order's generator, the history
     (the format: ``checkpoint.py``). A file that exists is refused unless ``resume=True``, which loads it and
     continues at the next epoch (up to ``epochs`` in all): a run killed at any moment and resumed with the same
-    arguments ends bit for bit like an uninterrupted one. A checkpoint that is missing, damaged, or from another
-    network, optimizer or run raises ``CheckpointError`` before anything is changed; the file is only read.
+    arguments ends bit for bit like an uninterrupted one. A checkpoint that is missing, unreadable, damaged, or
+    from another network, optimizer or run raises ``CheckpointError`` before anything is changed; the file is
+    only read. While the run lasts it holds ``PATH.lock``, so a second run on the same file is refused.
     """
     generator = np.random.default_rng(rng)
     x, y = train
@@ -135,52 +137,54 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             raise TypeError(f"fit: schedule= sets the optimizer's lr before every epoch, but the optimizer (a "
                             f"{type(optimizer).__name__}) has no lr attribute; use one of optim's.")
         history["lr"] = []
+    if resume and checkpoint is None:
+        raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
     kept = {"patience": str(patience or 0), "schedule": _schedule_name(schedule),
             **{str(key): str(value) for key, value in (settings or {}).items()}}
     done = 0
-    if checkpoint is not None:
-        done, history = prepare_checkpoint(checkpoint, model, optimizer, generator, history, batch_size, len(x),
-                                           resume, kept)
-    elif resume:
-        raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
-    steps = (len(x) + batch_size - 1) // batch_size
-    for epoch in range(done + 1, epochs + 1):
-        if patience is not None and early_stopping(history, patience) is not None:
-            break  # also when a resumed run had already stopped
-        if schedule is not None:
-            lr = scheduled_rate(schedule, epoch - 1, history)
-            if lr is None:
-                break
-            optimizer.lr = lr
-            history["lr"].append(lr)
-        if getattr(model, "training", None) is not None:
-            model.train()  # type: ignore[attr-defined]
-        bar = _progress(steps, f"Epoch {epoch - 1} (of 0-{epochs - 1})", progress)  # from 0, as Nielsen prints
-        loss_sum = correct = 0.0
-        for xb, yb in batches(x, y, batch_size, rng=generator):
-            prediction = model(Tensor(xb))
-            loss = loss_fn(prediction, yb)
-            optimizer.zero_grad()
-            loss.backward()
-            watch_saturation(loss)  # one step in 32 looks for hidden layers too saturated to learn
-            optimizer.step()
-            loss_sum += loss.item() * len(xb)
-            correct += accuracy(prediction.data, yb) * len(xb)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        history["loss"].append(loss_sum / len(x))
-        history["train_accuracy"].append(correct / len(x))
-        if test is not None:
-            history["test_accuracy"].append(evaluate(model, *test))
-        if bar is not None:
-            shown = {k: f"{v[-1]:.4f}" for k, v in history.items()}
-            bar.set_postfix(shown, refresh=True)
-            bar.close()
+    # a second run on the same checkpoint is refused, here and in any other process, until this one ends
+    with checkpoint_lock(checkpoint) if checkpoint is not None else contextlib.nullcontext():
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, generator, epoch, history, batch_size, len(x), kept)
-        if on_epoch is not None:
-            on_epoch(epoch, history)
+            done, history = prepare_checkpoint(checkpoint, model, optimizer, generator, history, batch_size, len(x),
+                                               resume, kept)
+        steps = (len(x) + batch_size - 1) // batch_size
+        for epoch in range(done + 1, epochs + 1):
+            if patience is not None and early_stopping(history, patience) is not None:
+                break  # also when a resumed run had already stopped
+            if schedule is not None:
+                lr = scheduled_rate(schedule, epoch - 1, history)
+                if lr is None:
+                    break
+                optimizer.lr = lr
+                history["lr"].append(lr)
+            if getattr(model, "training", None) is not None:
+                model.train()  # type: ignore[attr-defined]
+            bar = _progress(steps, f"Epoch {epoch - 1} (of 0-{epochs - 1})", progress)  # from 0, as Nielsen prints
+            loss_sum = correct = 0.0
+            for xb, yb in batches(x, y, batch_size, rng=generator):
+                prediction = model(Tensor(xb))
+                loss = loss_fn(prediction, yb)
+                optimizer.zero_grad()
+                loss.backward()
+                watch_saturation(loss)  # one step in 32 looks for hidden layers too saturated to learn
+                optimizer.step()
+                loss_sum += loss.item() * len(xb)
+                correct += accuracy(prediction.data, yb) * len(xb)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            history["loss"].append(loss_sum / len(x))
+            history["train_accuracy"].append(correct / len(x))
+            if test is not None:
+                history["test_accuracy"].append(evaluate(model, *test))
+            if bar is not None:
+                shown = {k: f"{v[-1]:.4f}" for k, v in history.items()}
+                bar.set_postfix(shown, refresh=True)
+                bar.close()
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, optimizer, generator, epoch, history, batch_size, len(x), kept)
+            if on_epoch is not None:
+                on_epoch(epoch, history)
     return history
 
 

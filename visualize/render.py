@@ -45,6 +45,28 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
+def through_dot(dot_text: str, format: str, caller: str, insist: bool) -> bytes | None:  # noqa: A002
+    """``dot_text`` drawn by Graphviz's ``dot`` in ``format``; None, after a printed note, when ``dot`` fails.
+
+    A ``dot`` that is on the PATH may still fail (a broken installation, a missing plugin): then the caller
+    draws with the built-in layout instead, unless ``insist`` (``layout="dot"``) makes the failure an error.
+    """
+    import graphviz  # a dependency of the package, imported here so the engine never pays for it
+
+    try:
+        return graphviz.Source(dot_text).pipe(format=format, quiet=True)  # its stderr goes in the note
+    except (graphviz.CalledProcessError, graphviz.ExecutableNotFound, OSError) as error:
+        said = getattr(error, "stderr", None)
+        lines = (said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said or error)).strip()
+        reason = lines.splitlines()[-1] if lines else type(error).__name__
+        if insist:
+            raise RuntimeError(f"{caller}(layout='dot'): Graphviz's `dot` failed ({reason}). Repair the Graphviz "
+                               f"installation (`dot -c` registers its plugins) or use layout='builtin'.") from error
+        print(f"{caller}: Graphviz's `dot` failed ({reason}), so this picture uses the built-in layout; repair the "
+              f"Graphviz installation (`dot -c` registers its plugins) for the nicer one.")
+        return None
+
+
 def _target(path: str | os.PathLike[str], format: str | None) -> tuple[str, str]:  # noqa: A002
     """``(file to write, format)`` for ``draw(path=..., format=...)``; an unknown suffix or format is refused.
 
@@ -80,7 +102,7 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
       ``graph.png`` becomes ``graph.svg``, and a printed line says so every time (and when it replaced a
       ``graph.svg`` that was there).
     * ``layout``: ``"auto"`` (Graphviz when present; else the built-in layout and a one-line install hint,
-      printed once per process),
+      printed once per process; a ``dot`` that fails also falls back, with a line that says so),
       ``"dot"`` (insist on Graphviz) or ``"builtin"`` (always the built-in layout, no hint).
     * every other option goes to ``to_dot``: ``params``, ``show_values``, ``rankdir``, ``collapse_modules``,
       ``max_depth``, ``highlight``, ``max_nodes``.
@@ -100,15 +122,18 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
     if layout == "dot" and not dot_available():
         raise RuntimeError("draw(layout='dot'): Graphviz's `dot` program is not on the PATH. Install it "
                            "(apt-get install graphviz, or brew install graphviz) or use layout='builtin'.")
-    if layout == "dot" or (layout == "auto" and dot_available()):
-        import graphviz  # a dependency of the package, imported here so the engine never pays for it
+    with_dot = layout == "dot" or (layout == "auto" and dot_available())
+    if with_dot:
+        import graphviz
 
         source = graphviz.Source(to_dot(*roots, **options))
-        if path is not None:
-            data = source.pipe(format=format)
-            with open(target, "wb") as f:
-                f.write(data)
-        return source
+        # drawn now, also without a path: a dot that fails falls back here, not when Jupyter shows the picture
+        data = through_dot(source.source, format or "svg", "draw", insist=layout == "dot")
+        if data is not None:
+            if path is not None:
+                with open(target, "wb") as f:
+                    f.write(data)
+            return source
     picture = SvgPicture(layout_svg(*roots, **options))
     said = ""
     if path is not None:
@@ -120,7 +145,7 @@ def draw(*roots: Any, path: str | os.PathLike[str] | None = None, format: str | 
             said = (f"wrote {written}: SVG, not {format.upper()}, which needs Graphviz"
                     + (f"; it replaced the {written} that was there" if replacing else ""))
     global _hint_shown
-    if layout == "auto" and not _hint_shown:  # Graphviz was wanted but is missing: say how to get it, once
+    if layout == "auto" and not with_dot and not _hint_shown:  # Graphviz is missing: say how to get it, once
         _hint_shown = True
         print(INSTALL_GRAPHVIZ + (f" ({said})" if said else ""))
     elif said:

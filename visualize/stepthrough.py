@@ -24,7 +24,7 @@ from tinygrad_edu.tensor import Tensor
 
 from .graph import build_picture, changed_tensors, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
-from .render import dot_available
+from .render import dot_available, through_dot
 
 __all__ = ["backprop_steps", "stepthrough", "StepthroughPage", "fit_note", "heat_map", "channel_maps"]
 
@@ -303,12 +303,10 @@ def stepthrough(loss: Tensor, path: str | os.PathLike[str] = "backprop.html", pa
     steps = backprop_steps(loss, params)
     # The drawing shows values but no gradients: those are the subject of the steps.
     picture = build_picture(({loss.name or "loss": loss},), params=params, show_grad=False, caller="stepthrough")
+    drawn_by_dot = None
     if layout == "dot" or (layout == "auto" and dot_available()):
-        import graphviz
-
-        svg = graphviz.Source(picture_to_dot(picture)).pipe(format="svg").decode("utf-8")
-    else:
-        svg = picture_to_svg(picture)
+        drawn_by_dot = through_dot(picture_to_dot(picture), "svg", "stepthrough", insist=layout == "dot")
+    svg = picture_to_svg(picture) if drawn_by_dot is None else drawn_by_dot.decode("utf-8")
     heading = title or f"Backpropagation through {len(steps)} nodes"
     # Every drawn tensor's value, for the tooltip shown when the pointer rests on its box.
     drawn = {node.id: node.title for node in picture.nodes if node.kind == "tensor"}
