@@ -116,8 +116,8 @@ def test_one_layer_becomes_a_sequential_and_back() -> None:
 
 
 def test_an_unsupported_layer_is_named() -> None:
-    with pytest.raises(TypeError, match=r"from_torch: 1 is a Dropout.*supported: Linear"):
-        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Dropout(0.5)))
+    with pytest.raises(TypeError, match=r"from_torch: 1 is a GELU.*supported: Linear"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU()))
 
     class Square(nn.Module):
         def forward(self, x: Tensor) -> Tensor:
@@ -190,13 +190,27 @@ def test_a_nested_sequential_crosses_over_as_a_nested_sequential(batches: list) 
 
     with pytest.raises(TypeError) as error:
         to_torch(nn.Sequential(nn.Sequential(nn.Linear(2, 2), Square())))
+    supported = ("Linear, BatchNorm1d, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout, Sigmoid, Tanh, ReLU, "
+                 "Identity, Softmax, LogSoftmax and Sequential (or MLP).")
     assert str(error.value) == ("to_torch: layers.0.layers.1 is a Square, which has no PyTorch counterpart here; "
-                                "supported: Linear, Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax and Sequential "
-                                "(or MLP).")
+                                "supported: " + supported)
     with pytest.raises(TypeError) as error:
-        from_torch(torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())))
-    assert str(error.value) == ("from_torch: 0.1 is a Dropout, which this engine does not have; supported: Linear, "
-                                "Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax and Sequential (or MLP).")
+        from_torch(torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.GELU())))
+    assert str(error.value) == "from_torch: 0.1 is a GELU, which this engine does not have; supported: " + supported
+
+
+def test_dropout_crosses_over_with_its_p_and_mode() -> None:
+    model = nn.MLP([6, 5, 3], activation="relu", dropout=0.25, rng=0)
+    module = to_torch(model)
+    drops = [m for m in module.modules() if isinstance(m, torch.nn.Dropout)]
+    assert [d.p for d in drops] == [0.25] and all(d.training for d in drops)
+    assert not next(m for m in to_torch(model.eval()).modules() if isinstance(m, torch.nn.Dropout)).training
+    x = np.random.default_rng(1).normal(size=(4, 6))
+    with torch.no_grad():  # in evaluation mode both sides pass the input through: the same outputs
+        np.testing.assert_allclose(to_torch(model).double()(torch.from_numpy(x)).numpy(), model(x).data,
+                                   rtol=0, atol=1e-12)
+    back = from_torch(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Dropout(0.3).eval()))
+    assert isinstance(back.layers[1], nn.Dropout) and back.layers[1].p == 0.3 and not back.layers[1].training
 
 
 def test_only_float64_and_float32_cross_over() -> None:

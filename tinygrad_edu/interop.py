@@ -1,11 +1,11 @@
 """A way out to PyTorch and back: the same network, the same weights, the same outputs.
 
 ``to_torch(model)`` gives an equivalent ``torch.nn.Sequential``; ``from_torch(module)`` the reverse, for
-``Linear``, ``BatchNorm1d``, ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``Flatten`` and the activations this
+``Linear``, ``BatchNorm1d``, ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``Flatten``, ``Dropout`` and the activations this
 engine has (Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax). Layer ``layers.i`` here is layer ``i`` there,
 so ``layers.0.weight`` is PyTorch's ``0.weight``. A batch norm crosses over with its running statistics
 (buffers on both sides), its eps and momentum, and its mode: a layer in evaluation mode here is in evaluation
-mode there.
+mode there. A dropout layer keeps its p and its mode; each side draws its own masks.
 
 Our ``Linear`` computes ``x @ weight`` with ``weight`` of shape (in, out); PyTorch's computes ``x @ weight.T``
 with ``weight`` of shape (out, in). Crossing over transposes every Linear weight; biases are the same.
@@ -29,7 +29,7 @@ __all__ = ["to_torch", "from_torch"]
 _SIMPLE = ("Sigmoid", "Tanh", "ReLU", "Identity")     # the same class name, no arguments, on both sides
 _AXIS = ("Softmax", "LogSoftmax")                      # our axis is PyTorch's dim
 _POOLS = ("MaxPool2d", "AvgPool2d")                    # kernel_size and stride, the same on both sides
-_SUPPORTED = ("Linear, BatchNorm1d, Conv2d, " + ", ".join(_POOLS + ("Flatten",) + _SIMPLE + _AXIS)
+_SUPPORTED = ("Linear, BatchNorm1d, Conv2d, " + ", ".join(_POOLS + ("Flatten", "Dropout") + _SIMPLE + _AXIS)
               + " and Sequential (or MLP)")
 _DTYPES = (np.float64, np.float32)
 
@@ -95,6 +95,8 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
         return getattr(torch.nn, kind)(layer.kernel_size, layer.stride)
     if type(layer) is nn.Flatten:
         return torch.nn.Flatten(layer.start_dim, layer.end_dim)
+    if type(layer) is nn.Dropout:  # the same p (the probability of dropping); each side draws its own masks
+        return torch.nn.Dropout(layer.p).train(layer.training)
     if kind in _SIMPLE and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)()
     if kind in _AXIS and isinstance(layer, (nn.Softmax, nn.LogSoftmax)):
@@ -157,6 +159,8 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
         return getattr(nn, kind)(layer.kernel_size, None if layer.stride == layer.kernel_size else layer.stride)
     if type(layer) is torch.nn.Flatten:
         return nn.Flatten(layer.start_dim, layer.end_dim)
+    if type(layer) is torch.nn.Dropout:  # masks from a fresh generator: seed it (layer.rng) to repeat a run
+        return nn.Dropout(layer.p).train(layer.training)
     if kind in _SIMPLE and type(layer) is getattr(torch.nn, kind):
         return getattr(nn, kind)()
     if kind in _AXIS and type(layer) is getattr(torch.nn, kind):
