@@ -116,7 +116,7 @@ RUNS = {
 KILL_POINTS = [
     # (run, function, n, what the checkpoint holds after the kill: epochs complete, None for no file)
     ("momentum", "fsync", 1, None),     # the first write, before its rename: no checkpoint yet
-    ("momentum", "write_array", 30, 1),  # half-way through the second archive: epoch 1's checkpoint is intact
+    ("momentum", "write_array", 45, 1),  # half-way through the second archive (30 arrays each): epoch 1's is intact
     ("momentum", "fsync", 3, 1),        # the second write's file fsync: epoch 1's checkpoint is still there
     ("momentum", "replace", 2, 1),      # the second rename itself
     ("momentum", "fsync", 4, 2),        # after the second rename, syncing the folder: epoch 2's checkpoint

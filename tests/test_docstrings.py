@@ -8,12 +8,21 @@ import importlib
 import pytest
 
 MODULES = ["autograd", "blas", "check", "datasets", "display", "grad_mode", "gradcheck", "health", "losses", "manual",
-           "nn", "optim", "parameters", "tensor", "train", "tutorials"]
+           "nn", "optim", "parameters", "schedules", "tensor", "train", "tutorials"]
+MANUAL = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
+          "gradient_checking", "optimization"]
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples_run(module: str) -> None:
     mod = importlib.import_module(f"tinygrad_edu.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("module", MANUAL)
+def test_the_hand_derived_references_examples_run(module: str) -> None:
+    mod = importlib.import_module(f"tinygrad_edu.manual.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 

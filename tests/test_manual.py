@@ -330,4 +330,4 @@ def test_manual_modules_do_not_import_the_engine() -> None:
             imports = {line.split()[1] for line in stream if line.startswith(("import ", "from "))}
         # pure numpy: nothing from the engine, no pickle
         assert imports <= {"__future__", "numpy", "numpy.typing", "collections.abc", "._common"}, imports
-    assert sorted(manual.__all__) == ["lnet", "logreg", "mnist3", "nielsen", "xor"]
+    assert {"lnet", "logreg", "mnist3", "nielsen", "xor"} <= set(manual.__all__)  # the next chapters: test_manual_ch3

@@ -111,8 +111,9 @@ def test_compare_and_graph_list_each_tutorial_with_a_line(command: str, capsys: 
     assert set(TUTORIAL_HELP) == set(TUTORIALS)  # a new tutorial needs its line
     _help(command)
     out = capsys.readouterr().out
+    listed = out.split("\ntutorials:\n", 1)[1]  # the list under the help, not the wrapped usage line above it
     for key in TUTORIALS:
-        line = next(line for line in out.splitlines() if line.split()[:1] == [key])
+        line = next(line for line in listed.splitlines() if line.split()[:1] == [key])
         assert line.split(None, 1)[1] == TUTORIAL_HELP[key]
     assert ("  all " in out) == (command == "compare")
 

@@ -2,10 +2,13 @@
 
 A checkpoint holds everything the next epoch depends on, as named arrays (no pickled objects, no clock times):
 the parameters as ``model/<dotted name>``, the optimizer's ``state_dict()`` as ``optimizer/<name>``, the
-batch-order generator's state as ``rng/...``, ``epoch`` (how many are complete), ``history/<key>``, and the
-run's ``batch_size`` and ``train_size``; ``format`` says it is one of ours. ``fit(..., checkpoint=PATH)`` calls
-``prepare_checkpoint`` before its first epoch (refusing a file it would overwrite, or loading it to resume) and
-``save_checkpoint`` after each one (``npz.save_npz``: killed at any moment, the file is whole).
+batch-order generator's state as ``rng/...``, the state of each generator the model draws from while training
+(dropout's masks) as ``model_rng/<module name>/...``, ``epoch`` (how many are complete), ``history/<key>``, the
+run's ``batch_size`` and ``train_size``, and ``settings/<name>``: the choices a resume must repeat (fit's
+``patience`` and ``schedule``, and its ``settings``); ``format`` says it is one of ours.
+``fit(..., checkpoint=PATH)`` calls ``prepare_checkpoint`` before its first epoch (refusing a file it would
+overwrite, or loading it to resume) and ``save_checkpoint`` after each one (``npz.save_npz``: killed at any
+moment, the file is whole).
 
 A checkpoint that is missing, damaged, or from another network, optimizer or run raises ``CheckpointError``
 before anything is changed; the file is only read.
@@ -36,7 +39,8 @@ class CheckpointError(ValueError):
 
 
 def prepare_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np.random.Generator,
-                       history: History, batch_size: int, train_size: int, resume: bool) -> tuple[int, History]:
+                       history: History, batch_size: int, train_size: int, resume: bool,
+                       settings: Mapping[str, str] | None = None) -> tuple[int, History]:
     """Before the first epoch: the epochs already complete and the history so far (0 and ``history`` for a new run).
 
     A new run refuses a file that exists (it would be overwritten) and a folder that does not (found now, not
@@ -45,7 +49,7 @@ def prepare_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np
     _check_checkpointable(model, optimizer)
     done = 0
     if resume:
-        done, history = _resume(path, model, optimizer, generator, history, batch_size, train_size)
+        done, history = _resume(path, model, optimizer, generator, history, batch_size, train_size, settings or {})
     elif os.path.exists(path):
         raise CheckpointError(f"{os.fspath(path)!r} already exists: resume from it (resume=True, "
                               f"--resume), or remove it to start a new run. It was not touched.")
@@ -56,9 +60,11 @@ def prepare_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np
 
 
 def save_checkpoint(path: PathLike, model: Any, optimizer: Any, generator: np.random.Generator, epoch: int,
-                    history: History, batch_size: int, train_size: int) -> None:
+                    history: History, batch_size: int, train_size: int,
+                    settings: Mapping[str, str] | None = None) -> None:
     """After epoch number ``epoch`` (counted from 1): write the run's whole state to ``path``, atomically."""
-    save_npz(path, _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, train_size))
+    save_npz(path, _checkpoint_arrays(model, optimizer, generator, epoch, history, batch_size, train_size,
+                                      settings or {}))
 
 
 def _check_checkpointable(model: Any, optimizer: Any) -> None:
@@ -68,8 +74,20 @@ def _check_checkpointable(model: Any, optimizer: Any) -> None:
                             f"{type(thing).__name__}, which has none; use {example}.")
 
 
+def _model_generators(model: Any) -> dict[str, np.random.Generator]:
+    """The generators the model draws from while training (dropout's masks), by module name, each once."""
+    found: dict[str, np.random.Generator] = {}
+    seen: set[int] = set()
+    for name, module in (model.named_modules() if hasattr(model, "named_modules") else []):
+        generator = getattr(module, "rng", None)
+        if isinstance(generator, np.random.Generator) and id(generator) not in seen:
+            seen.add(id(generator))
+            found[name or "model"] = generator
+    return found
+
+
 def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generator, epoch: int, history: History,
-                       batch_size: int, train_size: int) -> dict[str, np.ndarray]:
+                       batch_size: int, train_size: int, settings: Mapping[str, str]) -> dict[str, np.ndarray]:
     """Everything the next epoch depends on, as named arrays (no pickled objects, no clock times)."""
     arrays = {"format": np.array(CHECKPOINT_FORMAT), "epoch": np.array(epoch, dtype=np.int64),
               "run/batch_size": np.array(batch_size, dtype=np.int64),
@@ -77,6 +95,9 @@ def _checkpoint_arrays(model: Any, optimizer: Any, generator: np.random.Generato
     arrays.update({f"model/{name}": value for name, value in model.state_dict().items()})
     arrays.update({f"optimizer/{name}": value for name, value in optimizer.state_dict().items()})
     arrays.update(_flatten(generator.bit_generator.state, "rng"))
+    for name, module_generator in _model_generators(model).items():
+        arrays.update(_flatten(module_generator.bit_generator.state, f"model_rng/{name}"))
+    arrays.update({f"settings/{key}": np.array(value) for key, value in settings.items()})
     arrays.update({f"history/{key}": np.array(values, dtype=np.float64) for key, values in history.items()})
     return arrays
 
@@ -156,7 +177,8 @@ def _section(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndar
 
 
 def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.random.Generator,
-            history: History, batch_size: int, train_size: int) -> tuple[int, History]:
+            history: History, batch_size: int, train_size: int,
+            settings: Mapping[str, str]) -> tuple[int, History]:
     """Load the checkpoint into model, optimizer and generator; return the epochs done and the history so far.
 
     Everything is checked before anything is loaded, so a refused checkpoint leaves the model as it was.
@@ -168,12 +190,23 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
         saved_run = {key: int(value) for key, value in _section(arrays, "run").items()}
         saved_history = {key: [float(v) for v in values] for key, values in _section(arrays, "history").items()}
         rng_state = _unflatten(generator.bit_generator.state, arrays, "rng")
+        model_generators = _model_generators(model)
+        model_rng_states = {name: _unflatten(g.bit_generator.state, arrays, f"model_rng/{name}")
+                            for name, g in model_generators.items()}
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path!r} is incomplete: its entry {error} is missing or unreadable. It was not "
                               f"touched.") from error
     if any(len(values) != done for values in saved_history.values()):
         raise CheckpointError(f"{path!r} is inconsistent: {done} epochs complete but a history of "
                               f"{[len(values) for values in saved_history.values()]} entries. It was not touched.")
+    saved_settings = {key: str(value) for key, value in _section(arrays, "settings").items()}
+    defaults = {"patience": "0"}   # a checkpoint from before these settings existed: none of them were used
+    other = [f"{key} {saved_settings.get(key, '(none)') or '(none)'} then, {value or '(none)'} now"
+             for key, value in settings.items() if saved_settings.get(key, defaults.get(key, "")) != value]
+    other += [f"{key} {value} then, (none) now" for key, value in saved_settings.items() if key not in settings]
+    if other:
+        raise CheckpointError(f"{path!r} was written by a run with other training settings ({'; '.join(other)}); "
+                              f"a resume keeps them: resume with the same values, or start a new checkpoint.")
     run = {"batch_size": batch_size, "train_size": train_size}
     changed = [f"{key} {saved_run.get(key)} then, {value} now" for key, value in run.items()
                if saved_run.get(key) != value]
@@ -189,8 +222,9 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
     if saved_type != current_type:
         raise CheckpointError(f"{path!r} was saved with another optimizer: {saved_type}, and this run uses "
                               f"{current_type}; resume with the same optimizer, or start a new checkpoint.")
-    settings = [name for name in current if "." not in name]
-    different = [f"{name} {_show(saved_optimizer.get(name))} then, {_show(current[name])} now" for name in settings
+    # a schedule sets lr every epoch: the saved lr is the schedule's, not a setting of the run
+    names = [name for name in current if "." not in name and not (name == "lr" and settings.get("schedule"))]
+    different = [f"{name} {_show(saved_optimizer.get(name))} then, {_show(current[name])} now" for name in names
                  if name not in saved_optimizer or not np.array_equal(saved_optimizer[name], current[name])]
     if different:
         raise CheckpointError(f"{path!r} was saved with another optimizer ({'; '.join(different)}); resume with "
@@ -203,6 +237,8 @@ def _resume(checkpoint: PathLike, model: Any, optimizer: Any, generator: np.rand
     try:
         optimizer.load_state_dict(saved_optimizer)
         generator.bit_generator.state = rng_state
+        for name, state in model_rng_states.items():
+            model_generators[name].bit_generator.state = state
     except ValueError as error:
         model.load_state_dict(before)
         raise CheckpointError(f"{path!r} does not fit this run: {error}") from error

@@ -11,12 +11,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .nn import MLP
+    from .tensor import Tensor
 
 __all__ = ["main", "TUTORIAL_HELP"]
 
@@ -39,6 +40,12 @@ TUTORIAL_HELP = {
     "xor": "2-layer XOR net 3-4-1, sigmoid, no biases, sum of squared errors (a blog post's numpy net)",
     "lnet": "L-layer net [12288, 20, 7, 5, 1] on the cat pictures, params in a dict with caches (the course)",
     "logreg": "logistic regression on the cat pictures: 12288 inputs, one sigmoid unit (the course, week 2)",
+    "network2": "Nielsen's network2 [784, 30, 10]: cross-entropy, L2 weight decay, N(0, 1/n_in) start (his ch. 3)",
+    "reg_l2": "the course's 3-layer ReLU net [2, 20, 3, 1] on the circles with L2 (its Regularization)",
+    "reg_dropout": "the same net with inverted dropout on both hidden layers, keep_prob 0.86 (its Regularization)",
+    "opt_momentum": "the course's ReLU net [2, 5, 2, 1] on the moons, momentum (its Optimization methods)",
+    "opt_adam": "the same net, Adam with bias correction (its Optimization methods)",
+    "gradcheck": "the course's gradient-checking net [4, 5, 3, 1] on its three examples (its Gradient Checking)",
 }
 """One line per tutorial key for ``compare --help`` and ``graph --help`` (``tutorials.TUTORIALS`` holds the
 networks)."""
@@ -47,7 +54,7 @@ _NO_PROGRESS = "no progress bar: plain lines only, e.g. for a log file (the epoc
 
 
 def _tutorial_list(extra: dict[str, str] | None = None) -> str:
-    lines = [f"  {key:8} {text}" for key, text in {**TUTORIAL_HELP, **(extra or {})}.items()]
+    lines = [f"  {key:12} {text}" for key, text in {**TUTORIAL_HELP, **(extra or {})}.items()]
     return "tutorials:\n" + "\n".join(lines)
 
 
@@ -67,11 +74,14 @@ def _positive(kind: type) -> Callable[[str], float]:
 def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost: str, seed: int,
                  dtype: type, init: str, limit: int | None, progress: bool, *, optimizer: str = "sgd",
                  momentum: float = 0.0, checkpoint: str | None = None, resume: bool = False,
-                 describe: Callable[[int], str] | None = None) -> tuple[MLP, dict[str, list[float]]]:
+                 describe: Callable[[int], str] | None = None, lmbda: float = 0.0, dropout: float = 0.0,
+                 patience: int | None = None, schedule: str | None = None) -> tuple[MLP, dict[str, list[float]]]:
     """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the tutorial.
 
     With ``checkpoint`` the state is saved after every epoch; ``resume`` continues from it (``train.fit``).
-    ``describe(number of training images)`` gives a line to print before training starts.
+    ``describe(number of training images)`` gives a line to print before training starts. ``lmbda`` adds
+    Nielsen's L2 penalty lmbda / (2n) sum w^2 (n: the training images); ``dropout`` puts ``Dropout(p)`` after the
+    hidden layers; ``patience`` and ``schedule`` (see ``_schedule``) go to ``fit``.
     """
     from . import datasets, losses, nn, optim
     from .train import epoch_report, fit
@@ -80,17 +90,47 @@ def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost
     train_x, train_y = data.train_x[:limit], datasets.one_hot(data.train_y[:limit], dtype=dtype)
     if describe is not None:
         print(describe(len(train_x)), flush=True)
-    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype)
+    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype, dropout=dropout)
     # Nielsen's two costs: quadratic, and cross-entropy on the sigmoid outputs (averaged over the batch)
-    loss_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
+    cost_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
+    n = len(train_x)
+
+    def loss_fn(prediction: Tensor, target: Any) -> Tensor:
+        value = cost_fn(prediction, target)
+        return value + losses.l2_penalty(model, lmbda, n) if lmbda else value
     if optimizer == "adam":
         chosen: optim.Optimizer = optim.Adam(model.parameters(), lr=lr)
     else:
         chosen = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     history = fit(model, loss_fn, chosen, (train_x, train_y), epochs=epochs, batch_size=batch_size,
                   rng=seed, test=(data.test_x, data.test_y), progress=progress,
-                  on_epoch=epoch_report(len(data.test_x)), checkpoint=checkpoint, resume=resume)
+                  on_epoch=epoch_report(len(data.test_x)), checkpoint=checkpoint, resume=resume,
+                  patience=patience, schedule=_schedule(schedule, lr), settings={"lmbda": lmbda, "dropout": dropout})
     return model, history
+
+
+SCHEDULES = "nielsen[:N] (halve the rate after N epochs without a better test accuracy, 10 by default; stop below " \
+            "1/128 of it) or decay:RATE[:INTERVAL] (the course's lr / (1 + RATE floor(epoch / INTERVAL)), INTERVAL 1 " \
+            "by default)"
+
+
+def _schedule(text: str | None, lr: float) -> Any:
+    """``--schedule`` as a ``schedules`` function starting from ``lr``, or None; ValueError for anything else."""
+    from . import schedules
+
+    if text is None:
+        return None
+    name, _, rest = text.partition(":")
+    parts = rest.split(":") if rest else []
+    try:
+        if name == "nielsen" and len(parts) <= 1:
+            return schedules.nielsen_halving(lr, n=int(parts[0]) if parts else 10)
+        if name == "decay" and 1 <= len(parts) <= 2:
+            return schedules.course_decay(lr, decay_rate=float(parts[0]),
+                                          interval=int(parts[1]) if len(parts) == 2 else 1)
+    except ValueError as error:
+        raise ValueError(f"--schedule {text}: {error}") from None
+    raise ValueError(f"--schedule {text}: expected {SCHEDULES}.")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -163,6 +203,10 @@ def _settings(args: argparse.Namespace, lr: float, images: int) -> str:
     line = (f"Training {args.sizes} on {images} MNIST images for {epochs}: mini-batch "
             f"{args.batch_size}, {optimizer}, lr {lr:g}, {args.cost} cost, init {args.init}, seed {args.seed}, "
             f"{args.dtype}")
+    extras = [f"lmbda {args.lmbda:g}" if args.lmbda else "", f"dropout {args.dropout:g}" if args.dropout else "",
+              f"patience {args.patience}" if args.patience else "",
+              f"schedule {args.schedule}" if args.schedule else ""]
+    line += "".join(f", {extra}" for extra in extras if extra)
     if args.checkpoint:
         line += f", checkpoint {args.checkpoint}" + (" (resuming)" if args.resume else "")
     return line
@@ -178,13 +222,23 @@ def _train(args: argparse.Namespace) -> int:
         print(f"tinygrad-edu train: --momentum takes a number >= 0 (got {args.momentum}), for --optimizer sgd only.",
               file=sys.stderr)
         return 2
+    if args.lmbda < 0 or not 0 <= args.dropout < 1:
+        print(f"tinygrad-edu train: --lmbda takes a number >= 0 (got {args.lmbda}) and --dropout a drop probability "
+              f"in [0, 1) (got {args.dropout}).", file=sys.stderr)
+        return 2
     dtype = np.float32 if args.dtype == "float32" else np.float64
     lr = args.lr if args.lr is not None else (3.0 if args.optimizer == "sgd" else 1e-3)
+    try:
+        _schedule(args.schedule, lr)
+    except ValueError as error:
+        print(f"tinygrad-edu train: {error}", file=sys.stderr)
+        return 2
     try:
         _, history = _train_mnist(args.sizes, args.epochs, args.batch_size, lr, args.cost, args.seed, dtype,
                                   args.init, args.limit, progress=not args.no_progress, optimizer=args.optimizer,
                                   momentum=args.momentum, checkpoint=args.checkpoint, resume=args.resume,
-                                  describe=lambda images: _settings(args, lr, images))
+                                  describe=lambda images: _settings(args, lr, images), lmbda=args.lmbda,
+                                  dropout=args.dropout, patience=args.patience, schedule=args.schedule)
     except CheckpointError as error:
         print(f"tinygrad-edu train: {error}", file=sys.stderr)
         return 2
@@ -297,6 +351,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                        help="floating-point type of data and weights; float32 is faster (default float64)")
     train.add_argument("--limit", type=_positive(int), default=None, help="use only the first N training images")
+    train.add_argument("--lmbda", type=float, default=0.0, metavar="L",
+                       help="L2 regularisation: add L / (2n) * sum of squared weights to the cost, n the training "
+                            "images (Nielsen's ch. 3, e.g. 5.0; default 0)")
+    train.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                       help="drop each hidden unit with probability P while training (default 0)")
+    train.add_argument("--patience", type=_positive(int), default=None, metavar="N",
+                       help="stop after N epochs without a better test accuracy (Nielsen's no-improvement-in-N)")
+    train.add_argument("--schedule", default=None, metavar="SCHEDULE",
+                       help=f"learning-rate schedule: {SCHEDULES}")
     train.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
     train.add_argument("--checkpoint", metavar="PATH", default=None,
                        help="save the whole training state to PATH (.npz), atomically, after every epoch")

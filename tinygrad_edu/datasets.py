@@ -30,14 +30,17 @@ from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "DataError", "DATA_DIR", "MNIST_DIR", "CATVNONCAT_PATH", "SHA256", "MNIST_FILES",
-    "MNIST", "CatVNonCat",
-    "verify_file", "read_idx", "load_mnist", "load_catvnoncat", "xor", "one_hot", "batches",
+    "CIRCLES_PATH", "MOONS_PATH", "MNIST", "CatVNonCat", "Points",
+    "verify_file", "read_idx", "load_mnist", "load_catvnoncat", "load_circles", "load_moons", "xor", "one_hot",
+    "batches",
     "refuse_pickle", "load_mnist_pkl_gz", "clear_cache",
 ]
 
 DATA_DIR: Path = Path(__file__).parent / "data"
 MNIST_DIR: Path = DATA_DIR / "mnist"
 CATVNONCAT_PATH: Path = DATA_DIR / "catvnoncat.npz"
+CIRCLES_PATH: Path = DATA_DIR / "circles.npz"
+MOONS_PATH: Path = DATA_DIR / "moons.npz"
 
 # The MNIST files by role; the names are the original ones (LeCun et al.), compressed with ``gzip -9 -n``.
 MNIST_FILES: dict[str, str] = {
@@ -54,6 +57,8 @@ SHA256: dict[str, str] = {
     "t10k-images-idx3-ubyte.gz": "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be",
     "t10k-labels-idx1-ubyte.gz": "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
     "catvnoncat.npz": "f91aa59fa614cab833555ffff56e40a9e5a7d775e9703104869f7cb60cd5781d",
+    "circles.npz": "48384119ffcfa4cf00f0e5de699478b69e7f97040381bea465c9179a596886a1",
+    "moons.npz": "c9fd1b0215e3c029d4d97a5d1f21007f85fb16fa64da4ecb224e0e7def6a0c68",
 }
 
 _REINSTALL = "the file is corrupted or truncated; reinstall tinygrad_edu to restore the bundled data"
@@ -370,6 +375,55 @@ def load_catvnoncat(*, dtype: DTypeLike = np.float64,
     return CatVNonCat(train_x=flat["train"], train_y=arrays["train_y"].astype(np.int64),
                       test_x=flat["test"], test_y=arrays["test_y"].astype(np.int64), classes=classes,
                       train_images=arrays["train_x"], test_images=arrays["test_x"])
+
+
+# -- the course's 2-D points ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, repr=False)
+class Points:
+    """Labelled points in the plane: ``*_x`` (n, 2) float64 rows, ``*_y`` int64 labels 0 / 1 (n,).
+
+    A set without test points has ``test_x`` of shape (0, 2). Each load returns fresh arrays.
+    """
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    def __repr__(self) -> str:
+        return f"Points(train={len(self.train_x)}, test={len(self.test_x)})"
+
+
+def _load_points(path: Path) -> Points:
+    verify_file(path)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: np.array(archive[name]) for name in archive.files}
+    empty_x, empty_y = np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    return Points(arrays["train_x"], arrays["train_y"], arrays.get("test_x", empty_x), arrays.get("test_y", empty_y))
+
+
+def load_circles() -> Points:
+    """The circles of the deep-learning course's "Initialization" assignment: 300 training and 100 test points,
+    an inner circle (label 1) inside an outer one (label 0), made once with scikit-learn's ``make_circles``
+    (noise 0.05, seeds 1 and 2; see ``examples/make_course_data.py``).
+
+    >>> circles = load_circles()
+    >>> circles.train_x.shape, circles.test_x.shape, int(circles.train_y.sum())
+    ((300, 2), (100, 2), 150)
+    """
+    return _load_points(CIRCLES_PATH)
+
+
+def load_moons() -> Points:
+    """The moons of the course's "Optimization methods" assignment: 300 training points in two interleaved half
+    circles, made once with scikit-learn's ``make_moons`` (noise 0.2, seed 3); no test set.
+
+    >>> moons = load_moons()
+    >>> moons.train_x.shape, moons.test_x.shape, int(moons.train_y.sum())
+    ((300, 2), (0, 2), 150)
+    """
+    return _load_points(MOONS_PATH)
 
 
 # -- small helpers ------------------------------------------------------------------------------------------

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .nn import Module
+from .nn import Module, named_items
 from .tensor import Tensor, where
 
 __all__ = [
     "quadratic_cost", "sum_squared_error", "mse", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "sigmoid_cross_entropy", "softmax_cross_entropy", "nll_loss",
+    "sigmoid_cross_entropy", "softmax_cross_entropy", "nll_loss", "l2_penalty",
     "QuadraticCost", "SumSquaredError", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "SigmoidCrossEntropy",
     "SoftmaxCrossEntropy", "CrossEntropyLoss", "NLLLoss",
 ]
@@ -312,6 +312,50 @@ def softmax_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> 
     logits = _prediction(logits, "softmax_cross_entropy")
     t = _class_targets(target, logits, "softmax_cross_entropy")
     return _reduce(-_log_likelihood(logits.log_softmax(axis=-1), t), reduction)
+
+
+# -- the L2 penalty -----------------------------------------------------------------------------------------
+
+def l2_penalty(params: Any, lmbda: float, n: int) -> Tensor:
+    """The L2 penalty lmbda / (2 n) * sum w^2 over the **weights** (not the biases), to add to a loss.
+
+    ``params`` is a model or its ``named_parameters()``; the weights are the parameters whose name ends in
+    ``weight`` (every ``Linear``'s), or, for unnamed tensors, those with two or more axes. Its gradient is
+    (lmbda / n) w for each weight and 0 for the rest. The two sources write it with different n:
+
+    - Nielsen (chapter 3): C = C_0 + lmbda / (2n) sum w^2 with n the size of the **whole training set**, the
+      same n for every mini-batch (``--lmbda`` on the command line); a step of gradient descent is then his
+      weight decay, w <- (1 - lr lmbda / n) w - lr dC_0/dw.
+    - The deep-learning course: J = cross-entropy + lmbda / (2m) sum ||W_l||^2 with m the examples the
+      cross-entropy averages over, the batch (its assignment trains on the whole set at once, so m is both).
+
+    An optimizer's ``weight_decay`` adds ``weight_decay * p`` to the gradient of **every** parameter it holds, so
+    plain SGD takes the same steps with ``weight_decay = lmbda / n`` given the weights alone (the biases in a
+    second optimizer without decay). With momentum, RMSprop or Adam the decay also goes through the running
+    averages, exactly as the penalty's gradient would.
+
+    >>> from tinygrad_edu import nn
+    >>> layer = nn.Linear(2, 1, init="zeros")
+    >>> layer.weight.data[...] = [[3.0], [4.0]]
+    >>> l2_penalty(layer, lmbda=2.0, n=5).item()  # 2 / 10 * (9 + 16); the bias is left out
+    5.0
+    """
+    if isinstance(lmbda, bool) or not isinstance(lmbda, (int, float, np.integer, np.floating)) or not lmbda >= 0:
+        raise ValueError(f"l2_penalty: lmbda (the regularisation strength lambda) must be a number >= 0, got "
+                         f"{lmbda!r}; 0 turns the penalty off.")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"l2_penalty: n must be a positive count of examples (Nielsen's training-set size, or "
+                         f"the course's m), got {n!r}.")
+    items = named_items(params, "l2_penalty")
+    weights = [t for name, t in items if isinstance(t, Tensor)
+               and (name.rsplit(".", 1)[-1] == "weight" if name else t.ndim >= 2)]
+    if not weights:
+        raise ValueError(f"l2_penalty: found no weights among {[name for name, _ in items] or 'the parameters'}; "
+                         f"it sums the parameters named 'weight' (or unnamed ones with two or more axes).")
+    total = (weights[0] * weights[0]).sum()
+    for w in weights[1:]:
+        total = total + (w * w).sum()
+    return total * (float(lmbda) / (2 * int(n)))
 
 
 # -- the same losses as Modules -----------------------------------------------------------------------------

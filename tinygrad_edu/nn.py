@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .diagnostics import learner_warning
+from .grad_mode import is_grad_enabled
 from .npz import save_npz
 from .parameters import named_items
 from .tensor import Tensor
@@ -37,7 +39,7 @@ from .tensor import Tensor
 __all__ = [
     "named_items", "save_npz",  # documented here first; they live in parameters.py and npz.py
     "Module", "Buffer", "Linear", "Sequential", "MLP",
-    "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity",
+    "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
 ]
 
@@ -459,6 +461,54 @@ class LogSoftmax(Module):
         return f"axis={self.axis}"
 
 
+def _drop_probability(p: Any, who: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p < 1:
+        raise ValueError(f"{who}: p is the probability of dropping a unit and must lie in [0, 1), got p={p!r}. "
+                         f"The course's keep_prob is 1 - p: keep_prob = 0.86 is Dropout(0.14).")
+    return float(p)
+
+
+class Dropout(Module):
+    """Inverted dropout: in training each input is zeroed with probability ``p`` and the rest divided by 1 - p.
+
+    ``p`` is the probability of **dropping** a unit, as in PyTorch; the deep-learning course's ``keep_prob`` is
+    1 - p (its keep_prob = 0.86 is ``Dropout(0.14)``). The division keeps each unit's expected value, so in eval
+    mode (``model.eval()``; ``evaluate`` switches to it) the layer passes its input through unchanged. The graph
+    records x * (mask / (1 - p)), an ordinary product, so backward sends the gradient through the kept units only,
+    scaled the same way; ``mask`` keeps the last training pass's mask (the course's D: 1 where a unit was kept).
+
+    The masks come from ``rng`` (a Generator, shared if given one, a seed, or None for a fresh unseeded one):
+    ``MLP(..., dropout=p, rng=...)`` hands its own generator to its dropout layers, and ``fit``'s checkpoints keep
+    each dropout generator's state, so a run is reproducible and resumes bit for bit.
+
+    >>> layer = Dropout(0.5, rng=0)
+    >>> layer(np.ones((2, 4))).data.tolist()
+    [[2.0, 0.0, 0.0, 0.0], [2.0, 2.0, 2.0, 2.0]]
+    >>> layer.mask.tolist()
+    [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, p: float = 0.5, rng: RngLike = None) -> None:
+        self.p = _drop_probability(p, "Dropout")
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x: Any) -> Tensor:
+        x = _tensor(x)
+        if not self.training or self.p == 0:
+            return x
+        if not is_grad_enabled():  # no graph is being recorded: most likely an evaluation by hand
+            learner_warning("dropout in training mode", (
+                "Dropout: the model is in training mode, so each call drops a different random set of units and "
+                "gives a different result. To evaluate, call model.eval() first (and model.train() before training "
+                "again); evaluate() and fit() switch modes themselves."))
+        self.mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype)
+        return x * Tensor(self.mask / (1 - self.p), name="dropout mask")
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 _ACTIVATIONS: dict[str, type[Module]] = {
     "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "identity": Identity, "softmax": Softmax,
     "log_softmax": LogSoftmax,
@@ -510,6 +560,8 @@ class MLP(Sequential):
     ``"log_softmax"``), a Module class (one instance per layer) or a Module instance (shared by every layer).
     ``output_activation`` defaults to the same activation (Nielsen's all-sigmoid network); ``None`` leaves the
     output as raw scores (logits), e.g. for ``softmax_cross_entropy``. One ``rng`` draws every layer, in order.
+    ``dropout=p`` puts a ``Dropout(p)`` after every hidden layer's activation (never after the output), drawing its
+    masks from the same generator; the Linear layers are then at ``layers.0``, ``.3``, ``.6``, ...
 
     >>> print(MLP([784, 30, 10], output_activation=None, rng=0))
     MLP(
@@ -521,12 +573,14 @@ class MLP(Sequential):
 
     def __init__(self, sizes: Sequence[int], activation: str | Module | type[Module] = "sigmoid",
                  bias: bool = True, output_activation: str | Module | type[Module] | None = _SAME,
-                 init: str | Initialiser = "normal", rng: RngLike = None, dtype: Any = np.float64) -> None:
+                 init: str | Initialiser = "normal", rng: RngLike = None, dtype: Any = np.float64,
+                 dropout: float = 0.0) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes must list at least the input and output sizes, e.g. [784, 30, 10]; "
                              f"got {sizes}.")
         generator = np.random.default_rng(rng)
+        dropout = _drop_probability(dropout, "MLP(dropout=...)")
         layers: list[Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(Linear(n_in, n_out, bias, init=init, rng=generator, dtype=dtype))
@@ -534,6 +588,8 @@ class MLP(Sequential):
             chosen = activation if not last or output_activation is _SAME else output_activation
             if chosen is not None:
                 layers.append(_activation(chosen))
+            if dropout and not last:
+                layers.append(Dropout(dropout, rng=generator))
         super().__init__(*layers)
         self.sizes = sizes
 

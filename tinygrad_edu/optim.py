@@ -1,4 +1,5 @@
-"""Optimizers: ``SGD`` (with momentum, Nesterov and weight decay) and ``Adam`` (optionally AMSGrad).
+"""Optimizers: ``SGD`` (with momentum, dampening, Nesterov and weight decay), ``RMSprop`` and ``Adam`` (optionally
+AMSGrad), each as PyTorch defines it.
 
 An optimizer holds the parameters (leaf tensors) it updates. ``step()`` moves each parameter that has a
 gradient, in place with numpy on ``.data`` (nothing is recorded in the graph), and assigns it back through the
@@ -30,7 +31,7 @@ from .nn import Module
 from .parameters import named_items
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam"]
 
 ParamsLike = Iterable[Tensor] | Iterable[tuple[str, Tensor]] | Mapping[str, Tensor]
 
@@ -116,7 +117,7 @@ class Optimizer:
         >>> w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
         >>> opt = SGD([w], lr=0.1, momentum=0.9)
         >>> sorted(opt.state_dict())  # no velocity yet: w has not taken a step
-        ['lr', 'momentum', 'nesterov', 'type', 'weight_decay']
+        ['dampening', 'lr', 'momentum', 'nesterov', 'type', 'weight_decay']
         >>> w.grad = np.ones(2); opt.step()
         >>> opt.state_dict()["velocity.0"].tolist()
         [1.0, 1.0]
@@ -267,11 +268,14 @@ class SGD(Optimizer):
     With d = grad + weight_decay * p (weight decay as an L2 penalty's gradient):
 
     * plain:     p <- p - lr d
-    * momentum:  v <- momentum v + d;  p <- p - lr v            (v starts at 0)
-    * Nesterov:  v <- momentum v + d;  p <- p - lr (d + momentum v)
+    * momentum:  v <- momentum v + (1 - dampening) d;  p <- p - lr v     (the first step sets v = d)
+    * Nesterov:  v <- momentum v + d;  p <- p - lr (d + momentum v)     (dampening must be 0, as in PyTorch)
 
     This is PyTorch's convention. Nielsen's book writes v' = mu v - eta grad, w' = w + v': the same steps for a
-    constant learning rate, with his v equal to -lr times ours.
+    constant learning rate, with his v equal to -lr times ours. The deep-learning course's momentum,
+    v <- beta v + (1 - beta) dW with v starting at 0, is ``dampening=beta`` with the velocity started at zero
+    (``opt.velocity = [np.zeros_like(p.data) for p in opt.params]``): PyTorch's first step takes the whole
+    gradient, the course's a (1 - beta) share of it.
 
     >>> w = Tensor(np.array([1.0]), requires_grad=True)
     >>> opt = SGD([w], lr=0.1, momentum=0.9)
@@ -282,23 +286,24 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params: ParamsLike, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, dampening: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = _check_number(momentum, "momentum", "SGD", 0.0)
         self.weight_decay = _check_number(weight_decay, "weight_decay", "SGD", 0.0)
-        if nesterov and self.momentum == 0:
-            raise ValueError("SGD: nesterov=True needs a momentum > 0 (Nesterov's look-ahead follows the "
-                             "velocity).")
+        self.dampening = _check_number(dampening, "dampening", "SGD", 0.0, 1.0)
+        if nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError("SGD: nesterov=True needs a momentum > 0 and dampening=0 (Nesterov's look-ahead "
+                             "follows the undamped velocity; PyTorch refuses the same).")
         self.nesterov = bool(nesterov)
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
     def settings(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, "dampening": self.dampening}
 
     def _set_settings(self, values: dict[str, Any]) -> None:
-        self.lr, self.momentum, self.nesterov, self.weight_decay = (
-            values["lr"], values["momentum"], values["nesterov"], values["weight_decay"])
+        self.lr, self.momentum, self.nesterov, self.weight_decay, self.dampening = (
+            values["lr"], values["momentum"], values["nesterov"], values["weight_decay"], values["dampening"])
 
     def _running_state(self) -> dict[str, list[np.ndarray | None]]:
         return {"velocity": self.velocity}
@@ -315,7 +320,11 @@ class SGD(Optimizer):
                     v = self.velocity[i] = np.array(g, dtype=data.dtype, copy=True)
                 else:
                     v *= momentum
-                    v += g
+                    if self.dampening:
+                        np.multiply(g, 1.0 - self.dampening, out=out)
+                        v += out
+                    else:
+                        v += g
                 if self.nesterov:
                     np.multiply(v, momentum, out=out)
                     out += g
@@ -326,8 +335,101 @@ class SGD(Optimizer):
             self._apply(p, out)
 
     def __repr__(self) -> str:
-        return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+        dampening = f", dampening={self.dampening}" if self.dampening else ""
+        return (f"SGD(lr={self.lr}, momentum={self.momentum}{dampening}, nesterov={self.nesterov}, "
                 f"weight_decay={self.weight_decay}, {len(self.params)} parameters)")
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e, as PyTorch implements it): each element's step divided by a running RMS.
+
+    With d = grad + weight_decay * p:
+
+        v <- alpha v + (1 - alpha) d^2                       (v starts at 0)
+        p <- p - lr d / (sqrt(v) + eps)
+
+    ``centered=True`` subtracts the square of a running mean of d from v (an estimate of d's variance instead
+    of its second moment); ``momentum > 0`` keeps a buffer b <- momentum b + d / (sqrt(v) + eps) (from 0) and
+    steps by lr b. The deep-learning course writes the same update as s = beta2 s + (1 - beta2) dW^2,
+    W -= alpha dW / (sqrt(s) + eps): its beta2 is ``alpha`` here, its alpha is ``lr``.
+
+    >>> w = Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    >>> opt = RMSprop([w], lr=0.01)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w.data.round(4).tolist()  # the first step: lr * d / sqrt(0.01 d^2) = 0.1 per element, whatever d
+    [0.9, -0.9]
+    """
+
+    def __init__(self, params: ParamsLike, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
+        super().__init__(params, lr)
+        self.alpha = _check_number(alpha, "alpha", "RMSprop", 0.0, 1.0, high_open=True)
+        self.eps = _check_number(eps, "eps", "RMSprop", 0.0)
+        self.weight_decay = _check_number(weight_decay, "weight_decay", "RMSprop", 0.0)
+        self.momentum = _check_number(momentum, "momentum", "RMSprop", 0.0)
+        self.centered = bool(centered)
+        self.square_avg: list[np.ndarray | None] = [None] * len(self.params)
+        self.grad_avg: list[np.ndarray | None] = [None] * len(self.params)
+        self.momentum_buffer: list[np.ndarray | None] = [None] * len(self.params)
+
+    def settings(self) -> dict[str, Any]:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+                "momentum": self.momentum, "centered": self.centered}
+
+    def _set_settings(self, values: dict[str, Any]) -> None:
+        self.lr, self.alpha, self.eps, self.weight_decay, self.momentum, self.centered = (
+            values["lr"], values["alpha"], values["eps"], values["weight_decay"], values["momentum"],
+            values["centered"])
+
+    def _running_state(self) -> dict[str, list[np.ndarray | None]]:
+        return {"square_avg": self.square_avg, "grad_avg": self.grad_avg, "momentum_buffer": self.momentum_buffer}
+
+    def _set_running_state(self, loaded: dict[str, list[np.ndarray | None]]) -> None:
+        self.square_avg, self.grad_avg, self.momentum_buffer = (
+            loaded["square_avg"], loaded["grad_avg"], loaded["momentum_buffer"])
+
+    def _kinds_together(self, settings: dict[str, Any]) -> set[str]:
+        return ({"square_avg"} | ({"grad_avg"} if settings.get("centered") else set())
+                | ({"momentum_buffer"} if settings.get("momentum") else set()))
+
+    def step(self) -> None:
+        lr, alpha, eps, momentum = float(self.lr), self.alpha, self.eps, self.momentum
+        for i, p, data, g, out in self._with_gradients(self.weight_decay):
+            v = self.square_avg[i]
+            if v is None:
+                v = self.square_avg[i] = np.zeros_like(data)
+            v *= alpha
+            np.multiply(g, g, out=out)
+            out *= 1.0 - alpha
+            v += out
+            if self.centered:
+                mean = self.grad_avg[i]
+                if mean is None:
+                    mean = self.grad_avg[i] = np.zeros_like(data)
+                mean *= alpha
+                mean += (1.0 - alpha) * g
+                np.multiply(mean, mean, out=out)
+                np.subtract(v, out, out=out)
+                np.sqrt(out, out=out)
+            else:
+                np.sqrt(v, out=out)
+            out += eps
+            np.divide(g, out, out=out)
+            if momentum:
+                b = self.momentum_buffer[i]
+                if b is None:
+                    b = self.momentum_buffer[i] = np.zeros_like(data)
+                b *= momentum
+                b += out
+                np.multiply(b, lr, out=out)
+            else:
+                out *= lr
+            self._apply(p, out)
+
+    def __repr__(self) -> str:
+        extra = (f", momentum={self.momentum}" if self.momentum else "") + (", centered=True" if self.centered else "")
+        return (f"RMSprop(lr={self.lr}, alpha={self.alpha}, eps={self.eps}, weight_decay={self.weight_decay}"
+                f"{extra}, {len(self.params)} parameters)")
 
 
 class Adam(Optimizer):

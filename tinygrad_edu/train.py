@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, prepare_checkpoint, 
 from .datasets import batches
 from .grad_mode import no_grad
 from .health import watch_saturation
+from .schedules import Schedule, check_patience, early_stopping, scheduled_rate
 from .tensor import Tensor
 
 __all__ = ["fit", "evaluate", "accuracy", "epoch_report", "CheckpointError",
@@ -51,12 +52,23 @@ def accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
 
 def evaluate(model: Callable[[Tensor], Tensor], x: np.ndarray, y: np.ndarray,
              batch_size: int = 1000) -> float:
-    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches."""
+    """Accuracy of ``model`` on ``(x, y)``, computed under ``no_grad`` in large batches.
+
+    A model with train and eval modes (an ``nn.Module``) is evaluated in eval mode, so dropout keeps every
+    unit, and is put back in the mode it was in.
+    """
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()  # type: ignore[attr-defined]
     correct = 0.0
-    with no_grad():
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    try:
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                correct += accuracy(model(Tensor(xb)).data, yb) * len(xb)
+    finally:
+        if was_training is not None:
+            model.train(was_training)  # type: ignore[attr-defined]
     return correct / len(x)
 
 
@@ -80,13 +92,23 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         train: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
         rng: np.random.Generator | int | None = None, test: tuple[np.ndarray, np.ndarray] | None = None,
         progress: bool = True, on_epoch: Callable[[int, History], None] | None = None,
-        checkpoint: str | os.PathLike[str] | None = None, resume: bool = False) -> History:
+        checkpoint: str | os.PathLike[str] | None = None, resume: bool = False, patience: int | None = None,
+        schedule: Schedule | None = None, settings: Mapping[str, object] | None = None) -> History:
     """Train with mini-batch gradient descent and return the history of each epoch.
 
     ``history`` has ``loss`` (mean training loss of the epoch) and ``train_accuracy`` (measured on the
     batches as they were trained), plus ``test_accuracy`` when ``test`` is given. With ``progress=True`` a
     tqdm bar shows the epoch, loss and accuracy. The same ``rng`` seed gives the same run, bit for bit.
-    ``on_epoch(epochs_complete, history)`` runs after each epoch.
+    ``on_epoch(epochs_complete, history)`` runs after each epoch. A model with train and eval modes trains in
+    train mode and is evaluated in eval mode (``evaluate``).
+
+    ``patience=N`` stops early, by Nielsen's no-improvement-in-N rule: after the best test accuracy so far, N
+    epochs without a better one, and training stops (``test`` is needed; the history keeps every epoch run).
+    ``schedule`` sets the optimizer's ``lr`` before every epoch to ``schedule(epochs_complete, history)`` and
+    stops when it returns None; ``history["lr"]`` records the rates (see ``schedules``: Nielsen's halving, the
+    course's decay). ``settings`` names other choices the run depends on that fit cannot see (the CLI's L2
+    strength and dropout): a checkpoint keeps them, with the patience and the schedule, and a resume with other
+    values is refused.
 
     With ``checkpoint=PATH`` (the model a ``Module``, the optimizer one of ``optim``'s), the end of every epoch
     writes PATH atomically: the parameters, the optimizer's state, the batch order's generator, the history
@@ -100,14 +122,39 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
     history: History = {"loss": [], "train_accuracy": []}
     if test is not None:
         history["test_accuracy"] = []
+    if patience is not None:
+        patience = check_patience(patience)
+        if test is None:
+            raise ValueError("fit: patience=N stops when the test accuracy has not improved for N epochs; give fit "
+                             "a test set (test=(x, y)) to watch.")
+    if schedule is not None:
+        if not callable(schedule):
+            raise TypeError(f"fit: schedule must be a function (epochs_complete, history) -> lr or None, such as "
+                            f"schedules.course_decay(0.1, 1.0); got a {type(schedule).__name__}.")
+        if not hasattr(optimizer, "lr"):
+            raise TypeError(f"fit: schedule= sets the optimizer's lr before every epoch, but the optimizer (a "
+                            f"{type(optimizer).__name__}) has no lr attribute; use one of optim's.")
+        history["lr"] = []
+    kept = {"patience": str(patience or 0), "schedule": _schedule_name(schedule),
+            **{str(key): str(value) for key, value in (settings or {}).items()}}
     done = 0
     if checkpoint is not None:
         done, history = prepare_checkpoint(checkpoint, model, optimizer, generator, history, batch_size, len(x),
-                                           resume)
+                                           resume, kept)
     elif resume:
         raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
     steps = (len(x) + batch_size - 1) // batch_size
     for epoch in range(done + 1, epochs + 1):
+        if patience is not None and early_stopping(history, patience) is not None:
+            break  # also when a resumed run had already stopped
+        if schedule is not None:
+            lr = scheduled_rate(schedule, epoch - 1, history)
+            if lr is None:
+                break
+            optimizer.lr = lr
+            history["lr"].append(lr)
+        if getattr(model, "training", None) is not None:
+            model.train()  # type: ignore[attr-defined]
         bar = _progress(steps, f"Epoch {epoch - 1} (of 0-{epochs - 1})", progress)  # from 0, as Nielsen prints
         loss_sum = correct = 0.0
         for xb, yb in batches(x, y, batch_size, rng=generator):
@@ -131,10 +178,14 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
             bar.set_postfix(shown, refresh=True)
             bar.close()
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, generator, epoch, history, batch_size, len(x))
+            save_checkpoint(checkpoint, model, optimizer, generator, epoch, history, batch_size, len(x), kept)
         if on_epoch is not None:
             on_epoch(epoch, history)
     return history
+
+
+def _schedule_name(schedule: Any) -> str:
+    return "" if schedule is None else str(getattr(schedule, "__name__", type(schedule).__name__))
 
 
 def _progress(total: int, description: str, enabled: bool) -> Any:

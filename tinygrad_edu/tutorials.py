@@ -1,9 +1,11 @@
-"""The five tutorial networks, each twice: the hand-derived numpy reference and its engine twin, and ``compare``.
+"""The tutorial networks and the next chapters, each twice: the hand-derived numpy reference and its engine twin.
 
 ``compare("nielsen")`` starts both from the same parameters, runs them on the same mini-batch, and reports,
-per parameter, how far the engine's gradients (``check_backprop``) and the parameters after a few SGD steps
-are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg``
-(see ``TUTORIALS``).
+per parameter, how far the engine's gradients (``check_backprop``) and the parameters after a few steps
+are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg`` (the five
+tutorials), then ``network2`` (Nielsen's chapter 3), ``reg_l2``, ``reg_dropout``, ``opt_momentum``, ``opt_adam``
+and ``gradcheck`` (the deep-learning course's second course); see ``TUTORIALS``. The optimizer twins step with
+their own update rule on both sides, the others with plain gradient descent.
 
 Each tutorial names and lays out its parameters its own way; the engine twin is an ``nn.MLP``. ``to_engine`` and
 ``to_reference`` translate between the two (parameters or gradients alike), in one place: ``LAYOUTS``.
@@ -27,7 +29,7 @@ import numpy as np
 
 from . import datasets, losses, nn, optim
 from .check import BackpropReport, check_backprop
-from .manual import lnet, logreg, mnist3, nielsen, xor
+from .manual import gradient_checking, lnet, logreg, mnist3, network2, nielsen, optimization, regularization, xor
 from .tensor import Tensor
 
 __all__ = [
@@ -76,14 +78,16 @@ class Layout:
     bias: str | None                  # None: the tutorial has no biases
     first: int = 1                    # the number of the first layer in the names
     transposed: bool = False          # weights are (out, in), one example per column (Linear's are (in, out))
+    stride: int = 2                   # modules per layer in the twin: Linear and activation (3 with dropout)
 
     def links(self, layers: int) -> list[Link]:
         weight = (_transpose, _transpose) if self.transposed else (_same, _same)
         found = []
         for i in range(layers):
-            found.append(Link(f"layers.{2 * i}.weight", self.weight.format(self.first + i), *weight))
+            at = self.stride * i
+            found.append(Link(f"layers.{at}.weight", self.weight.format(self.first + i), *weight))
             if self.bias is not None:
-                found.append(Link(f"layers.{2 * i}.bias", self.bias.format(self.first + i), _column, _flat))
+                found.append(Link(f"layers.{at}.bias", self.bias.format(self.first + i), _column, _flat))
         return found
 
 
@@ -93,6 +97,12 @@ LAYOUTS: dict[str, Layout] = {
     "xor": Layout("weights{}", None),                                # weights1, weights2: (in, out)
     "lnet": Layout("W{}", "b{}", transposed=True),                   # the course: W1 (n1, n0), b1 (n1, 1)
     "logreg": Layout("w", "b"),                                      # w (n_x, 1), b (1, 1)
+    "network2": Layout("w{}", "b{}", first=0, transposed=True),      # network2.params_of: as nielsen
+    "reg_l2": Layout("W{}", "b{}", transposed=True),                 # the course's W1..W3, b1..b3
+    "reg_dropout": Layout("W{}", "b{}", transposed=True, stride=3),  # Linear, ReLU, Dropout per hidden layer
+    "opt_momentum": Layout("W{}", "b{}", transposed=True),
+    "opt_adam": Layout("W{}", "b{}", transposed=True),
+    "gradcheck": Layout("W{}", "b{}", transposed=True),
 }
 
 
@@ -148,6 +158,9 @@ class Twin:
     manual_gradients: Callable[[Params, np.ndarray, np.ndarray], tuple[float, Params]]
     engine_loss: Callable[[nn.Module], Tensor]            # the same batch, in the engine's layout
     lr: float
+    # an optimizer twin: the engine's optimizer, and the reference's update (params, grads) -> new params
+    optimizer: Callable[[list[Tensor]], optim.Optimizer] | None = None
+    manual_update: Callable[[Params, Params], Params] | None = None
 
     def to_engine(self, arrays: Params) -> dict[str, np.ndarray]:
         """The reference's parameters (or gradients) in the twin's names and layout."""
@@ -163,14 +176,20 @@ class Twin:
             engine[name].data = array.astype(np.float64)
 
     def manual_step(self) -> tuple[float, Params]:
-        """One plain gradient-descent step of the reference: p -= lr * dL/dp (the tutorials' update rule)."""
+        """One step of the reference: its own update rule, or gradient descent p -= lr * dL/dp (the tutorials')."""
         loss, grads = self.manual_gradients(self.params, self.x, self.y)
+        if self.manual_update is not None:
+            self.params = self.manual_update(self.params, grads)
+            return loss, grads
         for name, g in grads.items():
             self.params[name] = self.params[name] - self.lr * g
         return loss, grads
 
 
 # -- names ----------------------------------------------------------------------------------------------------
+
+_COURSE_NETS = ("reg_l2", "reg_dropout", "opt_momentum", "opt_adam", "gradcheck")
+
 
 def layer_names(key: str, layers: int) -> list[tuple[str, str]]:
     """What tutorial ``key`` calls each layer's weighted input and its activation, first layer first.
@@ -181,6 +200,8 @@ def layer_names(key: str, layers: int) -> list[tuple[str, str]]:
     _layout(key)  # an unknown key is refused with the list of known ones
     if key == "logreg":                                   # z = w^T x + b, a = sigmoid(z): one unit, no number
         return [("z", "a")]
+    if key in _COURSE_NETS:                               # the course's second course: Z1, A1, ..., A3
+        return [(f"Z{k}", f"A{k}") for k in range(1, layers + 1)]
     if key == "lnet":                                     # the course's Z1, A1, ..., AL
         return [(f"Z{k}", "AL" if k == layers else f"A{k}") for k in range(1, layers + 1)]
     if key == "xor":                                      # the tutorial names only the activations
@@ -284,8 +305,159 @@ def _logreg(rng: np.random.Generator) -> Twin:
                 logreg.gradients, _engine_loss("logreg", losses.binary_cross_entropy, x, y), lr=0.005)
 
 
+# -- the next chapters: Nielsen's chapter 3 and the course's second course ------------------------------------
+
+def _points(points: datasets.Points) -> tuple[np.ndarray, np.ndarray]:
+    """Rows x (m, 2) and a column of 0/1 targets (m, 1), in the engine's layout."""
+    return points.train_x, points.train_y.astype(np.float64).reshape(-1, 1)
+
+
+def _course_net(sizes: list[int], keep_prob: float = 1.0) -> tuple[nn.Sequential, list[nn.Dropout]]:
+    """The course's LINEAR -> RELU (-> DROPOUT) -> ... -> LINEAR -> SIGMOID, with its dropout layers."""
+    layers: list[nn.Module] = []
+    dropouts: list[nn.Dropout] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out, init="zeros"))  # the reference's weights are loaded in build()
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if keep_prob < 1:
+                dropouts.append(nn.Dropout(1 - keep_prob, rng=i))
+                layers.append(dropouts[-1])
+    layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers), dropouts
+
+
+def _network2(rng: np.random.Generator) -> Twin:
+    x, y = _mnist_batch(10, rng)
+    params = network2.params_of(network2.Network([784, 30, 10], rng=rng))
+    model = nn.MLP([784, 30, 10], activation="sigmoid", rng=rng)
+    lmbda, n = 5.0, 50_000   # n: the training set's size, whatever the batch's
+
+    def manual(p: Params, xs: np.ndarray, ys: np.ndarray) -> tuple[float, Params]:
+        return network2.gradients(p, xs, ys, lmbda=lmbda, n=n)
+
+    def engine_loss(m: nn.Module) -> Tensor:
+        return losses.sigmoid_cross_entropy(named_forward("network2", m, x), Tensor(y, name="y")) + \
+            losses.l2_penalty(m, lmbda, n)
+
+    return Twin("network2", "Nielsen's network2, [784, 30, 10], cross-entropy, L2 lmbda = 5 over n = 50,000, "
+                "N(0, 1/n_in) start", "Nielsen, chapter 3 (src/network2.py)", params, model, links("network2", 2),
+                x.T.copy(), y.T.copy(), manual, engine_loss, lr=0.5)
+
+
+def _reg_l2(rng: np.random.Generator) -> Twin:
+    x, y = _points(datasets.load_circles())
+    params = regularization.initialize_parameters([2, 20, 3, 1])
+    model, _ = _course_net([2, 20, 3, 1])
+    lambd, m = 0.7, len(x)    # the course's lambda / (2m), m the examples of its full batch
+
+    def manual(p: Params, xs: np.ndarray, ys: np.ndarray) -> tuple[float, Params]:
+        return regularization.gradients_l2(p, xs, ys, lambd)
+
+    def engine_loss(net: nn.Module) -> Tensor:
+        return losses.binary_cross_entropy(named_forward("reg_l2", net, x), Tensor(y, name="Y")) + \
+            losses.l2_penalty(net, lambd, m)
+
+    return Twin("reg_l2", "the course's three-layer ReLU net [2, 20, 3, 1] with L2, lambda = 0.7 over m = 300, on "
+                "the circles", "the course, Regularization (compute_cost_with_regularization)", params, model,
+                links("reg_l2", 3), x.T.copy(), y.T.copy(), manual, engine_loss, lr=0.3)
+
+
+def _reg_dropout(rng: np.random.Generator) -> Twin:
+    x, y = _points(datasets.load_circles())
+    params = regularization.initialize_parameters([2, 20, 3, 1])
+    keep_prob = 0.86
+    model, dropouts = _course_net([2, 20, 3, 1], keep_prob)
+
+    def engine_loss(net: nn.Module) -> Tensor:
+        # NOTE: the course reseeds its generator in every forward pass, so every step uses the same two masks;
+        # reseeding the dropout layers does the same here, and the reference takes the masks they drew
+        for i, layer in enumerate(dropouts):
+            layer.rng = np.random.default_rng(i)
+        return losses.binary_cross_entropy(named_forward("reg_dropout", net, x), Tensor(y, name="Y"))
+
+    def manual(p: Params, xs: np.ndarray, ys: np.ndarray) -> tuple[float, Params]:
+        masks = [layer.mask.T for layer in dropouts if layer.mask is not None]
+        return regularization.gradients_dropout(p, xs, ys, masks, keep_prob)
+
+    engine_loss(model)   # one pass draws the masks the reference will use
+    return Twin("reg_dropout", "the course's three-layer ReLU net [2, 20, 3, 1] with inverted dropout on both hidden "
+                "layers, keep_prob = 0.86 (nn.Dropout(0.14)), on the circles",
+                "the course, Regularization (forward/backward_propagation_with_dropout)", params, model,
+                links("reg_dropout", 3), x.T.copy(), y.T.copy(), manual, engine_loss, lr=0.3)
+
+
+def _moons_batch() -> tuple[np.ndarray, np.ndarray]:
+    """The course's first mini-batch of its first epoch (64 columns, its own shuffle), as engine rows."""
+    moons = datasets.load_moons()
+    X, Y = moons.train_x.T, moons.train_y.reshape(1, -1).astype(np.float64)
+    xb, yb = optimization.random_mini_batches(X, Y, 64, seed=11)[0]
+    return xb.T.copy(), yb.T.copy()
+
+
+def _opt_momentum(rng: np.random.Generator) -> Twin:
+    x, y = _moons_batch()
+    params = optimization.initialize_parameters([2, 5, 2, 1])
+    model, _ = _course_net([2, 5, 2, 1])
+    beta, lr = 0.9, 0.1
+    velocity = optimization.initialize_velocity(params)
+
+    def update(p: Params, grads: Params) -> Params:
+        nonlocal velocity
+        p, velocity = optimization.update_parameters_with_momentum(p, {"d" + k: g for k, g in grads.items()},
+                                                                   velocity, beta, lr)
+        return p
+
+    def optimizer(parameters: list[Tensor]) -> optim.Optimizer:
+        sgd = optim.SGD(parameters, lr=lr, momentum=beta, dampening=beta)
+        sgd.velocity = [np.zeros_like(p.data) for p in parameters]   # the course's v starts at 0
+        return sgd
+
+    return Twin("opt_momentum", "the course's ReLU net [2, 5, 2, 1] on a mini-batch of the moons, momentum "
+                "v = 0.9 v + 0.1 dW (SGD with dampening = momentum, velocity from 0)",
+                "the course, Optimization methods (update_parameters_with_momentum)", params, model,
+                links("opt_momentum", 3), x.T.copy(), y.T.copy(), optimization.gradients,
+                _engine_loss("opt_momentum", losses.binary_cross_entropy, x, y), lr=lr, optimizer=optimizer,
+                manual_update=update)
+
+
+def _opt_adam(rng: np.random.Generator) -> Twin:
+    x, y = _moons_batch()
+    params = optimization.initialize_parameters([2, 5, 2, 1])
+    model, _ = _course_net([2, 5, 2, 1])
+    lr = 0.01
+    v, s = optimization.initialize_adam(params)
+    t = 0
+
+    def update(p: Params, grads: Params) -> Params:
+        nonlocal v, s, t
+        t += 1
+        p, v, s = optimization.update_parameters_with_adam(p, {"d" + k: g for k, g in grads.items()}, v, s, t, lr)
+        return p
+
+    return Twin("opt_adam", "the course's ReLU net [2, 5, 2, 1] on a mini-batch of the moons, Adam with bias "
+                "correction (lr 0.01, betas 0.9 and 0.999, eps 1e-8)",
+                "the course, Optimization methods (update_parameters_with_adam)", params, model,
+                links("opt_adam", 3), x.T.copy(), y.T.copy(), optimization.gradients,
+                _engine_loss("opt_adam", losses.binary_cross_entropy, x, y), lr=lr,
+                optimizer=lambda parameters: optim.Adam(parameters, lr=lr, betas=(0.9, 0.999), eps=1e-8),
+                manual_update=update)
+
+
+def _gradcheck(rng: np.random.Generator) -> Twin:
+    X, Y, params = gradient_checking.gradient_check_n_test_case()
+    x, y = X.T.copy(), Y.reshape(-1, 1).astype(np.float64)
+    model, _ = _course_net([4, 5, 3, 1])
+    return Twin("gradcheck", "the course's gradient-checking net [4, 5, 3, 1] on its three examples, the "
+                "corrected backward_propagation_n", "the course, Gradient Checking (gradient_check_n)", params,
+                model, links("gradcheck", 3), X, Y.reshape(1, -1).astype(np.float64), gradient_checking.gradients,
+                _engine_loss("gradcheck", losses.binary_cross_entropy, x, y), lr=0.1)
+
+
 TUTORIALS: dict[str, Callable[[np.random.Generator], Twin]] = {
     "mnist3": _mnist3, "nielsen": _nielsen, "xor": _xor, "lnet": _lnet, "logreg": _logreg,
+    "network2": _network2, "reg_l2": _reg_l2, "reg_dropout": _reg_dropout, "opt_momentum": _opt_momentum,
+    "opt_adam": _opt_adam, "gradcheck": _gradcheck,
 }
 
 
@@ -387,7 +559,8 @@ def compare(tutorial: str | Twin, steps: int = 3, tolerance: float = 1e-10,
     linked = {link.engine: engine[link.engine] for link in twin.links}
     # loss(t) needs no t: the tensors in it are the model's own parameters
     check = check_backprop(by_hand, lambda t: twin.engine_loss(twin.model), linked, tolerance)
-    optimizer = optim.SGD(twin.model.parameters(), lr=twin.lr)
+    parameters = twin.model.parameters()
+    optimizer = twin.optimizer(parameters) if twin.optimizer is not None else optim.SGD(parameters, lr=twin.lr)
     for step in range(steps):
         if step > 0:  # the first step uses the gradients just checked
             optimizer.zero_grad()

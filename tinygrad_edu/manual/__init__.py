@@ -1,4 +1,4 @@
-"""The five tutorial networks, hand-derived in plain numpy: the references the engine is checked against.
+"""The tutorials' networks, hand-derived in plain numpy: the references the engine is checked against.
 
 One module per tutorial (the files of the shared ``seeds/`` folder), each following its tutorial's own equations
 and layout, with no engine imports. Every module has ``init_params`` (randomness from an explicit Generator or seed)
@@ -10,11 +10,22 @@ and ``gradients(params, x, y) -> (loss, {name: dL/dparam})``, the true gradient,
 - ``lnet``    file 003: L-layer net in a params dict, cross-entropy
 - ``logreg``  file 004: logistic regression on the cat images
 
+The next chapters, each module one source (modules without a seed number have no seed tutorial of their own):
+
+- ``network2``          Nielsen's chapter 3: cross-entropy, L2 weight decay, the 1/sqrt(n_in) start
+- ``initialization``    the course's zeros / large random / He starts on the circles
+- ``regularization``    the course's L2 and inverted dropout on its three-layer ReLU net
+- ``gradient_checking`` the course's two-sided differences, with its planted mistakes
+- ``optimization``      the course's mini-batches, momentum, Adam and learning-rate decay on the moons
+
 >>> from tinygrad_edu import manual
->>> sorted(manual.__all__)
-['lnet', 'logreg', 'mnist3', 'nielsen', 'xor']
+>>> sorted(manual.__all__)  # doctest: +NORMALIZE_WHITESPACE
+['gradient_checking', 'initialization', 'lnet', 'logreg', 'mnist3', 'network2', 'nielsen', 'optimization',
+ 'regularization', 'xor']
 """
 
-from . import lnet, logreg, mnist3, nielsen, xor
+from . import (gradient_checking, initialization, lnet, logreg, mnist3, network2, nielsen, optimization,
+               regularization, xor)
 
-__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg"]
+__all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
+           "gradient_checking", "optimization"]
