@@ -157,6 +157,7 @@ def discover(fn: Callable[..., Any], args: tuple[Any, ...]) -> Found:
     """Walk from the step (its closure, the globals it names, its bound object) and the non-array arguments."""
     found = Found()
     seen: set[int] = set()
+    by_module: set[int] = set()
 
     def member(holder: Any, key: Any, kind: str, value: Any, path: str, depth: int, watch: bool) -> None:
         if isinstance(value, np.ndarray):
@@ -175,17 +176,18 @@ def discover(fn: Callable[..., Any], args: tuple[Any, ...]) -> Found:
             return
         seen.add(id(obj))
         if isinstance(obj, Tensor):
-            found.names.setdefault(id(obj), _tensor_path_name(obj, path))
+            if id(obj) not in by_module:
+                found.names.setdefault(id(obj), _tensor_path_name(obj, path))
             for attr, field_name in (("_data", "data"), ("_grad", "grad")):
                 if isinstance(getattr(obj, attr), np.ndarray):
                     found.arrays.append(Slot(obj, attr, "attr", f"{path}.{field_name}"))
             return
         if isinstance(obj, Module):
             found.settings.append((Slot(obj, "training", "attr", f"{path}.training"), obj.training))
-            for name, p in obj.named_parameters():
-                found.names.setdefault(id(p), name)
-            for name, b in obj.named_buffers():
-                found.names.setdefault(id(b), name)
+            for name, t in list(obj.named_parameters()) + list(obj.named_buffers()):
+                if id(t) not in by_module:  # a module's own names win over the path that found the tensor
+                    by_module.add(id(t))
+                    found.names[id(t)] = name
             for attr, value in list(vars(obj).items()):
                 member(obj, attr, "attr", value, f"{path}.{attr}", depth, not attr.startswith("_"))
             return
@@ -528,6 +530,12 @@ def _finish(rec: Recorder, found: Found, notes: _Annotate, result: Any, inputs: 
             swapped: list[tuple[Slot, Any, Traced]], tensors_in: list[Any], generators: list[Any],
             clock_start: int) -> Recording:
     """After the eager run: what the step stored, its return value's template, plain arrays everywhere again."""
+    for _, slot, real, proxy in generators:
+        if slot.get() is not proxy:
+            raise JitError(f"jit: the step gives {slot.path} a new random generator (e.g. layer.rng = "
+                           f"np.random.default_rng(seed), as the course reseeds its dropout). A replay draws from "
+                           f"the generator it recorded and would never see the new one. Seed the generator once, "
+                           f"outside the step, or do not jit this step.")
     state: list[tuple[int, Slot]] = [(traced._index, slot) for slot, _, traced in swapped]
     stores = _stored_over(rec, inputs, swapped, tensors_in)
     _restore(rec, swapped, tensors_in, generators)
@@ -685,14 +693,13 @@ def _resolve_names(rec: Recorder, found: Found, notes: _Annotate) -> None:
 
 def _check_escapes(rec: Recorder) -> None:
     """A computed array still alive after the step somewhere jit does not look: a value it cannot store again."""
-    def computed() -> list[Traced]:
-        return [t for ref in rec.traced if (t := ref()) is not None and rec.values[t._index].producer >= 0]
-
-    if not computed():
-        return
     gc.collect()
-    for t in computed():
+    for ref in rec.traced:
+        t = ref()
+        if t is None or rec.values[t._index].producer < 0:
+            continue
         holders = [type(h).__name__ for h in gc.get_referrers(t) if not isinstance(h, (types.FrameType, list))]
+        del t
         raise JitError(f"jit: the step stored an array it computed where jit cannot reach it (held by "
                        f"{', '.join(holders) or 'something jit does not walk'}). A replay would not store it there "
                        f"again, so that place would keep the recorded call's value. Return the value from the step "
@@ -1302,7 +1309,7 @@ class Jitted:
                 raise JitError(f"jit: the step {self.__name__} does not do the same thing on every call, so one "
                                f"recording cannot replay it: {why}.")
             else:
-                del earlier[:-1]
+                del earlier[:-2]  # the first two may differ (a first call that sets up state); three may not
         return result
 
     # -- what a learner looks at ------------------------------------------------------------------------------

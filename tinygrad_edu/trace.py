@@ -308,6 +308,24 @@ def _caller() -> tuple[str, str]:
     return "<unknown>", ""
 
 
+_TENSOR_READERS = frozenset({"item", "__bool__", "__float__", "__int__", "tolist"})
+
+
+def _reading_frame() -> Any:
+    """The learner's frame, when the read is one of Tensor's accessors (``loss.item()``) called from there."""
+    frame: Any = sys._getframe(2)
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename) == _HERE or
+                                 os.path.abspath(frame.f_code.co_filename).startswith(_NUMPY_DIR + os.sep)):
+        frame = frame.f_back
+    if frame is None or frame.f_globals.get("__name__") != "tinygrad_edu.tensor" \
+            or frame.f_code.co_name not in _TENSOR_READERS:
+        return None
+    caller = frame.f_back
+    if caller is None or caller.f_globals.get("__name__", "").startswith("tinygrad_edu."):
+        return None  # the engine reading its own tensor (a loss checking its input)
+    return caller
+
+
 class Recorder:
     """Records the numpy calls made on its ``Traced`` arrays, in order (see the module docstring)."""
 
@@ -523,6 +541,9 @@ class Recorder:
         mistake in a jitted step, refused here with the way out.
         """
         site, module = _caller()
+        frame = _reading_frame()
+        if frame is not None:  # loss.item(), float(loss), if loss: the Tensor hands its array's value to the learner
+            self.user_read(obj, name, f"{frame.f_code.co_filename}:{frame.f_lineno}")
         if not module.startswith("tinygrad_edu.") or module.startswith("tinygrad_edu.jit"):
             self.user_read(obj, name, site)
         self.engine_reads += 1
