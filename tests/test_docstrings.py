@@ -7,8 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["autograd", "blas", "check", "datasets", "display", "grad_mode", "gradcheck", "health", "losses", "manual",
-           "nn", "optim", "parameters", "schedules", "tensor", "train", "tutorials"]
+MODULES = ["autograd", "blas", "check", "datasets", "display", "grad_mode", "gradcheck", "health", "jit", "losses",
+           "manual", "nn", "optim", "parameters", "schedules", "tensor", "trace", "train", "tutorials"]
 MANUAL = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
           "gradient_checking", "optimization"]
 

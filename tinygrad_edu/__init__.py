@@ -14,7 +14,7 @@ from .diagnostics import LearnerWarning
 from .gradcheck import GradcheckError, gradcheck
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor, concatenate, maximum, minimum, stack, where
-from .jit import JitError, jit  # noqa: E402 (after the engine it records)
+from .jit import JitError, jit
 
 __all__ = [
     "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",

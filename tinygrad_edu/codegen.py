@@ -27,7 +27,7 @@ from .trace import Call, Const, Recorder, Ref
 __all__ = ["Program", "Source", "write"]
 
 
-class Fallback(Exception):
+class Fallback(Exception):  # noqa: N818 (the source reads `raise Fallback`: what happens, not an error)
     """Raised inside a replay where a guard fails: the step is run eagerly instead (see ``jit``)."""
 
 
@@ -135,9 +135,7 @@ class _Writer:
             return False
         index = call.result.index
         value = self.rec.values[index]
-        if self.uses.get(index, 0) != 1 or value.named:  # a tensor the learner named keeps its line
-            return False
-        return True
+        return self.uses.get(index, 0) == 1 and not value.named  # a tensor the learner named keeps its line
 
     # -- literals and arguments ------------------------------------------------------------------------------
     def literal(self, x: Any, like: np.dtype | None = None) -> _Expr:
@@ -169,8 +167,9 @@ class _Writer:
             return _Expr(repr(x), _ATOM)
         if isinstance(x, np.dtype) and x.isbuiltin and getattr(np, x.name, None) is x.type:
             return _Expr(f"np.{x.name}", _ATOM)
-        if isinstance(x, type) and getattr(np, x.__name__, None) is x:
-            return _Expr(f"np.{x.__name__}", _ATOM)
+        type_name = getattr(x, "__name__", "") if isinstance(x, type) else ""
+        if type_name and getattr(np, type_name, None) is x:
+            return _Expr(f"np.{type_name}", _ATOM)
         if isinstance(x, type) and x in (float, int, bool, complex):
             return _Expr(x.__name__, _ATOM)
         return _Expr(self.bind(x, "obj"), _ATOM)
@@ -226,7 +225,7 @@ class _Writer:
                     op, prec = _BINARY[name]
                     left, right = self.literal(args[0], like), self.literal(args[1], like)
                     right_text = _paren(right, right.precedence <= prec)
-                    return _Expr(f"{_paren(left, left.precedence < prec or prec == 7 and left.precedence == 7)} "
+                    return _Expr(f"{_paren(left, left.precedence < prec or (prec == 7 and left.precedence == 7))} "
                                  f"{op} {right_text}", prec)
                 if name in _UNARY and len(args) == 1:
                     inner = self.literal(args[0], like)
@@ -330,7 +329,7 @@ class _Writer:
 
         def flush() -> None:
             while pending:
-                index, call, expr = pending.pop(0)
+                index, _call, expr = pending.pop(0)
                 self.folded.pop(index, None)
                 body.append(f"{self.name_of(index)} = {expr.text}")
 
@@ -423,7 +422,7 @@ class _Writer:
 
 
 # keyword arguments a method takes by default: written or not, numpy makes the same computation
-_REDUCTION = {"axis": None, "keepdims": False, "dtype": None, "out": None}
+_REDUCTION: dict[str, Any] = {"axis": None, "keepdims": False, "dtype": None, "out": None}
 _DEFAULTS = {name: _REDUCTION for name in ("sum", "mean", "max", "min", "prod", "all", "any")}
 _DEFAULTS.update({"var": {**_REDUCTION, "ddof": 0}, "std": {**_REDUCTION, "ddof": 0}})
 

@@ -21,16 +21,19 @@ its op's rule.
 ...     return loss
 >>> rng = np.random.default_rng(0)
 >>> x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
->>> [round(train_step(x, y).item(), 6) for _ in range(4)]  # calls 1 and 2 record, 3 and 4 replay
-[1.216298, 1.167209, 1.121839, 1.080264]
->>> print(train_step.source.splitlines()[3])
-    z = x @ layers_0_weight + layers_0_bias
+>>> [round(train_step(x, y).item(), 6) for _ in range(5)]  # calls 1 to 3 record, 4 and 5 replay
+[0.954792, 0.934714, 0.913061, 0.889896, 0.865383]
+>>> train_step
+jit(train_step): 1 compiled, 2 replays
+>>> [line.strip() for line in train_step.source.splitlines() if "grad_layers_0_weight =" in line]
+['grad_layers_0_weight = x.mT @ grad_add_2']
 
 How it works, and what it cannot see:
 
-* The first two calls with a new signature (the shapes, dtypes and layouts of the array arguments) run eagerly
-  and record; if the two recordings agree, the step is compiled and later calls replay it. A smaller last
-  mini-batch has another signature, so it gets its own recording (``step.traces`` lists them).
+* The first calls with a new signature (the shapes, dtypes and layouts of the array arguments) run eagerly and
+  record; once two recordings in a row agree, the step is compiled and later calls replay it (the very first call
+  often differs: it makes each parameter's first .grad, or an optimizer's state). Three that all differ are
+  refused. A smaller last mini-batch has another signature, so it gets its own recording (``step.traces``).
 * Parameters and optimizer state are found from the step itself (the variables it uses: its closure, the globals
   it names, its arguments, and what they hold) and read afresh at every replay, so ``load_state_dict`` between
   calls is seen. Updates in place and new arrays given to a tensor (``t.data = new``, ``.grad``) are replayed.
@@ -62,6 +65,7 @@ import inspect
 import itertools
 import linecache
 import math
+import os
 import sys
 import types
 import weakref
@@ -129,7 +133,9 @@ class Slot:
 
 _SKIP_MODULES = frozenset({"builtins", "numpy", "torch", "matplotlib", "IPython", "ipykernel", "tqdm", "graphviz",
                            "scipy", "pandas", "PIL", "jupyter_client", "traitlets", "zmq", "tornado", "_pytest",
-                           "pytest", "hypothesis", "threadpoolctl"}) | frozenset(getattr(sys, "stdlib_module_names", ()))
+                           "pytest", "hypothesis", "threadpoolctl"})
+_SKIP_MODULES |= frozenset(getattr(sys, "stdlib_module_names", ()))
+_ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _MAX_DEPTH = 6
 _MAX_ITEMS = 2000
 
@@ -230,7 +236,7 @@ def discover(fn: Callable[..., Any], args: tuple[Any, ...]) -> Found:
         for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
             with contextlib.suppress(ValueError):  # an empty cell
                 member(cell, None, "cell", cell.cell_contents, name, depth, True)
-        if fn.__globals__.get("__name__", "").split(".")[0] == "tinygrad_edu":
+        if os.path.abspath(code.co_filename).startswith(_ENGINE_DIR):
             return  # the engine's own functions: their globals are its modules, not the learner's state
         for name in dict.fromkeys(_code_names(code)):
             if name in fn.__globals__:
@@ -351,8 +357,7 @@ class _Annotate:
             with rec.note("backward", node._op, ref):
                 grads = saved_rule(node, grad_out, create_graph)
             for parent, g in zip(node._parents, grads):
-                pref = weakref.ref(parent)
-                rec.hint(g, 3, lambda pref=pref: "grad_" + self.name(pref()))
+                rec.hint(g, 3, self.grad_name(weakref.ref(parent)))
             return grads
 
         def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
@@ -392,6 +397,10 @@ class _Annotate:
             autograd.backward, autograd.accumulate = saved_backward, saved_accumulate
             for opt in steps:
                 del opt.step
+
+    def grad_name(self, ref: weakref.ref[Any]) -> Callable[[], str]:
+        """The name of a gradient, found once the recording is over (a tensor may be named later in the step)."""
+        return lambda: "grad_" + self.name(ref())
 
     def name(self, t: Any) -> str:
         if t is None:
@@ -530,7 +539,7 @@ def _finish(rec: Recorder, found: Found, notes: _Annotate, result: Any, inputs: 
             swapped: list[tuple[Slot, Any, Traced]], tensors_in: list[Any], generators: list[Any],
             clock_start: int) -> Recording:
     """After the eager run: what the step stored, its return value's template, plain arrays everywhere again."""
-    for _, slot, real, proxy in generators:
+    for _, slot, _real, proxy in generators:
         if slot.get() is not proxy:
             raise JitError(f"jit: the step gives {slot.path} a new random generator (e.g. layer.rng = "
                            f"np.random.default_rng(seed), as the course reseeds its dropout). A replay draws from "
@@ -619,9 +628,7 @@ def discover_after(found: Found) -> list[tuple[Slot, Any]]:
                 visit(value, f"{path}.{key}", depth + 1)
 
     for slot in found.arrays + found.generators:
-        if isinstance(slot.holder, Tensor):
-            visit(slot.holder, slot.path.rsplit(".", 1)[0], 0)
-        elif slot.kind == "attr":
+        if isinstance(slot.holder, Tensor) or slot.kind == "attr":
             visit(slot.holder, slot.path.rsplit(".", 1)[0], 0)
     for slot, _ in found.settings:
         if slot.kind == "attr":
@@ -756,7 +763,8 @@ def _same_template(ra: Recorder, rb: Recorder, x: Any, y: Any) -> str:
         if oa is ob:
             return ""
         if isinstance(oa, np.ndarray) and isinstance(ob, np.ndarray):
-            if oa.shape == ob.shape and oa.dtype == ob.dtype and np.array_equal(oa, ob, equal_nan=oa.dtype.kind in "fc"):
+            if oa.shape == ob.shape and oa.dtype == ob.dtype and np.array_equal(
+                    oa, ob, equal_nan=oa.dtype.kind in "fc"):
                 return ""
             return (f"an array the step read from outside changed between calls ({_short(oa)} then {_short(ob)}): "
                     f"it was computed outside what jit records (Python arithmetic, a random draw from a generator "
@@ -800,7 +808,7 @@ def _same_template(ra: Recorder, rb: Recorder, x: Any, y: Any) -> str:
 def _safe_equal(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
-    except Exception:  # noqa: BLE001 (an object whose == is not a plain yes or no is not equal)
+    except Exception:
         return False
 
 
@@ -911,7 +919,9 @@ def _fold_constants(rec_: Recording, keep: set[int]) -> None:
 
     def const_ok(c: Const) -> bool:
         obj = rec.consts[c.index]
-        return not isinstance(obj, (np.ndarray, np.random.Generator, GeneratorProxy)) or not obj.flags.writeable
+        if isinstance(obj, (np.random.Generator, GeneratorProxy)):
+            return False
+        return not isinstance(obj, np.ndarray) or not obj.flags.writeable
 
     while True:
         constant: set[int] = set()
@@ -1000,7 +1010,7 @@ def compile_recording(rec_: Recording, fn: Callable[..., Any], args: tuple[Any, 
     # returned scalars are checked finite: a replay that makes them inf or nan runs eagerly instead
     checked = {i for i in result_refs if rec.values[i].dtype.kind == "f" and rec.values[i].shape in ((), (1,))}
     _add_finite_guards(rec, checked)
-    params = [(i, rec.values[i].hints and max(rec.values[i].hints)[1] or _input_name(p, names))
+    params = [(i, (rec.values[i].hints and max(rec.values[i].hints)[1]) or _input_name(p, names))
               for i, p, _ in rec_.inputs]
     params += [(i, max(rec.values[i].hints)[1] if rec.values[i].hints else _slot_name(slot)) for i, slot in rec_.state]
     gens = [(c, _slot_name(slot)) for c, slot in rec_.generators]
@@ -1097,7 +1107,7 @@ def _replay_function(rec_: Recording, step: Callable[..., Any], stores: list[tup
     body.append(f"if {' or '.join(tests)}: return _MISS")
     # the step's parameters: inputs, state (read afresh: load_state_dict may have given new arrays), generators
     call_args = []
-    for index, path, what in rec_.inputs:
+    for _, path, what in rec_.inputs:
         call_args.append(arg(path) if not what else f"{arg(path)}._{what}")
     for k, (index, slot) in enumerate(rec_.state):
         plain = rec.values[index].plain
@@ -1107,7 +1117,7 @@ def _replay_function(rec_: Recording, step: Callable[..., Any], stores: list[tup
         body.append(f"if s{k} is not {seen}[0] and not _fits(s{k}, {bind(rec.values[index].meta()[:3])}, {seen}, "
                     f"{owns}): return _MISS")
         call_args.append(f"s{k}")
-    for k, (const, slot) in enumerate(rec_.generators):
+    for k, (_const, slot) in enumerate(rec_.generators):
         body.append(f"g{k} = {slot.code(bind(slot.holder))}")
         call_args.append(f"g{k}")
     # a guard may send this step to eager: first keep what the step would change before that guard
@@ -1118,7 +1128,7 @@ def _replay_function(rec_: Recording, step: Callable[..., Any], stores: list[tup
     body.append("except Fallback:")
     body += ["    " + line for line in restores] + ["    return _FALLBACK"]
     # what the step stores: .grad of the parameters, new data, new attributes
-    for k, (index, where, _) in enumerate(stores):
+    for k, (_, where, _note) in enumerate(stores):
         if isinstance(where, Slot):
             holder = bind(where.holder)
             body.append(f"{where.code(holder)} = _st[{k}]")

@@ -475,7 +475,7 @@ class Recorder:
         finally:
             self.busy = False
         call = Call(kind, target, method, t_args, t_kwargs, None, (), self.section, self.context[-1],
-                    None if errstate == self.base_errstate else errstate, site)
+                    None if errstate == self.base_errstate else {k: str(v) for k, v in errstate.items()}, site)
         index = len(self.calls)
         self.calls.append(call)
         if writes is not None:
@@ -494,7 +494,7 @@ class Recorder:
             return (t_kwargs.get("out") or ()) + ((t_args[0],) if method == "at" else ())
 
         def given_out(result: Any) -> Any:
-            if method == "at":
+            if method == "at" or out is None:
                 return None
             return out[0] if len(out) == 1 else out
 
@@ -547,6 +547,7 @@ class Recorder:
         if not module.startswith("tinygrad_edu.") or module.startswith("tinygrad_edu.jit"):
             self.user_read(obj, name, site)
         self.engine_reads += 1
+        expected: bool | int
         if isinstance(result, (bool, np.bool_)):
             kind, expected = "truth", bool(result)
         elif isinstance(result, (float, np.floating)) and name in ("item", "__float__"):
@@ -579,7 +580,7 @@ class Recorder:
         finally:
             self.context.pop()
 
-    def hint(self, x: Any, priority: int, name: str) -> None:
+    def hint(self, x: Any, priority: int, name: str | Callable[[], str]) -> None:
         """Suggest a name for the value behind ``x`` (a traced array), for the source."""
         if isinstance(x, Traced) and x._recorder is self:
             self.values[x._index].hints.append((priority, name))
