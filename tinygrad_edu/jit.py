@@ -504,7 +504,19 @@ def record(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         raise JitError(f"jit: the step changes the Python value {slot.path} ({old!r} -> {new!r}) that it reads. "
                        f"A replay runs numpy only, so that value would stay as the recording left it. Keep "
                        f"counters and schedules outside the step (pass a number as an argument), or do not jit it.")
+    result = _plain_result(result)  # an array the step returned: the learner gets a plain one
+    _check_escapes(recording.recorder)
     return result, recording
+
+
+def _plain_result(x: Any) -> Any:
+    if isinstance(x, Traced):
+        return _plain_deep(x)
+    if type(x) in (tuple, list):
+        return type(x)(_plain_result(i) for i in x)
+    if type(x) is dict:
+        return {k: _plain_result(v) for k, v in x.items()}
+    return x
 
 
 def _slot_name(slot: Slot) -> str:
@@ -564,7 +576,6 @@ def _finish(rec: Recorder, found: Found, notes: _Annotate, result: Any, inputs: 
     for call in rec.calls:  # the walk's own calls: the starting gradient, and gradients that add up
         if call.context == ("walk",):
             call.context = ("start",) if call.kind == "function" and call.target is np.ones_like else ("add up",)
-    _check_escapes(rec)
     return Recording(rec, inputs, state, [(i, slot) for i, slot, _, _ in generators], stores, template,
                      found.settings, found.names, found.optimizers, notes.backward_ran, clock_start)
 

@@ -212,6 +212,12 @@ class Traced(np.ndarray):
     def mT(self) -> Any:  # noqa: N802 (numpy's name)
         return self._method("swapaxes", (-2, -1))
 
+    @property
+    def data(self) -> Any:  # type: ignore[override]
+        # NOTE: ndarray.data is a memoryview of the same bytes; code that reads `getattr(g, "data", g)` (a Tensor
+        # or an array) would hand numpy bytes the recorder cannot follow. The array itself means the same numbers.
+        return self
+
     def _method(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         rec = _recording((self,) + args, kwargs)
         if rec is None:
