@@ -389,6 +389,7 @@ class _Writer:
                         + ", ".join(where for _, where in p.stores))
         body.append(f"return ({', '.join(returns)}{',' if len(returns) == 1 else ''}), "
                     f"({', '.join(stores)}{',' if len(stores) == 1 else ''})")
+        body = _free_dead(body, set(params))
         doc = [f'"""The step `{p.title}` as the numpy calls it makes{", " + p.signature if p.signature else ""}.']
         if self.header_consts:
             doc.append("")
@@ -398,6 +399,11 @@ class _Writer:
             doc.append("Lines marked `# once:` depend on no input: they were computed once, when the step was "
                        "compiled,")
             doc.append("and every call uses their values.")
+        if any(line.lstrip().startswith("del ") for line in body):
+            doc.append("")
+            doc.append("`del` hands an array's memory back once nothing reads it any more, as eager's walk drops a "
+                       "gradient")
+            doc.append("once it has passed it on.")
         doc.append('"""')
         text = f"def step({', '.join(params)}):\n" + "\n".join(
             ("    " + line if line else "") for line in doc + body) + "\n"
@@ -429,6 +435,31 @@ _DEFAULTS.update({"var": {**_REDUCTION, "ddof": 0}, "std": {**_REDUCTION, "ddof"
 _SECTIONS = {"forward": "forward", "backward": "backward: each rule of ops.py, newest node first",
              "update": "update"}
 _GUARD_NOTE = "otherwise this step runs eagerly (see jit)"
+
+
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*) = ")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _free_dead(body: list[str], params: set[str]) -> list[str]:
+    """``del`` each local after the last line that reads it (a parameter or a comment never counts)."""
+    assigned = {m.group(1) for line in body if (m := _ASSIGNED.match(line))} - params
+    last: dict[str, int] = {}
+    for i, line in enumerate(body):
+        code = line.split("#", 1)[0]
+        for word in _WORD.findall(code):
+            if word in assigned:
+                last[word] = i
+    dead: dict[int, list[str]] = {}
+    for name, i in last.items():
+        dead.setdefault(i, []).append(name)
+    out = []
+    for i, line in enumerate(body):
+        out.append(line)
+        if i in dead and i < len(body) - 1:  # the last line returns
+            names = ", ".join(sorted(dead[i], key=line.find))
+            out.append(f"del {names}")  # after a `with` block's line too: the block has ended
+    return out
 
 
 def _refs(template: Any) -> list[Ref]:
