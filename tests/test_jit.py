@@ -380,3 +380,23 @@ def test_a_new_generator_in_every_step_is_refused() -> None:
 def test_jit_takes_a_function() -> None:
     with pytest.raises(TypeError, match="jit\\(fn\\): fn must be a function"):
         jit(3)  # type: ignore[arg-type]
+
+
+def test_an_attribute_name_is_no_global_and_another_jitted_step_is_left_alone() -> None:
+    # `optimizer.step()` names the attribute `step`; a notebook's global `step` (another jitted step) is no state
+    namespace: dict[str, Any] = {"jit": jit, "nn": nn, "optim": optim, "losses": losses, "Tensor": Tensor}
+    exec(  # noqa: S102 (a notebook's globals, written out)
+        "model = nn.MLP([4, 3, 2], rng=0)\n"
+        "optimizer = optim.SGD(model.parameters(), lr=0.5)\n"
+        "def train_step(x, y):\n"
+        "    loss = losses.quadratic_cost(model(Tensor(x)), y)\n"
+        "    optimizer.zero_grad()\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+        "    return loss\n"
+        "step = jit(train_step)\n", namespace)
+    step = namespace["step"]
+    x, y = _data()
+    for _ in range(5):
+        step(x, y)
+    assert step.replays == 2

@@ -135,6 +135,7 @@ _SKIP_MODULES = frozenset({"builtins", "numpy", "torch", "matplotlib", "IPython"
                            "scipy", "pandas", "PIL", "jupyter_client", "traitlets", "zmq", "tornado", "_pytest",
                            "pytest", "hypothesis", "threadpoolctl"})
 _SKIP_MODULES |= frozenset(getattr(sys, "stdlib_module_names", ()))
+_OWN_MODULES = frozenset({__name__, "tinygrad_edu.trace", "tinygrad_edu.codegen"})
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _MAX_DEPTH = 6
 _MAX_ITEMS = 2000
@@ -153,7 +154,10 @@ class Found:
 
 
 def _code_names(code: types.CodeType) -> Iterator[str]:
-    yield from code.co_names
+    """The global names a function's code reads (not attribute names: ``optimizer.step`` is no global ``step``)."""
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            yield str(ins.argval)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _code_names(const)
@@ -225,8 +229,8 @@ def discover(fn: Callable[..., Any], args: tuple[Any, ...]) -> Found:
             return
         if isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType)) or not hasattr(obj, "__dict__"):
             return
-        if type(obj).__module__.split(".")[0] in _SKIP_MODULES:
-            return
+        if type(obj).__module__.split(".")[0] in _SKIP_MODULES or type(obj).__module__ in _OWN_MODULES:
+            return  # never jit's own records (another jitted step named in the same globals)
         with contextlib.suppress(TypeError):
             for attr, value in list(vars(obj).items()):
                 member(obj, attr, "attr", value, f"{path}.{attr}", depth, False)
