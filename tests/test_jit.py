@@ -385,7 +385,7 @@ def test_jit_takes_a_function() -> None:
 def test_an_attribute_name_is_no_global_and_another_jitted_step_is_left_alone() -> None:
     # `optimizer.step()` names the attribute `step`; a notebook's global `step` (another jitted step) is no state
     namespace: dict[str, Any] = {"jit": jit, "nn": nn, "optim": optim, "losses": losses, "Tensor": Tensor}
-    exec(  # noqa: S102 (a notebook's globals, written out)
+    exec(  # a notebook's globals, written out
         "model = nn.MLP([4, 3, 2], rng=0)\n"
         "optimizer = optim.SGD(model.parameters(), lr=0.5)\n"
         "def train_step(x, y):\n"
