@@ -17,7 +17,7 @@ import keyword
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,6 @@ class Program:
     generators: list[tuple[int, str]]            # generators it draws from, also parameters: (const index, name)
     returns: list[int]                           # the values it returns (what the step returned)
     stores: list[tuple[int, str]]                # values it hands back to be stored (a .grad): (index, where)
-    checked: set[int] = field(default_factory=set)  # returned values a replay checks are finite
     signature: str = ""                          # the inputs' shapes, for the docstring
 
 

@@ -1031,7 +1031,7 @@ def compile_recording(rec_: Recording, fn: Callable[..., Any], args: tuple[Any, 
     gens = [(c, _slot_name(slot)) for c, slot in rec_.generators]
     store_list = [(i, note if isinstance(where, tuple) else where.path) for i, where, note in stores]
     title = getattr(fn, "__name__", "step")
-    program = Program(rec, title, params, gens, result_refs, store_list, checked,
+    program = Program(rec, title, params, gens, result_refs, store_list,
                       _describe_signature(args, names))
     source = write(program)
     filename = f"<jit {title} {next(_COUNTER)}>"
@@ -1192,10 +1192,6 @@ def _stamp(*arrays: np.ndarray) -> None:
         if key not in versions:
             weakref.finalize(memory, versions.pop, key, None).atexit = False
         versions[key] = version
-
-
-def _renew(t: Tensor) -> None:
-    inplace.note_new_data(t)
 
 
 def _stamped(rec_: Recording) -> list[int]:

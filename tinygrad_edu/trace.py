@@ -213,7 +213,7 @@ class Traced(np.ndarray):
         return self._method("swapaxes", (-2, -1))
 
     @property
-    def data(self) -> Any:  # type: ignore[override]
+    def data(self) -> Any:
         # NOTE: ndarray.data is a memoryview of the same bytes; code that reads `getattr(g, "data", g)` (a Tensor
         # or an array) would hand numpy bytes the recorder cannot follow. The array itself means the same numbers.
         return self
@@ -347,7 +347,6 @@ class Recorder:
         self._memory: dict[int, int] = {}
         self._keep: list[Any] = []           # every array seen, alive until the recording is compiled
         self.traced: list[weakref.ref[Traced]] = []
-        self.engine_reads = 0
 
     # -- the active recording ----------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -394,14 +393,6 @@ class Recorder:
     def external(self, array: np.ndarray, locator: tuple[Any, ...]) -> Traced:
         """Hand the step an array it reads from outside (an input, a parameter, an optimizer's state)."""
         return self._new(array, -1, locator=locator)
-
-    def memory_of(self, x: Any) -> int | None:
-        """The memory group of a traced array or a constant array (None for anything else)."""
-        if isinstance(x, Traced) and x._recorder is self:
-            return self.values[x._index].memory
-        if isinstance(x, np.ndarray):
-            return self._memory.get(id(owner_of(x)))
-        return None
 
     def const(self, obj: Any) -> Const:
         index = self._const_index.get(id(obj))
@@ -552,7 +543,6 @@ class Recorder:
             self.user_read(obj, name, f"{frame.f_code.co_filename}:{frame.f_lineno}")
         if not module.startswith("tinygrad_edu.") or module.startswith("tinygrad_edu.jit"):
             self.user_read(obj, name, site)
-        self.engine_reads += 1
         expected: bool | int
         if isinstance(result, (bool, np.bool_)):
             kind, expected = "truth", bool(result)
