@@ -400,3 +400,36 @@ def test_an_attribute_name_is_no_global_and_another_jitted_step_is_left_alone() 
     for _ in range(5):
         step(x, y)
     assert step.replays == 2
+
+
+def test_p_data_given_a_new_array_replays_and_a_rebound_parameter_is_refused() -> None:
+    def make(rebind: bool) -> tuple[nn.Module, Callable[..., Tensor]]:
+        from tinygrad_edu import no_grad
+        model = nn.MLP([4, 3, 2], rng=0)
+
+        def train_step(x: np.ndarray, y: np.ndarray) -> Tensor:
+            loss = losses.quadratic_cost(model(Tensor(x)), y)
+            for p in model.parameters():
+                p.grad = None
+            loss.backward()
+            with no_grad():
+                for p in model.parameters():
+                    p.data = p.data - 0.5 * p.grad    # a new array for each tensor: replayed
+                if rebind:
+                    layer = model.layers[0]
+                    layer.weight = Tensor(layer.weight.data * 1.0, requires_grad=True)   # a new tensor: refused
+            return loss
+        return model, train_step
+    eager, eager_step = make(False)
+    model, step = make(False)
+    step = jit(step)
+    x, y = _data()
+    for _ in range(8):
+        assert _same_bits(eager_step(x, y).data, step(x, y).data)
+    _assert_same_models(eager, model)
+    assert step.replays >= 5
+    _, rebinding = make(True)
+    rebinding = jit(rebinding)
+    with pytest.raises(JitError, match=r"read model.layers\[0\].weight.* rebound inside the step"):
+        for _ in range(3):
+            rebinding(x, y)

@@ -749,7 +749,10 @@ def difference(a: Recording, b: Recording) -> str | None:
     if [(p, w) for _, p, w in a.inputs] != [(p, w) for _, p, w in b.inputs]:
         return "the arguments changed"
     if len(a.state) != len(b.state) or not all(sa.same(sb) for (_, sa), (_, sb) in zip(a.state, b.state)):
-        return "the step read other state"
+        moved = next((sb.path for (_, sa), (_, sb) in zip(a.state, b.state) if not sa.same(sb)), "its state")
+        return (f"the step read {moved} from another object than the call before: a parameter, module or "
+                f"optimizer rebound inside the step (layer.weight = Tensor(...)) is a new object every call. "
+                f"Update the parameter's array instead (p.data -= lr * p.grad, or p.data = new_array)")
     if len(a.stores) != len(b.stores) or not all(_same_place(x[1], y[1]) for x, y in zip(a.stores, b.stores)):
         return "the step stored its results in other places"
     if len(a.generators) != len(b.generators) or not all(
