@@ -38,6 +38,7 @@ def _assert_same_models(eager: nn.Module, replayed: nn.Module) -> None:
     for (name, p), (_, q) in zip(eager.named_parameters(), replayed.named_parameters()):
         assert _same_bits(p.data, q.data), name
         assert _same_bits(p.grad, q.grad), f"{name}.grad"
+        assert p.grad.strides == q.grad.strides and p.data.strides == q.data.strides, f"{name}: memory layout"
 
 
 @pytest.mark.parametrize("key", TWINS)
