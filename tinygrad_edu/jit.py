@@ -46,10 +46,15 @@ How it works, and what it cannot see:
   loss.item() > 1:``, ``print(loss)``: a branch on data keeps the first call's choice), a step that makes no
   numpy call jit can follow ("nothing was jitted"), a forward pass returned without ``backward()``, values that
   change between calls in a way the recording cannot follow (a number computed in Python, a draw from a generator
-  jit cannot reach), storing a new value where jit cannot replay it (appending to a list).
+  jit cannot reach, Adam's bias correction from its step count), storing a new value where jit cannot replay it
+  (appending to a list), assigning a global, a parameter or module rebound inside the step (``layer.weight =
+  Tensor(...)``), a new generator given to a layer inside the step (the course reseeds its dropout masks).
 * Not seen (documented, not caught): Python state the step changes that no numpy call touches (a counter in an
   object jit does not walk), a Python value read from somewhere jit does not look (a dict of settings two calls
-  deep), rebinding a module or a generator between calls (``model.layers[0] = ...``).
+  deep), rebinding a module or a generator between calls (``model.layers[0] = ...``), so a step keeps the model
+  it was recorded with.
+* The source frees each array after the last line that reads it (``del``), so a replay holds no more memory than
+  eager's walk does.
 * ``detect_anomaly()`` runs the step eagerly. A replay whose loss (or a value the engine watches: ``log``, a
   division) is not finite falls back to one eager step, so the message points at the op, as eager's does.
 * The replay returns new tensors without a graph; ``.grad`` and other arrays it stores are new each call, as
