@@ -88,3 +88,58 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: tinygrad-edu check" in out and "FILE.py" in out and "--tolerance" in out
+
+
+@pytest.mark.parametrize(("top", "said"), [
+    ("import sys\nsys.exit(0)", "called sys.exit(0) while loading at line"),
+    ("raise SystemExit", "called sys.exit(None) while loading"),
+    ("import no_such_module_here", "raised ModuleNotFoundError: No module named 'no_such_module_here' while loading"),
+    ("x = undefined_name", "raised NameError"),
+])
+def test_a_file_that_exits_or_raises_while_loading_never_passes(top: str, said: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "my_backprop.py"
+    path.write_text(LEARNER.replace("FACTOR", "1.0") + "\n" + top + "\n")
+    assert main(["check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert said in captured.err and "if __name__" in captured.err and captured.out == ""
+
+
+def test_a_file_that_defines_nothing_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "empty.py"
+    path.write_text("# nothing yet\n")
+    assert main(["check", str(path)]) == 2
+    assert "does not define params, manual, loss." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (('{"dw": dZ @ X.T', '{"dw": p["W3"]'), "your manual(params) raised KeyError: 'W3' (in my_backprop.py, line"),
+    (("(t[\"w\"] @ X + t[\"b\"]).sigmoid()", "np.tanh(t[\"w\"] @ X + t[\"b\"])"),
+     "your loss(t) called np.tanh on a Tensor (in my_backprop.py, line"),
+    (('"db": np.sum(dZ, axis=1, keepdims=True)', '"db": "oops"'), "manual's 'db' is a str"),
+])
+def test_an_error_in_the_learners_code_is_given_context(change: tuple[str, str], said: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = learner_file(tmp_path)
+    Path(path).write_text(Path(path).read_text().replace(*change))
+    assert main(["check", path]) in (1, 2)
+    err = capsys.readouterr().err
+    assert said in err, err
+    if "np.tanh" in said:
+        assert "use t.tanh()" in err
+
+
+def test_a_manual_that_calls_sys_exit_does_not_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = learner_file(tmp_path)
+    Path(path).write_text(Path(path).read_text().replace("    m = X.shape[1]\n", "    import sys; sys.exit(0)\n", 1))
+    assert main(["check", path]) == 2
+    assert "your manual(params) called sys.exit(0)" in capsys.readouterr().err
+
+
+def test_a_float32_file_agrees_under_its_dtypes_tolerance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = learner_file(tmp_path)
+    float32 = ("X, Y = X.astype(np.float32), Y.astype(np.float32)\n"
+               "params = {k: v.astype(np.float32) for k, v in params.items()}\n\n\ndef manual")
+    Path(path).write_text(Path(path).read_text().replace("\n\ndef manual", float32, 1))
+    assert main(["check", path]) == 0, capsys.readouterr()
+    assert "tolerance 1e-04, float32's default" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tinygrad_edu import LearnerWarning, Tensor, grad, losses, nn, optim
+from tinygrad_edu import LearnerWarning, Tensor, grad, losses, nn, no_grad, optim
 from tinygrad_edu.train import fit
 
 
@@ -166,3 +166,63 @@ def test_a_learners_module_named_like_the_package_is_still_the_learners_code(tmp
         homework.run()
     found = [w for w in caught if issubclass(w.category, LearnerWarning)]
     assert len(found) == 1 and found[0].filename.endswith("tinygrad_edu_homework.py") and found[0].lineno == 6
+
+
+# -- updating weights by hand: the two messages a new user met ----------------------------------------------------
+
+def _regression() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((20, 3)), rng.standard_normal(20)
+
+
+def test_a_parameter_rebuilt_from_itself_warns_at_the_first_step_with_the_right_fix() -> None:
+    x, y = _regression()
+    steps: list[Tensor] = []
+
+    def by_hand() -> None:
+        w = Tensor(np.zeros(3), requires_grad=True, name="w")
+        for _ in range(4):
+            ((x @ w - y) ** 2).mean().backward()
+            w = w - 0.1 * w.grad   # a new tensor built from w: the graph behind w grows every step
+            steps.append(w)
+
+    messages = _caught(by_hand)
+    assert len(messages) == 1, messages   # and not the second pass's "call zero_grad()", the wrong fix here
+    assert messages[0].startswith("w - lr * w.grad: tensor 'w' of shape (3,) and dtype float64 (created from data) "
+                                  "is rebuilt from itself with gradient recording on, so the new w is not a leaf")
+    assert "`with no_grad(): w -= lr * w.grad`, then `w.grad = None`" in messages[0]
+    assert "optim.SGD([w], lr=lr)" in messages[0]
+    depth, node = 0, steps[-1]
+    while node.parents:
+        node, depth = node.parents[0], depth + 1
+    assert depth == 4   # what the warning is about: four steps, four nodes between the last w and the first
+
+
+def test_updates_that_do_not_rebuild_a_parameter_from_its_gradient_stay_silent() -> None:
+    x, y = _regression()
+
+    def fine() -> None:
+        w = Tensor(np.zeros(3), requires_grad=True, name="w")
+        ((x @ w - y) ** 2).mean().backward()
+        with no_grad():
+            w -= 0.1 * w.grad
+            v = w - 0.1 * w.grad   # no graph recorded: a plain new tensor
+        w.grad = None
+        ((x @ w - y) ** 2).mean().backward()
+        shifted = w - np.ones(3)   # a parameter with a .grad minus something else: an ordinary forward op
+        moved = w - Tensor(0.1 * w.grad, requires_grad=True)   # a step that is itself differentiated
+        assert v.is_leaf and shifted.requires_grad and moved.requires_grad
+
+    assert _caught(fine) == []
+
+
+@pytest.mark.parametrize("symbol", ["-=", "+=", "*=", "/="])
+def test_an_in_place_update_outside_no_grad_names_the_operator_and_leads_with_no_grad(symbol: str) -> None:
+    w = Tensor(np.ones(3), requires_grad=True, name="w")
+    (w * w).sum().backward()
+    with pytest.raises(RuntimeError) as info:
+        exec(f"w {symbol} 0.1 * w.grad", {"w": w})
+    assert str(info.value).startswith(f"w {symbol} ...: update a tensor that requires grad inside no_grad(): "
+                                      f"`with no_grad(): w -= lr * w.grad`, then `w.grad = None`")
+    assert "optim.SGD(params, lr=lr).step()" in str(info.value) and "x[...]" not in str(info.value)
+    np.testing.assert_array_equal(w.data, np.ones(3))   # refused before anything was written

@@ -259,10 +259,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Run a learner's file that defines ``params``, ``manual`` and ``loss``; print check_backprop's report."""
-    import runpy
+    """Run a learner's file that defines ``params``, ``manual`` and ``loss``; print check_backprop's report.
 
-    from .check import check_backprop
+    Exit 0 only when every gradient and the cost agree: 1 when they disagree, 2 when the file cannot be
+    checked (it exits, raises or lacks a name while loading, or its manual or loss raises).
+    """
+    import runpy
+    import traceback
+
+    from .check import CodeError, check_backprop
 
     path = os.path.abspath(args.file)
     if not os.path.isfile(path):
@@ -272,6 +277,15 @@ def _check(args: argparse.Namespace) -> int:
     try:
         # NOTE: not run as "__main__": a training loop under `if __name__ == "__main__":` stays asleep.
         names = runpy.run_path(path, run_name="__tinygrad_edu_check__")
+    except (Exception, SystemExit) as error:  # a file that exits or raises while loading never passes
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if os.path.abspath(f.filename) == path]
+        where = f" at line {frames[-1].lineno}: `{(frames[-1].line or '').strip()}`" if frames else ""
+        what = (f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else
+                f"raised {type(error).__name__}: {error}")
+        print(f"tinygrad-edu check: {args.file} {what} while loading{where}. The check runs the file's top level "
+              f"to find params, manual and loss: put a script's own work under `if __name__ == \"__main__\":`.",
+              file=sys.stderr)
+        return 2
     finally:
         sys.path.remove(os.path.dirname(path))
     missing = [name for name in ("params", "manual", "loss") if name not in names]
@@ -283,7 +297,10 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     try:
         report = check_backprop(names["manual"], names["loss"], names["params"], tolerance=args.tolerance)
-    except (KeyError, ValueError, TypeError) as error:  # a mistake in the gradients' keys or shapes
+    except CodeError as error:  # the learner's own code raised: say which function, what and where
+        print(f"tinygrad-edu check: {error}", file=sys.stderr)
+        return 2
+    except (KeyError, ValueError, TypeError) as error:  # a mistake in the gradients' keys, shapes or form
         print(f"tinygrad-edu check: {error.args[0] if error.args else error}", file=sys.stderr)
         return 1
     print(report)
@@ -384,8 +401,9 @@ def _parser() -> argparse.ArgumentParser:
                                             "FILE.py defines params, manual(params) and loss(t); exit 0 when "
                                             "every gradient agrees.")
     check.add_argument("file", metavar="FILE.py", help="a Python file defining params, manual and loss")
-    check.add_argument("--tolerance", type=_positive(float), default=1e-10,
-                       help="largest relative error that agrees (default 1e-10)")
+    check.add_argument("--tolerance", type=_positive(float), default=None,
+                       help="largest relative error that agrees (default: 1e-10 for float64 parameters, 1e-4 for "
+                            "float32)")
     check.set_defaults(run=_check)
 
     graph = commands.add_parser("graph", help="draw the computation graph of one step of a tutorial network",

@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ __all__ = [
     "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite",
     "as_array", "ragged", "describe", "stats", "user_site", "shape_error", "not_requiring_grad", "non_scalar",
     "data_not_float", "checked_grad", "shape_changed", "checked_gradient", "not_float", "part_of_graph",
-    "write_into_parameter", "check_finite_output", "check_finite_grads",
+    "write_into_parameter", "update_in_place", "watch_rebuilt_parameter", "check_finite_output", "check_finite_grads",
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -52,8 +53,14 @@ def learner_warning(kind: str, message: str) -> None:
                                module=frame.f_globals.get("__name__", "__main__"))
 
 
+_REBUILT: dict[int, weakref.ref[Any]] = {}  # the first w of each `w = w - lr * w.grad` chain, by id
+
+
 def second_pass(leaf: Tensor) -> None:
     """A leaf's .grad receives a second backward() pass: right for gradient accumulation, a bug in a loop."""
+    rebuilt = _REBUILT.get(id(leaf))
+    if rebuilt is not None and rebuilt() is leaf:
+        return  # the leaf under a `w = w - lr * w.grad` chain: watch_rebuilt_parameter named the fix
     learner_warning("accumulate", (
         f"backward(): {describe(leaf)} already had a .grad, and this pass was added to it (leaves accumulate "
         f"gradients). In a training loop, call zero_grad() (optimizer.zero_grad() or model.zero_grad()) before "
@@ -248,6 +255,47 @@ def write_into_parameter(t: Tensor) -> RuntimeError:
         f"x[...] = ...: {describe(t)} requires grad, and writing into it in place would not be recorded in the "
         f"graph. Build a new tensor instead (e.g. where(mask, new, x)), or change the values outside training "
         f"under no_grad().")
+
+
+def update_in_place(t: Tensor, symbol: str) -> RuntimeError:
+    """``w -= lr * w.grad`` with recording on: say ``no_grad()`` first, and name the operator written."""
+    name = t.name or "w"
+    return RuntimeError(
+        f"{name} {symbol} ...: update a tensor that requires grad inside no_grad(): `with no_grad(): {name} -= lr * "
+        f"{name}.grad`, then `{name}.grad = None` before the next backward() (or let an optimizer do both: "
+        f"optim.SGD(params, lr=lr).step() and .zero_grad()). With gradient recording on, {symbol} would write into "
+        f"{describe(t)} without the graph recording it.")
+
+
+def watch_rebuilt_parameter(w: Tensor, step: Any) -> None:
+    """``w = w - lr * w.grad`` with recording on: the new w is one more node of a graph that grows every step."""
+    g = w.grad
+    if hasattr(step, "requires_grad"):  # a Tensor: its values, unless it is part of a graph itself
+        if step.requires_grad:
+            return
+        step = step.data
+    step = np.asarray(step)
+    if g is None or step.shape != g.shape:
+        return
+    # step = k * grad? Two elements first (a few scalar operations, enough to clear an ordinary subtraction),
+    # then every element, relative to each
+    i = 0 if g.flat[0] else int(np.argmax(np.abs(g)))
+    k = float(step.flat[i] / g.flat[i]) if g.flat[i] else 0.0
+    last = step.flat[-1]
+    if k == 0 or abs(last - k * g.flat[-1]) > 1e-9 * abs(last) or \
+            not np.all(np.abs(step - k * g) <= 1e-9 * np.abs(step)):
+        return
+    first = w
+    while first.parents:
+        first = first.parents[0]
+    _REBUILT[id(first)] = weakref.ref(first)
+    name = w.name or "w"
+    learner_warning("rebuilt", (
+        f"{name} - lr * {name}.grad: {describe(w)} is rebuilt from itself with gradient recording on, so the "
+        f"new {name} is not a leaf: it is one more node of a graph that grows by one step each time (and every "
+        f"backward() walks all of it, down to the first {name}). Update it in place instead: `with no_grad(): "
+        f"{name} -= lr * {name}.grad`, then `{name}.grad = None`; or use an optimizer: `opt = "
+        f"optim.SGD([{name}], lr=lr)`, then opt.step() and opt.zero_grad() each step."))
 
 
 def check_finite_output(out: Tensor, parents: Sequence[Tensor]) -> None:

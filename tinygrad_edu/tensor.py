@@ -244,6 +244,8 @@ class Tensor:
         return apply_op(ops.Add, _lift(other, self), self)
 
     def __sub__(self, other: Any) -> Tensor:
+        if self._grad is not None and mode.grad_enabled:  # `w = w - lr * w.grad`? (one read per subtraction)
+            diagnostics.watch_rebuilt_parameter(self, other)
         return apply_op(ops.Sub, self, _lift(other, self))
 
     def __rsub__(self, other: Any) -> Tensor:
@@ -264,14 +266,16 @@ class Tensor:
         return diagnostics.watch_nonfinite(apply_op(ops.TrueDiv, dividend, self), dividend, self)
 
     # `p -= lr * p.grad` writes into p (outside a recorded graph, as PyTorch's in-place ops under no_grad)
-    def _update(self, other: Any, combine: Any) -> Tensor:
+    def _update(self, other: Any, combine: Any, symbol: str) -> Tensor:
+        if self.requires_grad and mode.grad_enabled:
+            raise diagnostics.update_in_place(self, symbol)
         self[...] = combine(self._data, _raw(other))
         return self
 
-    __iadd__ = lambda self, other: self._update(other, operator.add)
-    __isub__ = lambda self, other: self._update(other, operator.sub)
-    __imul__ = lambda self, other: self._update(other, operator.mul)
-    __itruediv__ = lambda self, other: self._update(other, operator.truediv)
+    __iadd__ = lambda self, other: self._update(other, operator.add, "+=")
+    __isub__ = lambda self, other: self._update(other, operator.sub, "-=")
+    __imul__ = lambda self, other: self._update(other, operator.mul, "*=")
+    __itruediv__ = lambda self, other: self._update(other, operator.truediv, "/=")
 
     def __neg__(self) -> Tensor:
         return apply_op(ops.Neg, self)
