@@ -1037,7 +1037,8 @@ def compile_recording(rec_: Recording, fn: Callable[..., Any], args: tuple[Any, 
               for i, p, _ in rec_.inputs]
     params += [(i, max(rec.values[i].hints)[1] if rec.values[i].hints else _slot_name(slot)) for i, slot in rec_.state]
     gens = [(c, _slot_name(slot)) for c, slot in rec_.generators]
-    store_list = [(i, note if isinstance(where, tuple) else where.path) for i, where, note in stores]
+    store_list = [(i, note if isinstance(where, tuple) else _place_name(where, rec_.names))
+                  for i, where, note in stores]
     title = getattr(fn, "__name__", "step")
     program = Program(rec, title, params, gens, result_refs, store_list,
                       _describe_signature(args, names))
@@ -1052,6 +1053,13 @@ def compile_recording(rec_: Recording, fn: Callable[..., Any], args: tuple[Any, 
 
 
 _COUNTER = itertools.count(1)
+
+
+def _place_name(slot: Slot, names: dict[int, str]) -> str:
+    """Where a step stored an array, by the tensor's own name where it has one (``layers.0.weight.grad``)."""
+    if isinstance(slot.holder, Tensor) and id(slot.holder) in names and slot.kind == "attr":
+        return f"{names[id(slot.holder)]}.{str(slot.key).strip('_')}"
+    return slot.path
 
 
 def _refs_in_template(t: Any) -> list[int]:
