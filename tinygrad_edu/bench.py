@@ -14,7 +14,7 @@ The baseline is the numpy a careful programmer writes by hand: the mini-batch in
 layer, the backward pass in matrix form, updates in place. Beside it run the tutorial's own forms
 (``tinygrad_edu.manual.nielsen``: the whole mini-batch in columns, and per sample), the engine twice (``nn.MLP``
 with ``optim.SGD``, and the step a learner writes with the README's operators, ``(a @ W.T + b).sigmoid()``),
-and PyTorch eager (CPU).
+both again compiled by ``jit`` (their first calls record, untimed; W3's chain too), and PyTorch eager (CPU).
 Every engine starts from the same weights, and before anything is timed each one must give the same
 gradients on one mini-batch (float64, max abs difference below 1e-9): a benchmark of a wrong computation is
 worthless. Each engine is timed ``--repeats`` times, interleaved with the others so that a noisy neighbour
