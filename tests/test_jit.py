@@ -416,9 +416,9 @@ def test_p_data_given_a_new_array_replays_and_a_rebound_parameter_is_refused() -
             with no_grad():
                 for p in model.parameters():
                     p.data = p.data - 0.5 * p.grad    # a new array for each tensor: replayed
-                if rebind:
+                if rebind:  # a new tensor for a parameter: refused
                     layer = model.layers[0]
-                    layer.weight = Tensor(layer.weight.data * 1.0, requires_grad=True)   # a new tensor: refused
+                    layer.weight = Tensor(layer.weight.data * 1.0, requires_grad=True)  # type: ignore[attr-defined]
             return loss
         return model, train_step
     eager, eager_step = make(False)
