@@ -434,3 +434,36 @@ def test_p_data_given_a_new_array_replays_and_a_rebound_parameter_is_refused() -
     with pytest.raises(JitError, match=r"read model.layers\[0\].weight.* rebound inside the step"):
         for _ in range(3):
             rebinding(x, y)
+
+
+class _RunningMean(nn.Module):
+    """A layer that keeps a running mean of its input in a buffer, updated in place every step (as batch norm)."""
+
+    def __init__(self, features: int) -> None:
+        self.running_mean = nn.Buffer(np.zeros(features))
+        self.steps = nn.Buffer(np.zeros(()))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        from tinygrad_edu import no_grad
+        if self.training:
+            with no_grad():
+                self.running_mean.data[...] = 0.9 * self.running_mean.data + 0.1 * x.data.mean(axis=0)
+                self.steps.data += 1
+        return x - Tensor(self.running_mean.data)
+
+
+def test_a_buffer_updated_in_place_every_step_is_replayed() -> None:
+    def make() -> tuple[nn.Module, Callable[..., Tensor]]:
+        model = nn.Sequential(nn.Linear(4, 3, rng=0), _RunningMean(3), nn.Sigmoid(), nn.Linear(3, 2, rng=1))
+        return model, _mlp_step(model, optim.SGD(model.parameters(), lr=0.5))
+    eager, eager_step = make()
+    model, step = make()
+    step = jit(step)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+        assert _same_bits(eager_step(x, y).data, step(x, y).data)
+    _assert_same_models(eager, model)
+    for (name, b), (_, c) in zip(eager.named_buffers(), model.named_buffers()):
+        assert _same_bits(b.data, c.data), name
+    assert step.replays >= 6 and float(model.layers[1].steps.data) == 10.0
