@@ -41,6 +41,7 @@ class Program:
     generators: list[tuple[int, str]]            # generators it draws from, also parameters: (const index, name)
     returns: list[int]                           # the values it returns (what the step returned)
     stores: list[tuple[int, str]]                # values it hands back to be stored (a .grad): (index, where)
+    eager_steps: list[str]                       # optimizers whose step() the replay calls as it is, after this
     signature: str = ""                          # the inputs' shapes, for the docstring
 
 
@@ -380,6 +381,12 @@ class _Writer:
                 line = "    " + line
             body.append(line)
         flush()
+        if p.eager_steps:
+            body.append("")
+            body.append("# -- update --")
+            body.append(f"# then {', '.join(f'{name}.step()' for name in p.eager_steps)} runs as it is, on the .grad "
+                        f"returned here: its numbers change every step (Adam's bias correction counts the steps in "
+                        f"Python)")
         returns = [self.literal(Ref(i)).text for i in p.returns]
         stores = [self.literal(Ref(i)).text for i, _ in p.stores]
         if p.stores:

@@ -37,6 +37,9 @@ How it works, and what it cannot see:
 * Parameters and optimizer state are found from the step itself (the variables it uses: its closure, the globals
   it names, its arguments, and what they hold) and read afresh at every replay, so ``load_state_dict`` between
   calls is seen. Updates in place and new arrays given to a tensor (``t.data = new``, ``.grad``) are replayed.
+* An optimizer whose ``step()`` computes a new Python number every call (Adam's bias correction counts the steps
+  in Python) is left out of the recording when nothing else differs: a replay runs forward and backward, stores
+  the ``.grad``, then calls that ``step()`` as it is (the source says so where the update would be).
 * A random draw from a ``np.random.Generator`` that the step can reach (``Dropout``'s) is replayed: a new draw
   every call, from the same generator, in the same order.
 * The Python values a step reads are checked at every call where jit can see them: each module's ``training``,
@@ -46,7 +49,7 @@ How it works, and what it cannot see:
   loss.item() > 1:``, ``print(loss)``: a branch on data keeps the first call's choice), a step that makes no
   numpy call jit can follow ("nothing was jitted"), a forward pass returned without ``backward()``, values that
   change between calls in a way the recording cannot follow (a number computed in Python, a draw from a generator
-  jit cannot reach, Adam's bias correction from its step count), storing a new value where jit cannot replay it
+  jit cannot reach), storing a new value where jit cannot replay it
   (appending to a list), assigning a global, a parameter or module rebound inside the step (``layer.weight =
   Tensor(...)``), a new generator given to a layer inside the step (the course reseeds its dropout masks).
 * Not seen (documented, not caught): Python state the step changes that no numpy call touches (a counter in an
@@ -64,6 +67,8 @@ How it works, and what it cannot see:
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import dis
 import gc
 import inspect
@@ -331,6 +336,7 @@ class Recording:
     optimizers: list[Optimizer]
     backward_ran: bool
     clock_start: int
+    eager_steps: list[Optimizer] = field(default_factory=list)  # optimizers whose step() a replay calls as it is
 
 
 class _Annotate:
@@ -390,8 +396,8 @@ class _Annotate:
         for opt in self.found.optimizers:
             bound = opt.step
 
-            def step(bound: Any = bound, name: str = type(opt).__name__) -> Any:
-                with rec.note("update", name):
+            def step(bound: Any = bound, name: str = type(opt).__name__, opt: Optimizer = opt) -> Any:
+                with rec.note("update", name, opt):
                     return bound()
             opt.step = step  # type: ignore[method-assign]
             steps.append(opt)
@@ -735,6 +741,32 @@ def _check_escapes(rec: Recorder) -> None:
 
 # -- comparing two recordings ---------------------------------------------------------------------------------
 
+def _is_optimizer_step(call: Any) -> bool:
+    return call.context[:1] == ("update",) and len(call.context) == 3
+
+
+def _without_optimizer_steps(rec_: Recording) -> Recording | None:
+    """The recording up to its optimizers' ``step()``, which must end it; None where it does not end so."""
+    rec = rec_.recorder
+    first = next((i for i, c in enumerate(rec.calls) if _is_optimizer_step(c)), None)
+    if first is None or not all(_is_optimizer_step(c) for c in rec.calls[first:]):
+        return None
+    kept = rec.calls[:first]
+
+    def before(index: int) -> bool:
+        return rec.values[index].producer < first
+
+    if not all(before(i) for i in _refs_in_template(rec_.result)):
+        return None  # the step returns something its optimizer made
+    trimmed = copy.copy(rec)
+    trimmed.calls = kept
+    used = {r.index for c in kept for r in _refs((c.args, c.kwargs, c.writes))}
+    steps = list(dict.fromkeys(c.context[2] for c in rec.calls[first:]))
+    return dataclasses.replace(
+        rec_, recorder=trimmed, state=[(i, slot) for i, slot in rec_.state if i in used],
+        stores=[(i, where, note) for i, where, note in rec_.stores if before(i)], eager_steps=steps)
+
+
 def difference(a: Recording, b: Recording) -> str | None:
     """Why two recordings of the same step differ (None if one compiled program serves both)."""
     ra, rb = a.recorder, b.recorder
@@ -1040,7 +1072,7 @@ def compile_recording(rec_: Recording, fn: Callable[..., Any], args: tuple[Any, 
     store_list = [(i, note if isinstance(where, tuple) else _place_name(where, rec_.names))
                   for i, where, note in stores]
     title = getattr(fn, "__name__", "step")
-    program = Program(rec, title, params, gens, result_refs, store_list,
+    program = Program(rec, title, params, gens, result_refs, store_list, [type(o).__name__ for o in rec_.eager_steps],
                       _describe_signature(args, names))
     source = write(program)
     filename = f"<jit {title} {next(_COUNTER)}>"
@@ -1168,6 +1200,8 @@ def _replay_function(rec_: Recording, step: Callable[..., Any], stores: list[tup
         else:
             path, attr = where
             body.append(f"{arg(path)}.{attr} = _st[{k}]")
+    for opt in rec_.eager_steps:
+        body.append(f"{bind(opt)}.step()")  # as eager calls it, after backward() left the .grad
     # NOTE: the version stamps eager's `p.data -= ...` makes (the in-place check), one line for arrays that own
     # their memory (bench row W1)
     stamped = _stamped(rec_)
@@ -1335,6 +1369,12 @@ class Jitted:
         earlier.append(recording)
         if len(earlier) >= 2:
             why = difference(earlier[-2], earlier[-1])
+            if why is not None:
+                # NOTE: Adam's bias correction is a Python number that changes every step: if the steps differ
+                # only inside optimizer.step(), compile the rest and let a replay call that step() as it is
+                first, last = (_without_optimizer_steps(r) for r in earlier[-2:])
+                if first is not None and last is not None and difference(first, last) is None:
+                    why, recording = None, last
             if why is None:
                 compiled = compile_recording(recording, self.fn, args, sig)
                 compiled.compile_seconds = time.perf_counter() - started
