@@ -6,7 +6,9 @@ once, right where it is made, is written inside the expression that uses it, so 
 it: ``grad_z2 = grad_a2 * a2 * (1 - a2)``. Python evaluates that expression in the order the calls were
 recorded, so it makes the same calls in the same order. Values keep the names of the tensors they were
 (``z1``, ``layers_0_weight``); a gradient is ``grad_`` and the name of what it is the gradient of. Each backward
-rule is headed by its op's docstring, the local derivative (one op, one place: ops.py).
+rule is headed by its op's docstring, the local derivative (one op, one place: ops.py). A call that depends on
+no input was computed once, at compile time, and is shown as a ``# once:`` comment; ``del`` frees each array
+after the last line that reads it.
 
 The result is a ``Source``: its text, and the namespace to run it in.
 """
