@@ -486,3 +486,31 @@ def test_a_buffer_updated_in_place_every_step_is_replayed() -> None:
     for (name, b), (_, c) in zip(eager.named_buffers(), model.named_buffers()):
         assert _same_bits(b.data, c.data), name
     assert step.replays >= 6 and float(dict(model.named_buffers())['layers.1.steps'].data) == 10.0
+
+
+def test_a_global_number_changed_between_calls_is_seen() -> None:
+    source = ("model = nn.MLP([4, 3, 2], rng=0)\n"
+              "lr = 0.5\n"
+              "def train_step(x, y):\n"
+              "    loss = losses.quadratic_cost(model(Tensor(x)), y)\n"
+              "    model.zero_grad()\n"
+              "    loss.backward()\n"
+              "    with no_grad():\n"
+              "        for p in model.parameters():\n"
+              "            p.data -= lr * p.grad\n"
+              "    return loss\n")
+    from tinygrad_edu import no_grad
+    spaces: list[dict[str, Any]] = []
+    for _ in range(2):
+        namespace: dict[str, Any] = {"nn": nn, "losses": losses, "Tensor": Tensor, "no_grad": no_grad}
+        exec(source, namespace)  # a notebook's globals, written out
+        spaces.append(namespace)
+    eager, compiled = spaces
+    step = jit(compiled["train_step"])
+    x, y = _data()
+    for i in range(10):
+        if i == 5:
+            eager["lr"] = compiled["lr"] = 0.25   # a schedule outside the step: a new recording, then replays
+        assert _same_bits(eager["train_step"](x, y).data, step(x, y).data)
+    _assert_same_models(eager["model"], compiled["model"])
+    assert len(step.traces) == 2 and step.replays >= 4
