@@ -15,8 +15,9 @@ The engine differentiates ``loss`` and the report compares, parameter by paramet
 gets a diagnosis, found by the small checks in ``DIAGNOSES`` (first that names it wins): a NaN, all zeros, a sum
 over the wrong axis, a flipped sign, a constant factor (named when it is one of loss(t)'s constants: m,
 keep_prob, 2), the transpose, another parameter's gradient, the data term and the L2 term told apart (which
-one is wrong, and by what), a relu/abs/max kink, or some rows or columns only. When whole layers disagree from
-some layer down, the report says where the mistake enters.
+one is wrong, and by what), a relu/abs/max kink, one of the usual slips in a batch norm's backward (the
+variance's path through the mean, 1/(N - 1), eps forgotten, d_gamma and d_beta), or some rows or columns only.
+When whole layers disagree from some layer down, the report says where the mistake enters.
 
 >>> X = np.array([[1.0, 2.0, -1.0]])                      # one feature, three examples (columns)
 >>> Y = np.array([[0.5, 1.5, -1.0]])
@@ -761,8 +762,17 @@ def where_wrong(ev: Evidence) -> Finding | None:
     return None
 
 
+def batchnorm(ev: Evidence) -> Finding | None:
+    """Right but for one of the usual slips in a hand-derived batch-norm backward (``_BATCHNORM_SLIPS``)."""
+    for story, extra in ev.graph.batchnorm_alternatives:
+        if ev.name in extra and ev.close(ev.yours, ev.right + extra[ev.name]):
+            return Finding(story)
+    return None
+
+
 DIAGNOSES: list[Callable[[Evidence], Finding | None]] = [
-    not_finite, wrong_axis, all_zeros, engine_zero, sign, factor, transpose, swapped, data_and_l2, kink, where_wrong,
+    not_finite, wrong_axis, all_zeros, engine_zero, batchnorm, sign, factor, transpose, swapped, data_and_l2, kink,
+    where_wrong,
 ]
 """The checks ``check_backprop`` tries on a gradient that disagrees, in order; the first Finding wins."""
 
@@ -800,6 +810,139 @@ _KINK_CONVENTIONS: dict[str, list[tuple[str, Seeds]]] = {
                  lambda g, kw: [-g / 2, g / 2])],
 }
 _KINK_CONVENTIONS["minimum"] = _KINK_CONVENTIONS["maximum"]
+
+
+@dataclass
+class _BatchNorm:
+    """A train-mode batch norm found in loss(t)'s graph: its nodes and what its backward reads."""
+
+    x: Tensor                  # its input
+    mean: np.ndarray           # the batch statistics, shaped to broadcast against x
+    centred: np.ndarray
+    variance: np.ndarray
+    eps: float
+    x_hat: np.ndarray
+    top: Tensor                # its output: x_hat * gamma + beta (as far as the graph goes)
+    gamma: Tensor | None       # the node that scales x_hat (None: no scale)
+    beta: Tensor | None        # the node added after it (None: no shift)
+    axis: tuple[int, ...]      # the batch axes, the ones its statistics average over
+
+    @property
+    def n(self) -> int:
+        return int(np.prod([self.x.shape[a] for a in self.axis]))
+
+    def sum(self, a: np.ndarray) -> np.ndarray:
+        return a.sum(axis=self.axis, keepdims=True)
+
+    def d_x_hat(self, d_out: np.ndarray) -> np.ndarray:
+        return d_out * (1.0 if self.gamma is None else self.gamma.data)
+
+    def d_x(self, d_out: np.ndarray, inv_std: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
+        """The closed form dx = (1/N) gamma inv_std (N d_out - Σ d_out - x_hat Σ d_out x_hat), as given."""
+        d_x_hat = self.d_x_hat(d_out)
+        return inv_std / self.n * (self.n * d_x_hat - self.sum(d_x_hat) - x_hat * self.sum(d_x_hat * x_hat))
+
+    def d_variance(self, d_out: np.ndarray) -> np.ndarray:
+        return self.sum(self.d_x_hat(d_out) * self.centred) * -0.5 * (self.variance + self.eps) ** -1.5
+
+
+def _no_eps_in_backward(bn: _BatchNorm, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    right = bn.d_x(d, (bn.variance + bn.eps) ** -0.5, bn.x_hat)
+    return bn.d_x(d, bn.variance ** -0.5, bn.x_hat) - right, 0 * d, 0 * d
+
+
+def _no_eps_anywhere(bn: _BatchNorm, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    right, inv_std = bn.d_x(d, (bn.variance + bn.eps) ** -0.5, bn.x_hat), bn.variance ** -0.5
+    x_hat = bn.centred * inv_std
+    return bn.d_x(d, inv_std, x_hat) - right, d * (x_hat - bn.x_hat), 0 * d
+
+
+BatchNormSlip = Callable[[_BatchNorm, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+_BATCHNORM_SLIPS: list[tuple[str, BatchNormSlip]] = [
+    # (the slip in words, with {n} and {eps}; from d_out, what it adds to dx, to d_gamma, to d_beta before the sum)
+    ("the variance's gradient misses its path through the mean: with the variance written one-pass, "
+     "mean(x²) - mean², dL/dmean needs the term -2·mean·dL/dvariance (the paper's dL/dvariance·(-2/N)·Σ(x - mean) "
+     "vanishes in the centred form, as Σ(x - mean) = 0; one-pass only where the batch mean is 0)",
+     lambda bn, d: (2 * bn.mean * bn.d_variance(d) / bn.n + 0 * d, 0 * d, 0 * d)),
+    ("dx misses its path through the mean: x reaches the output through the mean too, so dx needs + dL/dmean / N "
+     "(dL/dmean = -Σ dL/dcentred over the batch, N = {n})",
+     lambda bn, d: (bn.sum(bn.d_x_hat(d)) * (bn.variance + bn.eps) ** -0.5 / bn.n + 0 * d, 0 * d, 0 * d)),
+    ("1/(N - 1) where the batch variance has 1/N (N = {n}): the batch is normalised with the biased variance, "
+     "so d(variance)/d(x - mean) = 2(x - mean)/N; only running_var keeps the unbiased 1/(N - 1)",
+     lambda bn, d: (2 * bn.centred * bn.d_variance(d) * (1 / (bn.n - 1) - 1 / bn.n), 0 * d, 0 * d)),
+    ("eps forgotten in the backward pass: it needs (variance + eps)^(-1/2), as the forward pass (eps = {eps:g}), "
+     "not variance^(-1/2)", _no_eps_in_backward),
+    ("eps forgotten: x_hat = (x - mean)/sqrt(variance + eps) (eps = {eps:g}), in the forward pass and in the "
+     "backward's (variance + eps)^(-1/2)", _no_eps_anywhere),
+    ("d_gamma without x_hat: yours is Σ d_out, which is d_beta; d_gamma = Σ d_out·x_hat (when beta's row says "
+     "d_beta and d_gamma are swapped, they are)", lambda bn, d: (0 * d, d - d * bn.x_hat, 0 * d)),
+    ("d_beta and d_gamma swapped: yours is Σ d_out·x_hat, which is d_gamma; d_beta = Σ d_out",
+     lambda bn, d: (0 * d, 0 * d, d * bn.x_hat - d)),
+]
+"""The usual slips in a hand-derived batch-norm backward (the same as ``manual.batchnorm.SLIPS``), each as what
+it adds to the right gradients; ``batchnorm`` tries them on every batch norm of loss(t)'s graph."""
+
+
+def _find_batchnorm(var_eps: Tensor, children: Mapping[Tensor, list[Tensor]]) -> _BatchNorm | None:
+    """The batch norm whose ``variance + eps`` is ``var_eps``, or None: the nodes are found by their place in the
+    graph (centred = x - mean, divided by sqrt(var_eps) in any of the usual spellings) and checked by value."""
+    if _op_name(var_eps) != "add" or len(var_eps.parents) != 2:
+        return None
+    constants = [p for p in var_eps.parents if not p.requires_grad and p.size == 1]
+    learned = [p for p in var_eps.parents if p.requires_grad]
+    if len(constants) != 1 or len(learned) != 1 or not float(constants[0].item()) >= 0:
+        return None
+    eps, variance_node = float(constants[0].item()), learned[0]
+    found: list[tuple[Tensor, Tensor]] = []
+    frontier = [var_eps]
+    for _ in range(3):   # var_eps -> (sqrt, pow, 1 / .) -> x_hat = centred * inv_std or centred / std
+        frontier = [c for node in frontier for c in children.get(node, [])]
+        found = [(c, p) for c in frontier for p in _centred_parent(c)]
+        if found:
+            break
+    if not found:
+        return None
+    x_hat, centred_node = found[0]
+    x, mean_node = centred_node.parents
+    if not (x.requires_grad and mean_node.requires_grad) or x.ndim == 0:
+        return None    # eval mode (constant statistics) or a scalar: no slips to find
+    if centred_node.shape != x.shape or x_hat.shape != x.shape or mean_node.size != variance_node.size:
+        return None
+    shape = (1,) * (x.ndim - variance_node.ndim) + variance_node.shape
+    if len(shape) != x.ndim or any(s not in (1, n) for s, n in zip(shape, x.shape)):
+        return None    # statistics that do not broadcast against x: not a batch norm of x
+    axis = tuple(i for i in range(x.ndim) if shape[i] == 1 and x.shape[i] > 1)
+    data = x.data.astype(np.float64)
+    mean, variance = mean_node.data.reshape(shape), variance_node.data.reshape(shape)
+    centred = centred_node.data
+    scale = float(np.max(np.abs(data))) if data.size else 0.0   # loose: float32 statistics are found too
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        looks_right = (axis and np.allclose(mean, data.mean(axis=axis, keepdims=True), rtol=1e-4, atol=1e-5 * scale)
+                       and np.allclose(variance, (centred ** 2).mean(axis=axis, keepdims=True), rtol=1e-4,
+                                       atol=1e-5 * scale ** 2)
+                       and np.allclose(x_hat.data, centred / np.sqrt(variance + eps), rtol=1e-4, atol=1e-5))
+    if not looks_right or np.any(variance <= 0):
+        return None
+    gamma = beta = None
+    top = x_hat
+    kids = children.get(top, [])
+    if len(kids) == 1 and _op_name(kids[0]) == "mul":
+        gamma = next(p for p in kids[0].parents if p is not top) if kids[0].parents[0] is not kids[0].parents[1] \
+            else None
+        top = kids[0] if gamma is not None else top
+    kids = children.get(top, [])
+    if len(kids) == 1 and _op_name(kids[0]) == "add":
+        beta, top = next(p for p in kids[0].parents if p is not top), kids[0]
+    return _BatchNorm(x, mean, centred, variance, eps, x_hat.data, top, gamma, beta, axis)
+
+
+def _centred_parent(node: Tensor) -> list[Tensor]:
+    """``centred`` when ``node`` is centred * (something) or centred / (something), centred = x - mean."""
+    name, parents = _op_name(node), node.parents
+    if len(parents) != 2 or parents[0] is parents[1] or name not in ("mul", "truediv"):
+        return []
+    candidates = parents if name == "mul" else parents[:1]
+    return [p for p in candidates if _op_name(p) == "sub" and len(p.parents) == 2][:1]
 
 
 @dataclass
@@ -1107,6 +1250,55 @@ class _Graph:
                 return (f" (note: {op}'s input is exactly at its kink in {int(np.count_nonzero(at_kink))} entries, and "
                         f"{name} is upstream: there the derivative is a convention, the engine's is in ops.py)")
         return ""
+
+    @cached_property
+    def batchnorms(self) -> list[_BatchNorm]:
+        """The train-mode batch norms in loss(t)'s graph, newest first."""
+        found = (_find_batchnorm(node, self.children) for node in reversed(self.nodes))
+        return [bn for bn in found if bn is not None]
+
+    @cached_property
+    def batchnorm_alternatives(self) -> list[tuple[str, Arrays]]:
+        """For each of the usual batch-norm slips (in every batch norm at once, then in each alone): its story and
+        the extra gradient each parameter would get from it."""
+        norms, at = self.batchnorms, self.walk[0]
+        groups = [norms] * (len(norms) > 1) + [[bn] for bn in norms]
+        result = []
+        for what, slip in _BATCHNORM_SLIPS:
+            for group in groups:
+                roots: list[Tensor] = []
+                seeds: list[np.ndarray] = []
+                for bn in group:   # newest first: what a newer batch norm's slip sends reaches the older ones
+                    arriving = dict((n, g) for n, g, _ in autograd.backward_steps(roots, seeds)) if roots else {}
+                    if bn.top not in at or bn.top.shape != bn.x.shape:
+                        continue
+                    d_out = np.asarray(at[bn.top]) + (np.asarray(arriving[bn.top]) if bn.top in arriving else 0.0)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        extras = slip(bn, d_out)
+                    for node, extra in zip((bn.x, bn.gamma, bn.beta), extras):
+                        if node is not None and node.requires_grad and np.any(extra):
+                            roots.append(node)
+                            seeds.append(autograd.unbroadcast(np.broadcast_to(extra, bn.x.shape), node.shape))
+                if len(group) > 1 and not any(root is bn.x for bn in group for root in roots):
+                    continue   # a slip in d_gamma or d_beta only stays in its own layer: its place is that layer
+                extra_of = {self.param_of[n]: np.asarray(g) for n, g, _ in autograd.backward_steps(roots, seeds)
+                            if n in self.param_of} if roots else {}
+                bn = group[0]
+                result.append((f"a batch-norm slip{self._batchnorm_place(group)}: "
+                               f"{what.format(n=bn.n, eps=bn.eps)}", extra_of))
+        return result
+
+    def _batchnorm_place(self, group: list[_BatchNorm]) -> str:
+        if len(self.batchnorms) == 1:
+            return ""
+        if len(group) > 1:
+            return " in every batch norm"
+        bn = group[0]
+        named = next((self.param_of[p] for p in (bn.gamma, bn.beta) if p is not None and p in self.param_of), None)
+        if named is not None:
+            return f" in the batch norm of {named}"
+        number = len(self.batchnorms) - self.batchnorms.index(bn)
+        return f" in batch norm {number} of {len(self.batchnorms)} (counted from the input)"
 
 
 def _op_name(node: Tensor) -> str:

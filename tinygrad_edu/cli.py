@@ -46,6 +46,7 @@ TUTORIAL_HELP = {
     "opt_momentum": "the course's ReLU net [2, 5, 2, 1] on the moons, momentum (its Optimization methods)",
     "opt_adam": "the same net, Adam with bias correction (its Optimization methods)",
     "gradcheck": "the course's gradient-checking net [4, 5, 3, 1] on its three examples (its Gradient Checking)",
+    "batchnorm": "batch-norm MLP 784-64-32-10: linear, batch norm, sigmoid (Ioffe and Szegedy 2015; manual.batchnorm)",
 }
 """One line per tutorial key for ``compare --help`` and ``graph --help`` (``tutorials.TUTORIALS`` holds the
 networks)."""
@@ -75,13 +76,15 @@ def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost
                  dtype: type, init: str, limit: int | None, progress: bool, *, optimizer: str = "sgd",
                  momentum: float = 0.0, checkpoint: str | None = None, resume: bool = False,
                  describe: Callable[[int], str] | None = None, lmbda: float = 0.0, dropout: float = 0.0,
-                 patience: int | None = None, schedule: str | None = None) -> tuple[MLP, dict[str, list[float]]]:
+                 patience: int | None = None, schedule: str | None = None,
+                 batchnorm: bool = False) -> tuple[MLP, dict[str, list[float]]]:
     """Nielsen-style training on the bundled MNIST, printing ``Epoch k: correct / n`` like the tutorial.
 
     With ``checkpoint`` the state is saved after every epoch; ``resume`` continues from it (``train.fit``).
     ``describe(number of training images)`` gives a line to print before training starts. ``lmbda`` adds
     Nielsen's L2 penalty lmbda / (2n) sum w^2 (n: the training images); ``dropout`` puts ``Dropout(p)`` after the
-    hidden layers; ``patience`` and ``schedule`` (see ``_schedule``) go to ``fit``.
+    hidden layers; ``patience`` and ``schedule`` (see ``_schedule``) go to ``fit``. ``batchnorm`` puts a batch
+    norm between each hidden linear layer and its activation (``nn.MLP(..., batchnorm=True)``).
     """
     from . import datasets, losses, nn, optim
     from .train import epoch_report, fit
@@ -90,7 +93,8 @@ def _train_mnist(sizes: list[int], epochs: int, batch_size: int, lr: float, cost
     train_x, train_y = data.train_x[:limit], datasets.one_hot(data.train_y[:limit], dtype=dtype)
     if describe is not None:
         print(describe(len(train_x)), flush=True)
-    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype, dropout=dropout)
+    model = nn.MLP(sizes, activation="sigmoid", init=init, rng=seed, dtype=dtype, dropout=dropout,
+                   batchnorm=batchnorm)
     # Nielsen's two costs: quadratic, and cross-entropy on the sigmoid outputs (averaged over the batch)
     cost_fn = losses.quadratic_cost if cost == "quadratic" else losses.sigmoid_cross_entropy
     n = len(train_x)
@@ -205,7 +209,8 @@ def _settings(args: argparse.Namespace, lr: float, images: int) -> str:
             f"{args.dtype}")
     extras = [f"lmbda {args.lmbda:g}" if args.lmbda else "", f"dropout {args.dropout:g}" if args.dropout else "",
               f"patience {args.patience}" if args.patience else "",
-              f"schedule {args.schedule}" if args.schedule else ""]
+              f"schedule {args.schedule}" if args.schedule else "",
+              "batch norm after each hidden linear layer" if args.batchnorm else ""]
     line += "".join(f", {extra}" for extra in extras if extra)
     if args.checkpoint:
         line += f", checkpoint {args.checkpoint}" + (" (resuming)" if args.resume else "")
@@ -228,6 +233,15 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     dtype = np.float32 if args.dtype == "float32" else np.float64
     lr = args.lr if args.lr is not None else (3.0 if args.optimizer == "sgd" else 1e-3)
+    if args.batchnorm:
+        from .datasets import load_mnist
+
+        images = len(load_mnist(dtype=dtype).train_x[:args.limit])
+        if images % args.batch_size == 1:
+            print(f"tinygrad-edu train: with --batchnorm, {images} images in mini-batches of {args.batch_size} "
+                  f"leave a last mini-batch of 1 image, and batch norm cannot normalise one sample by its own "
+                  f"statistics; choose another --batch-size or --limit.", file=sys.stderr)
+            return 2
     try:
         _schedule(args.schedule, lr)
     except ValueError as error:
@@ -238,7 +252,8 @@ def _train(args: argparse.Namespace) -> int:
                                   args.init, args.limit, progress=not args.no_progress, optimizer=args.optimizer,
                                   momentum=args.momentum, checkpoint=args.checkpoint, resume=args.resume,
                                   describe=lambda images: _settings(args, lr, images), lmbda=args.lmbda,
-                                  dropout=args.dropout, patience=args.patience, schedule=args.schedule)
+                                  dropout=args.dropout, patience=args.patience, schedule=args.schedule,
+                                  batchnorm=args.batchnorm)
     except CheckpointError as error:
         print(f"tinygrad-edu train: {error}", file=sys.stderr)
         return 2
@@ -363,6 +378,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--init", choices=["normal", "nielsen", "xavier", "he"], default="normal",
                        help="initial weights: normal = N(0, 1) as in ch. 1; nielsen = N(0, 1/fan_in) as in "
                             "ch. 3; xavier = Glorot uniform; he = N(0, 2/fan_in) (default normal)")
+    train.add_argument("--batchnorm", action="store_true",
+                       help="a batch norm between each hidden linear layer and its activation (those layers then "
+                            "have no bias: batch norm's beta takes its place); evaluation uses its running "
+                            "statistics")
     train.add_argument("--seed", type=int, default=0,
                        help="random seed for the initial weights and the batch order (default 0)")
     train.add_argument("--dtype", choices=["float64", "float32"], default="float64",

@@ -1,8 +1,10 @@
 """A way out to PyTorch and back: the same network, the same weights, the same outputs.
 
 ``to_torch(model)`` gives an equivalent ``torch.nn.Sequential``; ``from_torch(module)`` the reverse, for
-``Linear`` and the activations this engine has (Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax). Layer
-``layers.i`` here is layer ``i`` there, so ``layers.0.weight`` is PyTorch's ``0.weight``.
+``Linear``, ``BatchNorm1d`` and the activations this engine has (Sigmoid, Tanh, ReLU, Identity, Softmax,
+LogSoftmax). Layer ``layers.i`` here is layer ``i`` there, so ``layers.0.weight`` is PyTorch's ``0.weight``.
+A batch norm crosses over with its running statistics (buffers on both sides), its eps and momentum, and its
+mode: a layer in evaluation mode here is in evaluation mode there.
 
 Our ``Linear`` computes ``x @ weight`` with ``weight`` of shape (in, out); PyTorch's computes ``x @ weight.T``
 with ``weight`` of shape (out, in). Crossing over transposes every weight; biases are the same.
@@ -22,7 +24,7 @@ __all__ = ["to_torch", "from_torch"]
 
 _SIMPLE = ("Sigmoid", "Tanh", "ReLU", "Identity")     # the same class name, no arguments, on both sides
 _AXIS = ("Softmax", "LogSoftmax")                      # our axis is PyTorch's dim
-_SUPPORTED = "Linear, " + ", ".join(_SIMPLE + _AXIS) + " and Sequential (or MLP)"
+_SUPPORTED = "Linear, BatchNorm1d, " + ", ".join(_SIMPLE + _AXIS) + " and Sequential (or MLP)"
 
 
 def _torch() -> Any:
@@ -51,12 +53,19 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
     if isinstance(layer, nn.Sequential):
         inner = [_layer_to_torch(torch, sub, f"{where}.layers.{i}") for i, sub in enumerate(layer)]
         return torch.nn.Sequential(*inner)
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, (nn.Linear, nn.BatchNorm1d)):
         dtypes = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
         if layer.weight.dtype not in dtypes:
-            raise TypeError(f"to_torch: {where} (Linear) holds {layer.weight.dtype} weights; only float64 and "
+            raise TypeError(f"to_torch: {where} ({kind}) holds {layer.weight.dtype} weights; only float64 and "
                             f"float32 cross over.")
         dtype = dtypes[layer.weight.dtype]
+    if isinstance(layer, nn.BatchNorm1d):
+        norm = torch.nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum, dtype=dtype)
+        with torch.no_grad():
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(norm, name).copy_(torch.from_numpy(getattr(layer, name).data.copy()))
+        return norm.train(layer.training)
+    if isinstance(layer, nn.Linear):
         linear = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, dtype=dtype)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(layer.weight.data.T.copy()))   # (in, out) -> (out, in)
@@ -98,6 +107,8 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
         if linear.bias is not None:  # made with a bias exactly when the torch layer has one
             linear.bias.data = layer.bias.detach().cpu().numpy().copy()
         return linear
+    if type(layer) is torch.nn.BatchNorm1d:
+        return _batchnorm_from_torch(layer, where)
     if kind in _SIMPLE and type(layer) is getattr(torch.nn, kind):
         return getattr(nn, kind)()
     if kind in _AXIS and type(layer) is getattr(torch.nn, kind):
@@ -106,3 +117,22 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
         return getattr(nn, kind)(axis=layer.dim)
     raise TypeError(f"from_torch: {where} is a {kind}, which this engine does not have; supported: "
                     f"{_SUPPORTED}.")
+
+
+def _batchnorm_from_torch(layer: Any, where: str) -> nn.BatchNorm1d:
+    missing = [what for what, ok in (("affine=True (a weight and a bias)", layer.affine),
+                                     ("track_running_stats=True", layer.track_running_stats),
+                                     ("a number for momentum (None, a cumulative average, is not supported)",
+                                      layer.momentum is not None)) if not ok]
+    if missing:
+        raise ValueError(f"from_torch: {where} is a BatchNorm1d without {' and '.join(missing)}; this engine's "
+                         f"BatchNorm1d has them (PyTorch's defaults).")
+    weight = layer.weight.detach().cpu().numpy()
+    if weight.dtype not in (np.float64, np.float32):
+        raise TypeError(f"from_torch: {where} (BatchNorm1d) holds {weight.dtype} weights; convert the model with "
+                        f".double() or .float() first.")
+    norm = nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum, dtype=weight.dtype)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(norm, name).data = getattr(layer, name).detach().cpu().numpy().astype(weight.dtype)  # a copy
+    norm.train(layer.training)
+    return norm

@@ -38,7 +38,7 @@ from .tensor import Tensor
 
 __all__ = [
     "named_items", "save_npz",  # documented here first; they live in parameters.py and npz.py
-    "Module", "Buffer", "Linear", "Sequential", "MLP",
+    "Module", "Buffer", "Linear", "BatchNorm1d", "batch_norm", "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
 ]
@@ -403,6 +403,142 @@ class Linear(Module):
                 f"bias={self.bias is not None}{dtype}")
 
 
+def _batch_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float, running_mean: Tensor | None,
+                running_var: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """``batch_norm``'s graph, one node per stage, each named; also the mean and variance it normalised with."""
+    if running_mean is None or running_var is None:
+        mean = x.mean(axis=0)
+        mean.name = "mean"
+        centred = x - mean
+        squared = centred ** 2
+        squared.name = "squared"
+        variance = squared.mean(axis=0)
+        variance.name = "variance"
+    else:
+        mean, variance = running_mean, running_var
+        centred = x - mean
+    centred.name = "centred"
+    var_eps = variance + Tensor(np.asarray(eps, dtype=x.dtype), name="eps")
+    var_eps.name = "var_eps"
+    inv_std = var_eps ** -0.5
+    inv_std.name = "inv_std"
+    x_hat = centred * inv_std
+    x_hat.name = "x_hat"
+    scaled = x_hat * weight
+    scaled.name = "scaled"
+    out = scaled + bias
+    out.name = "out"
+    return out, mean, variance
+
+
+def _check_batch(x: Tensor, features: int, training: bool, who: str) -> None:
+    if x.ndim != 2:
+        rank = {0: "a scalar", 1: "1-D"}.get(x.ndim, f"{x.ndim}-D")
+        hint = (" For one sample use x.reshape(1, -1), in eval mode (model.eval())." if x.ndim == 1 else
+                " PyTorch's BatchNorm1d also takes (N, C, L) sequences; this one takes rows of features only."
+                if x.ndim == 3 else "")
+        raise ValueError(f"{who}: expected input of shape (N, C) = (batch size, {features}), one sample per row; "
+                         f"got shape {x.shape} ({rank}).{hint}")
+    if x.shape[1] != features:
+        raise ValueError(f"{who}: the input has {x.shape[1]} features per sample (shape {x.shape}), but this layer "
+                         f"normalises {features}; num_features must be the size of the input's last axis (the "
+                         f"out_features of the layer before it).")
+    if training and x.shape[0] < 2:
+        raise ValueError(f"{who}: a batch of {x.shape[0]} in training mode has no spread to normalise by "
+                         f"(each feature's variance over one value is 0): more than one value per feature is "
+                         f"needed, as in PyTorch. Train on batches of 2 or more (if this is the last mini-batch "
+                         f"of an epoch, pick a batch size that divides the training set), or call model.eval() "
+                         f"to normalise single samples with the running statistics.")
+
+
+def batch_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5, running_mean: Any = None,
+               running_var: Any = None) -> Tensor:
+    """Batch normalisation as a function: what ``BatchNorm1d`` computes, on tensors you pass in.
+
+    ``x`` is (N, C); ``weight`` (gamma) and ``bias`` (beta) are (C,). Without running statistics each column
+    is normalised with its batch mean and biased variance (train mode); with ``running_mean`` and
+    ``running_var`` it is normalised with them (eval mode). Nothing is updated: the layer keeps the running
+    statistics. Use it to write ``loss(t)`` for ``check_backprop`` when you derive batch norm by hand:
+
+    >>> x = Tensor([[1.0, 2.0], [3.0, 6.0]], requires_grad=True)
+    >>> batch_norm(x, Tensor([1.0, 1.0]), Tensor([0.0, 0.5])).data.round(4).tolist()
+    [[-1.0, -0.5], [1.0, 1.5]]
+    """
+    x, weight, bias = _tensor(x), _tensor(weight), _tensor(bias)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: pass both running_mean and running_var (eval mode) or neither (train mode).")
+    features = x.shape[-1] if x.ndim else 0
+    _check_batch(x, features, running_mean is None, "batch_norm")
+    if weight.shape != (features,) or bias.shape != (features,):
+        raise ValueError(f"batch_norm: weight and bias must be ({features},), one per feature of x {x.shape}; got "
+                         f"{weight.shape} and {bias.shape}.")
+    running = (None, None) if running_mean is None else (_tensor(running_mean), _tensor(running_var))
+    return _batch_norm(x, weight, bias, eps, *running)[0]
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation of each feature over the mini-batch (Ioffe and Szegedy, 2015), as PyTorch's.
+
+    In training mode each column of ``x`` (N, C) is normalised with its batch mean and biased (1/N) variance,
+    then scaled by ``weight`` (gamma, starts at 1) and shifted by ``bias`` (beta, starts at 0)::
+
+        mean = x.mean(0)    centred = x - mean    squared = centred ** 2    variance = squared.mean(0)
+        var_eps = variance + eps    inv_std = var_eps ** -0.5    x_hat = centred * inv_std
+        scaled = x_hat * weight    out = scaled + bias
+
+    Each stage is one of the engine's ops and its tensor carries that name, so ``draw`` and ``stepthrough``
+    show every stage and its local derivative; ``tinygrad_edu.manual.batchnorm`` derives the same backward
+    pass by hand. Training mode also updates the buffers ``running_mean`` and ``running_var`` as PyTorch does,
+    ``running = (1 - momentum) * running + momentum * batch``, with the unbiased (1/(N - 1)) batch variance;
+    evaluation mode (``model.eval()``) normalises with them instead, so single samples can be classified.
+
+    >>> layer = BatchNorm1d(2)
+    >>> out = layer(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    >>> out.data.round(4).tolist(), layer.running_mean.data.tolist(), layer.running_var.data.tolist()
+    ([[-1.0, -1.0], [1.0, 1.0]], [0.2, 2.0], [1.1, 20.9])
+    >>> [name for name, _ in layer.named_parameters()], [name for name, _ in layer.named_buffers()]
+    (['weight', 'bias'], ['running_mean', 'running_var'])
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+                 dtype: Any = np.float64) -> None:
+        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features < 1:
+            raise ValueError(f"BatchNorm1d: num_features must be a positive integer (the number of features per "
+                             f"sample), got {num_features!r}.")
+        if not eps > 0:
+            raise ValueError(f"BatchNorm1d: eps must be positive (it keeps 1/sqrt(variance + eps) finite for a "
+                             f"constant feature), got {eps!r}.")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm1d: momentum must be between 0 and 1 (the weight of each new batch in the "
+                             f"running statistics; PyTorch's default 0.1), got {momentum!r}.")
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"BatchNorm1d: dtype must be a floating-point type (np.float32 or np.float64), "
+                            f"got {dtype}.")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.weight = Tensor(np.ones(self.num_features, dtype), requires_grad=True, name="weight")
+        self.bias = Tensor(np.zeros(self.num_features, dtype), requires_grad=True, name="bias")
+        self.running_mean = Buffer(np.zeros(self.num_features, dtype), name="running_mean")
+        self.running_var = Buffer(np.ones(self.num_features, dtype), name="running_var")
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_input(x, self.weight.dtype)
+        _check_batch(x, self.num_features, self.training, f"BatchNorm1d({self.num_features})")
+        if not self.training:
+            return _batch_norm(x, self.weight, self.bias, self.eps, self.running_mean, self.running_var)[0]
+        out, mean, variance = _batch_norm(x, self.weight, self.bias, self.eps, None, None)
+        n, m = x.shape[0], self.momentum
+        # NOTE: the setter (not .data[...] =) stamps the change, so a graph that read the old statistics
+        # (an eval-mode forward pass) refuses to backpropagate instead of mixing old and new values.
+        self.running_mean.data = (1 - m) * self.running_mean.data + m * mean.data
+        self.running_var.data = (1 - m) * self.running_var.data + m * variance.data * (n / (n - 1))
+        return out
+
+    def extra_repr(self) -> str:
+        dtype = "" if self.weight.dtype == np.float64 else f", dtype={self.weight.dtype}"
+        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}{dtype}"
+
+
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
@@ -562,6 +698,9 @@ class MLP(Sequential):
     output as raw scores (logits), e.g. for ``softmax_cross_entropy``. One ``rng`` draws every layer, in order.
     ``dropout=p`` puts a ``Dropout(p)`` after every hidden layer's activation (never after the output), drawing its
     masks from the same generator; the Linear layers are then at ``layers.0``, ``.3``, ``.6``, ...
+    ``batchnorm=True`` puts a ``BatchNorm1d`` between each hidden ``Linear`` and its activation; those
+    ``Linear`` layers then have no bias (the batch norm's ``bias``, beta, takes its place: a bias added before
+    batch norm is subtracted again with the mean, so its gradient is exactly zero).
 
     >>> print(MLP([784, 30, 10], output_activation=None, rng=0))
     MLP(
@@ -569,12 +708,14 @@ class MLP(Sequential):
       (layers.1): Sigmoid()
       (layers.2): Linear(in_features=30, out_features=10, bias=True)
     )
+    >>> [name for name, _ in MLP([784, 30, 10], batchnorm=True, rng=0).named_parameters()]
+    ['layers.0.weight', 'layers.1.weight', 'layers.1.bias', 'layers.3.weight', 'layers.3.bias']
     """
 
     def __init__(self, sizes: Sequence[int], activation: str | Module | type[Module] = "sigmoid",
                  bias: bool = True, output_activation: str | Module | type[Module] | None = _SAME,
                  init: str | Initialiser = "normal", rng: RngLike = None, dtype: Any = np.float64,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, batchnorm: bool = False) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes must list at least the input and output sizes, e.g. [784, 30, 10]; "
@@ -583,8 +724,11 @@ class MLP(Sequential):
         dropout = _drop_probability(dropout, "MLP(dropout=...)")
         layers: list[Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(Linear(n_in, n_out, bias, init=init, rng=generator, dtype=dtype))
             last = i == len(sizes) - 2
+            normalised = batchnorm and not last
+            layers.append(Linear(n_in, n_out, bias and not normalised, init=init, rng=generator, dtype=dtype))
+            if normalised:
+                layers.append(BatchNorm1d(n_out, dtype=dtype))
             chosen = activation if not last or output_activation is _SAME else output_activation
             if chosen is not None:
                 layers.append(_activation(chosen))

@@ -4,8 +4,9 @@
 per parameter, how far the engine's gradients (``check_backprop``) and the parameters after a few steps
 are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg`` (the five
 tutorials), then ``network2`` (Nielsen's chapter 3), ``reg_l2``, ``reg_dropout``, ``opt_momentum``, ``opt_adam``
-and ``gradcheck`` (the deep-learning course's second course); see ``TUTORIALS``. The optimizer twins step with
-their own update rule on both sides, the others with plain gradient descent.
+and ``gradcheck`` (the deep-learning course's second course), and ``batchnorm`` (a batch-norm MLP,
+``manual.batchnorm``); see ``TUTORIALS``. The optimizer twins step with their own update rule on both sides, the
+others with plain gradient descent.
 
 Each tutorial names and lays out its parameters its own way; the engine twin is an ``nn.MLP``. ``to_engine`` and
 ``to_reference`` translate between the two (parameters or gradients alike), in one place: ``LAYOUTS``.
@@ -29,7 +30,8 @@ import numpy as np
 
 from . import datasets, losses, nn, optim
 from .check import BackpropReport, check_backprop
-from .manual import gradient_checking, lnet, logreg, mnist3, network2, nielsen, optimization, regularization, xor
+from .manual import (batchnorm, gradient_checking, lnet, logreg, mnist3, network2, nielsen, optimization,
+                     regularization, xor)
 from .tensor import Tensor
 
 __all__ = [
@@ -79,16 +81,31 @@ class Layout:
     first: int = 1                    # the number of the first layer in the names
     transposed: bool = False          # weights are (out, in), one example per column (Linear's are (in, out))
     stride: int = 2                   # modules per layer in the twin: Linear and activation (3 with dropout)
+    batchnorm: bool = False           # hidden layers: no bias, then batch norm (gamma{i}, beta{i}); biases (out,)
 
     def links(self, layers: int) -> list[Link]:
         weight = (_transpose, _transpose) if self.transposed else (_same, _same)
+        bias = (_same, _same) if self.batchnorm else (_column, _flat)
         found = []
         for i in range(layers):
             at = self.stride * i
-            found.append(Link(f"layers.{at}.weight", self.weight.format(self.first + i), *weight))
-            if self.bias is not None:
-                found.append(Link(f"layers.{at}.bias", self.bias.format(self.first + i), _column, _flat))
+            number = self.first + i
+            found.append(Link(f"layers.{at}.weight", self.weight.format(number), *weight))
+            if self.batchnorm and i < layers - 1:
+                found.append(Link(f"layers.{at + 1}.weight", f"gamma{number}"))
+                found.append(Link(f"layers.{at + 1}.bias", f"beta{number}"))
+            elif self.bias is not None:
+                found.append(Link(f"layers.{at}.bias", self.bias.format(number), *bias))
         return found
+
+    def count(self, names: list[str], side: str) -> int:
+        """How many layers a set of parameter names holds, on the "engine" or the "manual" side."""
+        if side == "manual":
+            if "{}" not in self.weight:                            # a one-layer tutorial's
+                return 1
+            return sum(self.weight.format(self.first + i) in names for i in range(len(names)))
+        weights = sum(name.endswith(".weight") for name in names)
+        return (weights + 1) // 2 if self.batchnorm else weights   # a batch norm has a weight too
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -103,6 +120,7 @@ LAYOUTS: dict[str, Layout] = {
     "opt_momentum": Layout("W{}", "b{}", transposed=True),
     "opt_adam": Layout("W{}", "b{}", transposed=True),
     "gradcheck": Layout("W{}", "b{}", transposed=True),
+    "batchnorm": Layout("w{}", "b{}", stride=3, batchnorm=True),    # w1, gamma1, beta1, ..., wL, bL (out,)
 }
 
 
@@ -112,16 +130,19 @@ def links(key: str, layers: int) -> list[Link]:
 
 
 def to_engine(key: str, arrays: Params) -> dict[str, np.ndarray]:
-    """Tutorial ``key``'s parameters (or gradients) in the engine twin's names and layout: a ``state_dict``."""
+    """Tutorial ``key``'s parameters (or gradients) in the engine twin's names and layout, for ``load_state_dict``
+    (with ``strict=False`` where the twin also has buffers: a batch norm's running statistics)."""
     layout = _layout(key)
-    layers = len(arrays) // (1 if layout.bias is None else 2)
+    layers = layout.count(list(arrays), "manual")
     return _convert(layout.links(layers), arrays, "engine", f"to_engine({key!r}, ...)")
 
 
 def to_reference(key: str, arrays: dict[str, np.ndarray]) -> Params:
-    """The reverse of ``to_engine``: the twin's ``state_dict`` (or gradients) in tutorial ``key``'s names and layout."""
-    layers = sum(name.endswith(".weight") for name in arrays)
-    return _convert(_layout(key).links(layers), arrays, "manual", f"to_reference({key!r}, ...)")
+    """The reverse of ``to_engine``: the twin's parameters by name (or gradients) in tutorial ``key``'s names and
+    layout."""
+    layout = _layout(key)
+    return _convert(layout.links(layout.count(list(arrays), "engine")), arrays, "manual",
+                    f"to_reference({key!r}, ...)")
 
 
 def _layout(key: str) -> Layout:
@@ -149,7 +170,7 @@ class Twin:
 
     key: str
     title: str
-    tutorial_file: str                                    # its text, in the shared seeds/ folder
+    tutorial_file: str                                    # its text in the shared seeds/ folder ("": none)
     params: Params                                        # the reference's parameters (its names, its layout)
     model: nn.Module                                      # the engine twin
     links: list[Link]
@@ -213,7 +234,8 @@ def named_forward(key: str, model: nn.Module, x: np.ndarray) -> Tensor:
     """The twin ``model``'s forward pass on the batch ``x`` (rows), its tensors named as tutorial ``key`` does.
 
     Each ``Linear`` layer's output is the weighted input (``z1``), the activation after it ``a1``; the product
-    before a bias is ``x @ weight`` (``a1 @ weight`` for the next layer). The model computes exactly as
+    before a bias is ``x @ weight`` (``a1 @ weight`` for the next layer); a batch norm between them gives
+    ``z1_bn`` (its stages keep their own names, ``mean``, ``x_hat``, ...). The model computes exactly as
     ``model(x)``: only names are added.
 
     >>> net = nn.MLP([4, 3, 2], rng=0)
@@ -232,6 +254,8 @@ def named_forward(key: str, model: nn.Module, x: np.ndarray) -> Tensor:
             if module.bias is not None and out.parents:
                 out.parents[0].name = f"{a.name} @ weight"
             out.name = z_name
+        elif isinstance(module, nn.BatchNorm1d):
+            out.name = f"{z_name}_bn"
         else:
             out.name = a_name
         a = out
@@ -454,10 +478,21 @@ def _gradcheck(rng: np.random.Generator) -> Twin:
                 _engine_loss("gradcheck", losses.binary_cross_entropy, x, y), lr=0.1)
 
 
+def _batchnorm(rng: np.random.Generator) -> Twin:
+    x, y = _mnist_batch(32, rng)
+    sizes = [784, 64, 32, 10]
+    params = batchnorm.init_params(rng, sizes)
+    model = nn.MLP(sizes, activation="sigmoid", batchnorm=True, rng=rng)
+    return Twin("batchnorm", "batch-norm MLP 784-64-32-10: linear, batch norm, sigmoid; sigmoid + cross-entropy",
+                "Ioffe and Szegedy 2015, Algorithm 1; CS231n assignment 2 (batchnorm_backward, _alt)", params,
+                model, links("batchnorm", len(sizes) - 1), x, y, batchnorm.gradients,
+                _engine_loss("batchnorm", losses.sigmoid_cross_entropy, x, y), lr=0.5)
+
+
 TUTORIALS: dict[str, Callable[[np.random.Generator], Twin]] = {
     "mnist3": _mnist3, "nielsen": _nielsen, "xor": _xor, "lnet": _lnet, "logreg": _logreg,
     "network2": _network2, "reg_l2": _reg_l2, "reg_dropout": _reg_dropout, "opt_momentum": _opt_momentum,
-    "opt_adam": _opt_adam, "gradcheck": _gradcheck,
+    "opt_adam": _opt_adam, "gradcheck": _gradcheck, "batchnorm": _batchnorm,
 }
 
 

@@ -17,15 +17,17 @@ The next chapters, each module one source (modules without a seed number have no
 - ``regularization``    the course's L2 and inverted dropout on its three-layer ReLU net
 - ``gradient_checking`` the course's two-sided differences, with its planted mistakes
 - ``optimization``      the course's mini-batches, momentum, Adam and learning-rate decay on the moons
+- ``batchnorm``         batch normalisation (Ioffe and Szegedy, 2015; CS231n's assignment 2): the staged and
+  the closed-form backward, the usual slips, and a batch-norm MLP on MNIST
 
 >>> from tinygrad_edu import manual
 >>> sorted(manual.__all__)  # doctest: +NORMALIZE_WHITESPACE
-['gradient_checking', 'initialization', 'lnet', 'logreg', 'mnist3', 'network2', 'nielsen', 'optimization',
- 'regularization', 'xor']
+['batchnorm', 'gradient_checking', 'initialization', 'lnet', 'logreg', 'mnist3', 'network2', 'nielsen',
+ 'optimization', 'regularization', 'xor']
 """
 
-from . import (gradient_checking, initialization, lnet, logreg, mnist3, network2, nielsen, optimization,
+from . import (batchnorm, gradient_checking, initialization, lnet, logreg, mnist3, network2, nielsen, optimization,
                regularization, xor)
 
 __all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
-           "gradient_checking", "optimization"]
+           "gradient_checking", "optimization", "batchnorm"]
