@@ -1,6 +1,6 @@
 """check_backprop names the mistake in the networks of the next chapters, and agrees with every correct one.
 
-Four networks written the way the tutorials' next chapters write them (our own code, in their styles):
+Five networks written the way the tutorials' next chapters write them (our own code, in their styles):
 
 - ``course_l2``: the deep-learning course's regularisation exercise: LINEAR-RELU-LINEAR-RELU-LINEAR-SIGMOID in
   the (features, examples) layout, cross-entropy plus the L2 cost lambda/(2m) sum ||W||^2. Its backprop returns
@@ -10,6 +10,10 @@ Four networks written the way the tutorials' next chapters write them (our own c
 - ``nielsen``: Nielsen's chapter-3 network: sigmoid layers, cross-entropy, weight decay lambda/n (n the size of
   the training set, not of the mini-batch), parameters as his two lists ``[biases, weights]`` and a backprop
   that loops over the examples and returns ``(nabla_b, nabla_w)``.
+- ``course_conv``: the course's convolutional model in its layout (images (m, n_H, n_W, n_C), filters
+  (f, f, n_C_prev, n_C)): conv 3x3 padding 1, tanh, conv 3x3 stride 2 padding 1, tanh, 2x2 max-pool, a softmax
+  layer on the pooled maps flattened channels-last. Its backprop writes dA_prev as the full convolution of dZ with
+  the filters rotated by 180° and their channel axes swapped, dW as the correlation of the padded input with dZ.
 
 Each backprop takes a ``slip``: the name of one planted mistake, written where a learner makes it. PLANTED lists
 every slip with the rows that must disagree and the words their diagnosis must contain (its *name*: sign, factor
@@ -252,11 +256,86 @@ def nielsen(dtype: Any) -> Net:
     return Net([biases, weights], manual, loss)
 
 
+# -- the course's conv model: channels-last, dA_prev by the rotated kernel, dW by correlation ------------------------
+
+CONV_M = 2
+
+
+def _windows(a: np.ndarray, f: int) -> np.ndarray:
+    """Every f x f window of a batch (m, n_H, n_W, n_C): (m, n_H', n_W', n_C, f, f), a view."""
+    return np.lib.stride_tricks.sliding_window_view(a, (f, f), axis=(1, 2))
+
+
+def _pad(a: np.ndarray, pad: int) -> np.ndarray:
+    return np.pad(a, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+
+def course_conv(dtype: Any) -> Net:
+    rng = np.random.default_rng(4)
+    params = {"W1": rng.standard_normal((3, 3, 2, 3)) * 0.5, "b1": rng.standard_normal((1, 1, 1, 3)) * 0.5,
+              "W2": rng.standard_normal((3, 3, 3, 3)) * 0.5, "b2": rng.standard_normal((1, 1, 1, 3)) * 0.5,
+              "W3": rng.standard_normal((12, 3)), "b3": rng.standard_normal((1, 3))}   # W2: 3 channels in and out
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    X = rng.standard_normal((CONV_M, 7, 7, 2)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, CONV_M)]
+    m = CONV_M
+
+    def conv_forward(A: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:  # noqa: N803
+        return np.einsum("mhwcij,ijcn->mhwn", _windows(_pad(A, pad), W.shape[0])[:, ::stride, ::stride], W) + b
+
+    def conv_backward(dZ: np.ndarray, A: np.ndarray, W: np.ndarray, stride: int, pad: int,  # noqa: N803
+                      slip: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f, (_, n_H, n_W, _) = W.shape[0], dZ.shape
+        spread = np.zeros((m, (n_H - 1) * stride + 1, (n_W - 1) * stride + 1, dZ.shape[3]), dZ.dtype)
+        spread[:, ::stride, ::stride] = dZ
+        kernel = W if slip == "kernel unrotated" else W[::-1, ::-1]
+        kernel = kernel if slip == "channels unswapped" else kernel.transpose(0, 1, 3, 2)   # (f, f, n_C, n_C_prev)
+        dA_pad = np.einsum("mhwnij,ijnc->mhwc", _windows(_pad(spread, f - 1), f), kernel)
+        size = A.shape[1] + 2 * pad
+        dA_pad = np.pad(dA_pad, ((0, 0), (0, size - dA_pad.shape[1]), (0, size - dA_pad.shape[2]), (0, 0)))
+        top = pad + 1 if slip == "crop off by one" else pad
+        dA_prev = dA_pad[:, top:top + A.shape[1], top:top + A.shape[2]]   # dA_prev_pad[:, pad:-pad, pad:-pad]
+        step = 1 if slip == "dW stride 1" else stride                      # vert_start = h, not h * stride
+        dW = np.einsum("mhwcij,mhwn->ijcn", _windows(_pad(A, pad), f)[:, ::step, ::step][:, :n_H, :n_W], dZ)
+        if slip == "dW turned":
+            dW = dW[::-1, ::-1]
+        return dA_prev, dW, dZ.sum(axis=(0, 1, 2), keepdims=True)
+
+    def manual(p: dict[str, np.ndarray], slip: str = "") -> Any:
+        A1 = np.tanh(conv_forward(X, p["W1"], p["b1"], 1, 1))
+        A2 = np.tanh(conv_forward(A1, p["W2"], p["b2"], 2, 1))                  # (m, 4, 4, 3)
+        corners = [A2[:, i::2, j::2] for i in range(2) for j in range(2)]
+        P = np.maximum.reduce(corners)
+        Z3 = P.reshape(m, -1) @ p["W3"] + p["b3"]
+        E = np.exp(Z3 - Z3.max(axis=1, keepdims=True))
+        dZ3 = (E / E.sum(axis=1, keepdims=True) - Y) / m
+        grads = {"W3": P.reshape(m, -1).T @ dZ3, "b3": dZ3.sum(axis=0, keepdims=True)}
+        dP = (dZ3 @ p["W3"].T).reshape(P.shape)
+        dA2, taken = np.zeros_like(A2), np.zeros(P.shape, dtype=bool)
+        for (i, j), corner in zip([(0, 0), (0, 1), (1, 0), (1, 1)], corners):   # the first maximum, as PyTorch
+            first = (corner == P) & ~taken
+            dA2[:, i::2, j::2], taken = dP * first, taken | first
+        dA1, grads["W2"], grads["b2"] = conv_backward(dA2 * (1 - A2 ** 2), A1, p["W2"], 2, 1, slip)
+        _, grads["W1"], grads["b1"] = conv_backward(dA1 * (1 - A1 ** 2), X, p["W1"], 1, 1)
+        return grads
+
+    def loss(t: dict[str, Tensor]) -> Tensor:
+        def conv(a: Tensor, W: Tensor, b: Tensor, stride: int) -> Tensor:  # noqa: N803 (the course's layouts in)
+            return a.conv2d(W.transpose(3, 2, 0, 1), b.reshape(-1), stride=stride, padding=1)
+        A1 = conv(Tensor(X.transpose(0, 3, 1, 2)), t["W1"], t["b1"], 1).tanh()
+        A2 = conv(A1, t["W2"], t["b2"], 2).tanh()
+        P = A2.max_pool2d(2).transpose(0, 2, 3, 1).reshape(m, -1)               # flattened channels-last
+        return -((P @ t["W3"] + t["b3"]).log_softmax(axis=1) * Y).sum() / m
+
+    return Net(params, manual, loss)
+
+
 NETS: dict[str, Callable[[type], Net]] = {
     "course_l2": lambda dtype: course(dtype, dropout=False),
     "course_dropout": lambda dtype: course(dtype, dropout=True),
     "tanh_softmax": tanh_softmax,
     "nielsen": nielsen,
+    "course_conv": course_conv,
 }
 
 # -- the planted mistakes: (network, slip) -> {row that must disagree: words its diagnosis must contain} ----------
@@ -304,6 +383,13 @@ PLANTED: list[tuple[str, str, dict[str, tuple[str, ...]]]] = [
     ("nielsen", "sigmoid' of a", {k: (BELOW_2, "sigmoid") for k in ("b0", "b1", "w0", "w1")}),
     ("nielsen", "nabla_b swapped", {"b0": ("gradient of 'b1'",), "b1": ("gradient of 'b0'",)}),
     ("nielsen", "w1 data transposed", {"w1": ("data term", "transposed", "L2 term is right")}),
+    ("course_conv", "kernel unrotated", {k: ("dA_prev", "conv2d with W2", "unrotated", BELOW_2) for k in ("W1", "b1")}),
+    ("course_conv", "channels unswapped", {k: ("dA_prev", "W2", "channel axes unswapped", BELOW_2)
+                                           for k in ("W1", "b1")}),
+    ("course_conv", "crop off by one", {k: ("dA_prev", "W2", "1 row higher and 1 column to the left", BELOW_2)
+                                        for k in ("W1", "b1")}),
+    ("course_conv", "dW stride 1", {"W2": ("weight gradient", "W2", "at every pixel", "stride is (2, 2)")}),
+    ("course_conv", "dW turned", {"W2": ("weight gradient", "W2", "rotated by 180°", "correlation")}),
 ]
 
 

@@ -91,3 +91,18 @@ def test_python_dash_m_runs_the_same_cli() -> None:
 def test_graph_refuses_an_unknown_picture_suffix(capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     assert main(["graph", "xor", "-o", str(tmp_path) + "/g.jpg"]) == 2
     assert ".svg, .png or .pdf" in capsys.readouterr().err
+
+
+def test_train_net_conv_trains_nielsens_chapter_6_network(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--net", "conv", "--epochs", "1", "--limit", "200", "--no-progress", "--seed", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Training Nielsen's chapter-6 network 'conv' on 200 MNIST images for 1 epoch: mini-batch 10, "
+                      "sgd, lr 0.1, seed 1, float64")
+    assert out[1].startswith("Epoch 0: validation accuracy ") and ", test accuracy " in out[1]
+    assert out[-1].startswith("Best validation accuracy ") and out[-1].endswith("(the book: 98.78%)")
+
+
+def test_train_net_conv_refuses_the_mlp_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--net", "conv2", "--sizes", "784,10", "--checkpoint", "run.npz"]) == 2
+    err = capsys.readouterr().err
+    assert "--sizes, --checkpoint set the MLP's training" in err and "Leave them out" in err

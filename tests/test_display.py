@@ -59,3 +59,25 @@ def test_other_ranks_and_non_finite_values() -> None:
     assert "..." in big and "999." in big and "500." not in big
     page = array_html(np.array([[np.nan, 1.0], [np.inf, -1.0]]))
     assert cells(page)[:1] == ["nan"] and "background:#bbb" in page
+
+
+def test_images_and_filters_are_one_small_picture_per_channel() -> None:
+    import base64
+    import zlib
+
+    maps = np.random.default_rng(0).standard_normal((2, 3, 6, 5))
+    page = array_html(maps)
+    pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(pictures) == 3 and "entry 0 of 2 along axis 0" in page  # the first example's 3 channels
+    data = base64.b64decode(pictures[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == 5  # 5 wide, 6 high
+    raw = zlib.decompress(data[data.index(b"IDAT") + 4:])
+    rows = [raw[r * 16 + 1:(r + 1) * 16] for r in range(6)]  # each row: a filter byte, then 5 RGB pixels
+    top = np.abs(maps[0]).max()
+    for r in range(6):
+        for c in range(5):
+            value, pixel = maps[0, 1, r, c], rows[r][3 * c:3 * c + 3]
+            fade = round(255 - 165 * abs(value) / top)
+            assert tuple(pixel) == ((255, fade, fade) if value > 0 else (fade, fade, 255))
+    assert len(re.findall("<img", array_html(np.zeros((20, 1, 5, 5))))) == 20  # 20 filters, one channel each
+    assert "<img" not in array_html(np.zeros((3, 1, 1)))  # 1x1 "images": numbers instead

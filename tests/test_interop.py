@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -125,3 +126,41 @@ def test_an_unsupported_layer_is_named() -> None:
         to_torch(nn.Sequential(nn.Linear(3, 2), Square()))
     with pytest.raises(ValueError, match="without dim"):
         from_torch(torch.nn.Softmax())
+
+
+def convnet_layers(rng: int = 0) -> nn.Sequential:
+    """Every conv layer kind interop knows: conv (stride, padding, no bias), both pools, flatten, linear."""
+    return nn.Sequential(nn.Conv2d(1, 4, 5, stride=1, padding=2, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 6, (3, 2), stride=(2, 1), bias=False, init="he", rng=rng + 1), nn.Tanh(),
+                         nn.AvgPool2d(2, stride=1), nn.Flatten(), nn.Linear(6 * 5 * 12, 10, init="xavier", rng=rng),
+                         nn.LogSoftmax(axis=1))
+
+
+def test_a_conv_net_crosses_over_with_the_same_outputs_and_gradients(batches: list) -> None:
+    model = convnet_layers()
+    module = to_torch(model)
+    assert [type(m).__name__ for m in module] == [type(m).__name__ for m in model]
+    assert module[3].stride == (2, 1) and module[3].bias is None and module[0].padding == (2, 2)
+    for x, y in batches[:2]:
+        images = x.reshape(-1, 1, 28, 28)
+        mine, other = ours(model, images, y), theirs(module, images, y)
+        np.testing.assert_allclose(mine[0], other[0], rtol=0, atol=1e-12)
+        for name, g in mine[1].items():   # conv weights in the same layout; the Linear one transposed
+            expected = other[1][name.removeprefix("layers.")]
+            np.testing.assert_allclose(g, expected.T if g.ndim == 2 else expected, rtol=0, atol=1e-12)
+    back = from_torch(module)
+    assert str(back) == str(model)
+    images, y = batches[2][0].reshape(-1, 1, 28, 28), batches[2][1]
+    np.testing.assert_array_equal(ours(back, images, y)[0], ours(model, images, y)[0])
+
+
+def test_torch_conv_options_this_engine_lacks_are_refused_by_name() -> None:
+    for layer, words in [(torch.nn.Conv2d(1, 2, 3, dilation=2), "dilation=(2, 2)"),
+                         (torch.nn.Conv2d(2, 2, 3, groups=2), "groups=2"),
+                         (torch.nn.Conv2d(1, 2, 3, padding="same"), "padding='same'"),
+                         (torch.nn.MaxPool2d(2, ceil_mode=True), "ceil_mode=True"),
+                         (torch.nn.AvgPool2d(2, padding=1), "padding=1")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            from_torch(layer)
+    valid = from_torch(torch.nn.Conv2d(1, 2, 3, padding="valid").double())
+    assert isinstance(valid, nn.Conv2d) and valid.padding == (0, 0)

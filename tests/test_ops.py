@@ -26,6 +26,7 @@ from hypothesis.extra import numpy as hnp
 from tinygrad_edu import Tensor, concatenate, grad, gradcheck, maximum, minimum, stack, where
 from tinygrad_edu.ops import OPS
 from tinygrad_edu.autograd import toposort
+from tinygrad_edu.tensor import apply_op
 
 _RNG = np.random.default_rng(20240611)
 
@@ -243,6 +244,28 @@ _case("Stack", "axis0", lambda a, b, c: stack([a, b, c]), _smooth((2, 3)), _smoo
 _case("Stack", "axis1", lambda a, b: stack([a, b], axis=1), _smooth((2, 3)), _smooth((2, 3)))
 _case("Stack", "axis-1", lambda a, b: stack([a, b], axis=-1), _smooth((2, 3)), _smooth((2, 3)))
 _case("Stack", "scalars", lambda a, b: stack([a, b]), _smooth(()), _smooth(()))
+
+# Convolution and pooling (NCHW); tests/test_conv.py draws random geometries, these run the checks below too.
+_GEOMETRY = {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0)}
+_case("Conv2d", "bias-stride-padding",
+      lambda x, w, b: x.conv2d(w, b, stride=(2, 1), padding=(1, 0)),
+      _smooth((2, 2, 4, 5)), _smooth((3, 2, 2, 3)), _smooth((3,)))
+_case("Conv2d", "no-bias", lambda x, w: x.conv2d(w),
+      _smooth((1, 3, 4, 4)), _smooth((2, 3, 3, 3)))
+_IMAGES = _smooth((2, 1, 5, 5))
+_case("Conv2d", "const-images", lambda w: Tensor(_IMAGES.astype(w.dtype)).conv2d(w), _smooth((2, 1, 3, 3)))
+_case("MaxPool2d", "2x2", lambda x: x.max_pool2d(2),
+      _distinct((2, 2, 4, 5)))
+_case("MaxPool2d", "overlapping", lambda x: x.max_pool2d((3, 2), (1, 2)),
+      _distinct((1, 2, 4, 5)))
+_case("AvgPool2d", "2x2", lambda x: x.avg_pool2d(2), _smooth((2, 2, 4, 5)))
+_case("AvgPool2d", "overlapping", lambda x: x.avg_pool2d((3, 2), (1, 2)),
+      _smooth((1, 2, 4, 5)))
+_case("Flatten", "start1", lambda x: x.flatten(), _smooth((2, 3, 2, 2)))
+_case("Flatten", "middle", lambda x: x.flatten(1, 2), _smooth((2, 3, 2, 2)))
+_case("Flatten", "0-d", lambda x: x.flatten(0), _smooth(()))
+_case("Im2Col", "geometry", lambda x: apply_op(OPS["Im2Col"], x, **_GEOMETRY), _smooth((2, 2, 4, 5)))
+_case("Col2Im", "geometry", lambda c: apply_op(OPS["Col2Im"], c, size=(4, 5), **_GEOMETRY), _smooth((2, 12, 9)))
 
 
 def _params(bugs: str = "xfail") -> list[Any]:

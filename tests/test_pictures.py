@@ -123,6 +123,7 @@ def test_compare_and_graph_list_each_tutorial_with_a_line(command: str, capsys: 
     ("mnist3", ["x", "z1", "a1", "z2", "a2", "z3", "a3", "loss"]),
     ("lnet", ["x", "x @ weight", "Z1", "A1", "A1 @ weight", "Z2", "A2", "Z4", "AL", "loss"]),
     ("xor", ["x", "z1", "layer1", "z2", "output", "loss"]),
+    ("conv_loops", ["x", "Z1", "A1", "P1", "F", "F @ weight", "Z2", "loss"]),
 ])
 def test_graph_names_the_tensors_as_the_tutorial_does(key: str, names: list[str], tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:

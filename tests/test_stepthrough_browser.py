@@ -211,6 +211,28 @@ def test_a_large_gradient_is_a_heat_map_with_its_numbers_one_click_away(browser:
     assert tip["display"] == "block" and tip["text"].startswith("x (3, 10)") and tip["maps"] == 1
 
 
+def test_filters_and_feature_maps_are_one_small_heat_map_per_channel(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    rng = np.random.default_rng(5)
+    x = Tensor(rng.standard_normal((2, 1, 8, 8)), name="images")
+    w = Tensor(rng.standard_normal((3, 1, 3, 3)), requires_grad=True, name="filters")
+    path = stepthrough(x.conv2d(w).max_pool2d(2).sigmoid().sum(), tmp_path / "maps.html", layout="builtin")
+    browser.get(Path(path).resolve().as_uri())
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.END)  # the last step: the filters' gradient
+    shown = browser.execute_script(
+        "const up = document.getElementById('upstream');"
+        "const figures = Array.from(up.querySelectorAll('.heat figure'));"
+        "const c = figures[0].querySelector('canvas'); const px = c.getContext('2d').getImageData(1, 1, 1, 1).data;"
+        "return {name: document.getElementById('node-name').textContent, n: figures.length,"
+        " labels: figures.map(function (f) { return f.querySelector('figcaption').textContent; }),"
+        " w: c.width, h: c.height, pixel: [px[0], px[1], px[2]], stats: up.querySelector('.stats').textContent};")
+    assert shown["name"] == "filters" and shown["n"] == 3  # (3, 1, 3, 3): one picture per filter
+    assert shown["labels"] == ["[0, 0]", "[1, 0]", "[2, 0]"] and shown["w"] == shown["h"] > 9
+    assert shown["pixel"] != [255, 255, 255] and "one scale" in shown["stats"]
+
+
 def test_the_inline_page_works_inside_its_iframe(browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 

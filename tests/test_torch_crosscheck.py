@@ -27,6 +27,7 @@ functional = pytest.importorskip("torch.nn.functional")
 from tinygrad_edu import Tensor, concatenate, grad, maximum, minimum, stack, where  # noqa: E402
 from tinygrad_edu.ops import OPS  # noqa: E402
 from tinygrad_edu.autograd import toposort  # noqa: E402
+from tinygrad_edu.tensor import apply_op  # noqa: E402
 
 TOL = 1e-10
 _RNG = np.random.default_rng(424242)
@@ -213,6 +214,28 @@ _pair("Concatenate", "axis-1", lambda a, b: concatenate([a, b], axis=-1), lambda
 _pair("Stack", "axis0", lambda a, b: stack([a, b]), lambda a, b: torch.stack([a, b]), _u((2, 3)), _u((2, 3)))
 _pair("Stack", "axis-1", lambda a, b: stack([a, b], axis=-1), lambda a, b: torch.stack([a, b], -1),
       _u((2, 3)), _u((2, 3)))
+
+# Convolution and pooling; tests/test_conv.py draws random geometries against torch as well.
+_pair("Conv2d", "bias-stride-padding",
+      lambda x, w, b: x.conv2d(w, b, stride=(2, 1), padding=(1, 0)),
+      lambda x, w, b: functional.conv2d(x, w, b, stride=(2, 1), padding=(1, 0)),
+      _u((2, 2, 4, 5)), _u((3, 2, 2, 3)), _u((3,)))
+_pair("Conv2d", "no-bias", lambda x, w: x.conv2d(w, padding=2),
+      lambda x, w: functional.conv2d(x, w, padding=2), _u((1, 3, 4, 4)), _u((2, 3, 3, 3)))
+for _label, _x in (("", _u((2, 2, 5, 5))), ("ties-", _ties((2, 2, 5, 5)))):
+    _pair("MaxPool2d", _label + "2x2", lambda x: x.max_pool2d(2),
+          lambda x: functional.max_pool2d(x, 2), _x)
+    _pair("MaxPool2d", _label + "overlapping", lambda x: x.max_pool2d((3, 2), (1, 2)),
+          lambda x: functional.max_pool2d(x, (3, 2), (1, 2)), _x)
+    _pair("AvgPool2d", _label + "overlapping", lambda x: x.avg_pool2d((3, 2), (1, 2)),
+          lambda x: functional.avg_pool2d(x, (3, 2), (1, 2)), _x)
+_pair("Flatten", "start1", lambda x: x.flatten(), lambda x: torch.flatten(x, 1),
+      _u((2, 3, 2, 2)))
+_GEOMETRY = {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0)}
+_pair("Im2Col", "geometry", lambda x: apply_op(OPS["Im2Col"], x, **_GEOMETRY),
+      lambda x: functional.unfold(x, (2, 3), stride=(2, 1), padding=(1, 0)), _u((2, 2, 4, 5)))
+_pair("Col2Im", "geometry", lambda c: apply_op(OPS["Col2Im"], c, size=(4, 5), **_GEOMETRY),
+      lambda c: functional.fold(c, (4, 5), (2, 3), stride=(2, 1), padding=(1, 0)), _u((2, 12, 9)))
 
 
 def _params(second: bool = False) -> list[Any]:

@@ -513,6 +513,50 @@ def test_plot_history_and_weights_write_pngs(tmp_path: Path) -> None:
         plot_history({"loss": []}, tmp_path / "empty.png")
 
 
+def test_plot_filters_draws_every_filter_and_feature_map(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from tinygrad_edu import nn
+    from tinygrad_edu.visualize import plot_filters
+
+    first, second = nn.Conv2d(1, 20, 5, rng=0), nn.Conv2d(20, 40, 5, rng=0)
+    _png(plot_filters(first, tmp_path / "first.png"), 5_000)                 # a module: its weight, 20 filters
+    _png(plot_filters(second.weight, tmp_path / "second.png", max_images=60), 5_000)  # 3 filters x 20 channels
+    maps = first(np.random.default_rng(1).uniform(0, 1, (2, 1, 28, 28))).data
+    picture = plot_filters(maps[0], scale="shared")
+    assert "20 of 20 images, 24x24" in picture.figure.axes[0].get_title()
+    assert plot_filters(second, max_images=60).figure.axes[0].get_title().startswith(
+        "3 of 40 filters x 20 of 20 input channels")
+    with pytest.raises(ValueError, match=re.escape("pass one example, maps[0]")):
+        plot_filters(np.zeros((2, 3, 4, 5, 6)))
+    with pytest.raises(ValueError, match="scale must be"):
+        plot_filters(maps[0], scale="global")
+
+
+def test_images_and_filters_are_drawn_as_one_thumbnail_per_channel() -> None:
+    from tinygrad_edu.visualize.graph import THUMB_CELLS, thumbnails
+
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((2, 1, 24, 24)), name="images")        # 2 grey images: one thumbnail each
+    w = Tensor(rng.standard_normal((3, 1, 5, 5)), requires_grad=True, name="filters")  # 3 filters
+    maps = x.conv2d(w)                                                      # (2, 3, 20, 20): example 0's 3 maps
+    loss = maps.sum()
+    loss.backward()
+    images, filters = thumbnails(x.data), thumbnails(w.data)
+    assert len(images) == 2 and len(images[0]) == len(images[0][0]) == THUMB_CELLS  # 24x24 in 3x3 blocks
+    assert len(filters) == 3 and len(filters[0]) == 5                                # 5x5 as it is
+    block = x.data[0, 0, :3, :3].mean()
+    top = max(np.abs(x.data[i, 0].reshape(8, 3, 8, 3).mean(axis=(1, 3))).max() for i in range(2))
+    fade = round(255 - 165 * abs(block) / top)
+    assert images[0][0][0] == (f"#ff{fade:02x}{fade:02x}" if block > 0 else f"#{fade:02x}{fade:02x}ff")
+    nan = x.data.copy()
+    nan[0, 0, :3, :3] = np.nan
+    assert thumbnails(nan)[0][0][0] == "#bbbbbb" and thumbnails(np.zeros((3, 1, 1))) == []
+    cells = 2 * 8 * 8 + 3 * 5 * 5 + 3 * 7 * 7  # images 24x24 in 3x3 blocks, filters 5x5, maps 20x20 in 3x3 blocks
+    assert to_dot(loss).count('FIXEDSIZE="TRUE"></TD>') == cells   # Graphviz: a table of coloured cells each
+    assert layout_svg(loss).count('class="thumb"') == cells          # the built-in layout: rectangles
+    assert "FIXEDSIZE" not in to_dot(loss, show_values=False)
+
+
 def test_plots_explain_how_to_get_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)

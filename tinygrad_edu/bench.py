@@ -8,6 +8,9 @@
   Seconds per 50 SGD steps.
 * **W3, per-op overhead**: a chain of 100 elementwise ops on a 10x10 tensor, forward and backward.
   Microseconds per op.
+* **W4, convolution**: Nielsen's chapter-6 network (20 filters 5x5, 2x2 max-pool, sigmoid, 100 sigmoid, softmax;
+  ``convnet.build("conv")``), one SGD step per mini-batch of 10 and of 64, eta 0.1, float64. Seconds per epoch
+  of 50,000 images; the baseline is im2col numpy by hand. PyTorch gets as many threads as numpy's BLAS.
 * **Memory**: peak RSS of W1, and RSS after 1,000 and after 10,000 steps, each engine in a fresh process.
 
 The baseline is the numpy a careful programmer writes by hand: the mini-batch in rows, ``a @ W.T + b`` per
@@ -39,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from . import datasets, losses, nn, optim, tutorials
+from . import convnet, datasets, losses, nn, optim, tutorials
 from .jit import jit
 from .blas import blas_thread_count, blas_threads
 from .manual import nielsen
@@ -56,6 +59,7 @@ W1_SIZES, W1_BATCH, W1_EPOCH = [784, 30, 10], 10, 50_000
 W2_SIZES, W2_BATCH, W2_STEPS = [784, 1024, 1024, 10], 256, 50
 ETA = 3.0
 CHAIN_LENGTH = 100
+CONV_BATCHES, CONV_ETA = (10, 64), 0.1
 GRADIENT_TOLERANCE = 1e-9
 
 Grads = list[np.ndarray]  # weight, bias, weight, bias, ... in the engine's layout: weight (in, out)
@@ -427,6 +431,134 @@ def _chain_workload(n_chains: int, repeats: int, seed: int) -> str:
                   "us per op", engines, note)
 
 
+# -- W4: Nielsen's conv-pool network ----------------------------------------------------------------------------
+
+def conv_engines(batch_size: int, seed: int = 0, with_torch: bool = True) -> list[Engine]:
+    """Nielsen's chapter-6 network (``convnet.build("conv")``), one SGD step (eta 0.1) per run; a batch is
+    ``(images (N, 1, 28, 28), labels (N,))``. The baseline is hand-written im2col numpy."""
+    model = convnet.build("conv", rng=seed)
+    start = {name: p.data.copy() for name, p in model.named_parameters()}
+    optimizer = optim.SGD(model.parameters(), lr=CONV_ETA)
+
+    def engine_gradients(batch: Any) -> Grads:
+        optimizer.zero_grad()
+        losses.softmax_cross_entropy(model(Tensor(batch[0])), batch[1]).backward()
+        return [_grad(p).copy() for p in model.parameters()]
+
+    def engine_step(batch: Any) -> None:
+        optimizer.zero_grad()
+        losses.softmax_cross_entropy(model(Tensor(batch[0])), batch[1]).backward()
+        optimizer.step()
+
+    engines = [_conv_numpy(start, batch_size),
+               Engine("tinygrad_edu, nn.Sequential(Conv2d, MaxPool2d, ...) + optim.SGD", engine_step,
+                      engine_gradients)]
+    torch = _torch() if with_torch else None
+    if torch is not None:
+        # NOTE: as many threads as numpy's BLAS gets: two libraries fighting over a loaded machine's cores measure
+        # the fight, not the engines (OPENBLAS_NUM_THREADS=1 pins both)
+        torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1)))
+        engines.append(_torch_conv(torch, start))
+    return engines
+
+
+def _conv_numpy(start: dict[str, np.ndarray], batch_size: int) -> Engine:
+    """The baseline: im2col numpy as a careful programmer writes it. The windows are copied once (the forward
+    pass's columns are kept for the weight gradient) and the images get no gradient."""
+    w1, b1, w2, b2, w3, b3 = (start[k].copy() for k in ("layers.0.weight", "layers.0.bias", "layers.4.weight",
+                                                          "layers.4.bias", "layers.6.weight", "layers.6.bias"))
+    params = [w1, b1, w2, b2, w3, b3]
+
+    def gradients(batch: Any) -> Grads:
+        x, labels = batch
+        n = len(x)
+        windows = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))  # (N, 1, 24, 24, 5, 5)
+        cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, 25, 576)                # copied once, kept
+        z1 = (w1.reshape(20, 25) @ cols).reshape(n, 20, 24, 24) + b1.reshape(1, 20, 1, 1)
+        corners = [z1[:, :, i::2, j::2] for i in range(2) for j in range(2)]        # the 4 places in a window
+        pooled = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+        a1 = (1 / (1 + np.exp(-pooled))).reshape(n, 2880)
+        a2 = 1 / (1 + np.exp(-(a1 @ w2 + b2)))
+        z3 = a2 @ w3 + b3
+        p = np.exp(z3 - z3.max(axis=1, keepdims=True))
+        d3 = p / p.sum(axis=1, keepdims=True)
+        d3[np.arange(n), labels] -= 1
+        d3 /= n                                                                      # dC/dz3 of the mean cost
+        d2 = (d3 @ w3.T) * a2 * (1 - a2)
+        d1 = ((d2 @ w2.T) * a1 * (1 - a1)).reshape(n, 20, 12, 12)                    # dC/d(pooled)
+        dz1 = np.zeros_like(z1)
+        taken = np.zeros(pooled.shape, dtype=bool)
+        for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):                # the first maximum only
+            first = (corners[k] == pooled) & ~taken
+            dz1[:, :, i::2, j::2] = d1 * first
+            taken |= first
+        dz1_rows = dz1.reshape(n, 20, 576)
+        dw1 = (dz1_rows @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w1.shape)
+        return [dw1, dz1_rows.sum(axis=(0, 2)), a1.T @ d2, d2.sum(axis=0), a2.T @ d3, d3.sum(axis=0)]
+
+    def step(batch: Any) -> None:
+        for p, g in zip(params, gradients(batch)):
+            p -= CONV_ETA * g
+
+    cols_mib = batch_size * 25 * 576 * 8 / 2**20
+    return Engine(f"numpy im2col by hand, columns kept ({cols_mib:.1f} MiB) (baseline)", step, gradients)
+
+
+def _torch_conv(torch: Any, start: dict[str, np.ndarray]) -> Engine:
+    """PyTorch eager as people write it: nn.Sequential(Conv2d, MaxPool2d, Sigmoid, ...), torch.optim.SGD."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 20, 5), torch.nn.MaxPool2d(2), torch.nn.Sigmoid(),
+                                torch.nn.Flatten(), torch.nn.Linear(2880, 100), torch.nn.Sigmoid(),
+                                torch.nn.Linear(100, 10)).double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            value = start[f"layers.{name}"]
+            p.copy_(torch.from_numpy(value.T.copy() if value.ndim == 2 else value))  # Linear: (in, out) -> (out, in)
+    optimizer = torch.optim.SGD(model.parameters(), lr=CONV_ETA)
+
+    def gradients(batch: Any) -> Grads:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(batch[0]), batch[1]).backward()
+        return [g.T.copy() if g.ndim == 2 else g for g in (p.grad.numpy() for p in model.parameters())]
+
+    def step(batch: Any) -> None:
+        gradients(batch)
+        optimizer.step()
+
+    return Engine(f"PyTorch {torch.__version__.split('+')[0]} eager", step, gradients,
+                  lambda b: (torch.from_numpy(b[0]), torch.from_numpy(b[1])))
+
+
+def _conv_workload(batch_size: int, n_batches: int, repeats: int, seed: int) -> str:
+    data = datasets.load_mnist()
+    order = np.random.default_rng(seed).permutation(len(data.train_x))[:n_batches * batch_size]
+    x, labels = data.train_x[order].reshape(-1, 1, 28, 28), data.train_y[order]
+    batches = [(x[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(order), batch_size)]
+    engines = conv_engines(batch_size, seed)
+    diff = check_gradients(engines, batches[0])
+    _time_engines(engines, batches, repeats)
+    steps = W1_EPOCH // batch_size
+    for engine in engines:
+        engine.times = [t * steps / n_batches for t in engine.times]
+    mib = batch_size * 25 * 576 * 8 / 2**20
+    note = (f"{n_batches} of the epoch's {steps} steps timed, scaled to the epoch; gradients agree on one mini-batch "
+            f"(float64): max abs difference {diff:.1e}; the im2col buffer, (N, 25, 576) float64, is {mib:.1f} MiB: "
+            f"the baseline keeps one from forward to backward, the engine copies it again in backward")
+    torch = _torch_threads()
+    if torch:
+        note += f"; PyTorch on {torch} thread{'s' if torch > 1 else ''}, as many as numpy's BLAS"
+    return _table(f"W4, convolution: Nielsen's chapter-6 conv-pool step (20 5x5 filters, 2x2 max-pool, sigmoid, 100 "
+                  f"sigmoid, softmax), mini-batch {batch_size}, eta {CONV_ETA}, float64", "s per epoch", engines, note)
+
+
+def _torch_threads() -> int | None:
+    """How many threads PyTorch runs on now (None without PyTorch); read without changing it."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
+
+
 # -- memory: each engine alone in a fresh process --------------------------------------------------------------
 
 # in nielsen_engines(..., per_sample=0): the rows numpy baseline, nn.MLP, the learner's step, nn.MLP compiled, PyTorch
@@ -525,8 +657,8 @@ def _machine() -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bench options, shared by ``tinygrad-edu bench`` and ``python -m tinygrad_edu.bench``."""
-    parser.add_argument("--only", default="W1,W2,W3,memory",
-                        help="comma-separated workloads to run (default W1,W2,W3,memory)")
+    parser.add_argument("--only", default="W1,W2,W3,W4,memory",
+                        help="comma-separated workloads to run (default W1,W2,W3,W4,memory)")
     parser.add_argument("--repeats", type=int, default=5, help="timings per engine; the median is reported "
                                                                "(default 5)")
     parser.add_argument("--quick", action="store_true",
@@ -553,9 +685,9 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(_memory_child(args.memory_child, args.steps or 10_000, args.seed)))
         return 0
     chosen = [w.strip().lower() for w in args.only.split(",") if w.strip()]
-    unknown = sorted(set(chosen) - {"w1", "w2", "w3", "memory"})
+    unknown = sorted(set(chosen) - {"w1", "w2", "w3", "w4", "memory"})
     if unknown or not chosen or args.repeats < 1:
-        print(f"tinygrad-edu bench: --only takes W1, W2, W3 and memory, comma-separated (got {args.only!r}); "
+        print(f"tinygrad-edu bench: --only takes W1, W2, W3, W4 and memory, comma-separated (got {args.only!r}); "
               f"--repeats must be at least 1 (got {args.repeats}).", file=sys.stderr)
         return 2
     w1_batches, w2_steps, chains, mem_steps = (20, 2, 20, 1_000) if args.quick else (1_000, W2_STEPS, 300, 10_000)
@@ -576,6 +708,9 @@ def _run(args: argparse.Namespace) -> int:
                 args.repeats, args.seed, per_sample=0.02) + "\n", flush=True)
         if "w3" in chosen:
             print(_chain_workload(chains, args.repeats, args.seed) + "\n", flush=True)
+        if "w4" in chosen:
+            for batch_size, n_batches in zip(CONV_BATCHES, (3, 2) if args.quick else (200, 40)):
+                print(_conv_workload(batch_size, n_batches, args.repeats, args.seed) + "\n", flush=True)
         if "memory" in chosen:
             print(_memory_workload(args.steps or mem_steps, args.seed) + "\n", flush=True)
     except BenchmarkError as error:

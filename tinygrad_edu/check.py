@@ -15,9 +15,11 @@ The engine differentiates ``loss`` and the report compares, parameter by paramet
 gets a diagnosis, found by the small checks in ``DIAGNOSES`` (first that names it wins): a NaN, all zeros, a sum
 over the wrong axis, a flipped sign, a constant factor (named when it is one of loss(t)'s constants: m,
 keep_prob, 2), the transpose, another parameter's gradient, the data term and the L2 term told apart (which
-one is wrong, and by what), a relu/abs/max kink, one of the usual slips in a batch norm's backward (the
-variance's path through the mean, 1/(N - 1), eps forgotten, d_gamma and d_beta), or some rows or columns only.
-When whole layers disagree from some layer down, the report says where the mistake enters.
+one is wrong, and by what), a convolution's or a pool's backward slip (the kernel not rotated, the channel
+axes not swapped, the windows off by a row or at another stride, the course's pooling mask), a relu/abs/max
+kink, one of the usual slips in a batch norm's backward (the variance's path through the mean, 1/(N - 1), eps
+forgotten, d_gamma and d_beta), or some rows or columns only. When whole layers disagree from some layer
+down, the report says where the mistake enters.
 
 >>> X = np.array([[1.0, 2.0, -1.0]])                      # one feature, three examples (columns)
 >>> Y = np.array([[0.5, 1.5, -1.0]])
@@ -770,9 +772,28 @@ def batchnorm(ev: Evidence) -> Finding | None:
     return None
 
 
+def conv_slip(ev: Evidence) -> Finding | None:
+    """A conv2d's or a pool's backward with a slip of the course's loops in it (see ``_conv_slips`` and
+    ``_pool_slips``), or a conv weight's gradient in another axis order."""
+    for story, extra, kind in ev.graph.conv_alternatives:
+        if ev.name in extra and ev.close(ev.yours, ev.right + extra[ev.name]):
+            return Finding(story, kind)
+    if ev.given.ndim != 4 or not ev.graph.is_conv_weight(ev.name):
+        return None
+    for axes, story in (((1, 0, 2, 3), "its channel axes swapped: yours is (in_channels, out_channels, kh, kw), "
+                                       "conv2d's weight (out_channels, in_channels, kh, kw): transpose(1, 0, 2, 3)"),
+                        ((2, 3, 1, 0), "the course's layout (f, f, n_C_prev, n_C), where conv2d's weight is "
+                                       "(out_channels, in_channels, kh, kw): transpose(3, 2, 0, 1)")):
+        want = ev.right.transpose(axes)
+        if ev.given.shape == want.shape and ev.close(ev.given, want):
+            lead = ev.shape_story or f"has the shape {ev.given.shape} of the parameter"
+            return Finding(f"{lead}; its values are the right gradient in {story}")
+    return None
+
+
 DIAGNOSES: list[Callable[[Evidence], Finding | None]] = [
-    not_finite, wrong_axis, all_zeros, engine_zero, batchnorm, sign, factor, transpose, swapped, data_and_l2, kink,
-    where_wrong,
+    not_finite, wrong_axis, all_zeros, engine_zero, batchnorm, conv_slip, sign, factor, transpose, swapped,
+    data_and_l2, kink, where_wrong,
 ]
 """The checks ``check_backprop`` tries on a gradient that disagrees, in order; the first Finding wins."""
 
@@ -791,9 +812,10 @@ def _spans(indices: Sequence[int] | np.ndarray, most: int = 8) -> str:
 
 # -- what the engine's graph knows: terms, layers, constants, kinks ---------------------------------------------
 
-_LINEAR = {"matmul", "add", "sub", "transpose", "reshape", "broadcast_to", "unsqueeze", "squeeze"}
+_LINEAR = {"matmul", "add", "sub", "transpose", "reshape", "broadcast_to", "unsqueeze", "squeeze", "conv2d",
+           "flatten"}
 _ACTIVATIONS = {"relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "log_sigmoid", "exp", "log",
-                "abs", "maximum", "minimum", "clip", "logsumexp"}
+                "abs", "maximum", "minimum", "clip", "logsumexp", "max_pool2d", "avg_pool2d"}
 
 
 Seeds = Callable[[np.ndarray, dict[str, Any]], list[np.ndarray]]
@@ -1299,6 +1321,187 @@ class _Graph:
             return f" in the batch norm of {named}"
         number = len(self.batchnorms) - self.batchnorms.index(bn)
         return f" in batch norm {number} of {len(self.batchnorms)} (counted from the input)"
+
+
+    def is_conv_weight(self, name: str) -> bool:
+        """Whether the parameter is a conv2d's weight as it is (no transpose between)."""
+        param = self.tensors[name]
+        return any(_op_name(c) == "conv2d" and c.parents[1] is param for c in self.children[param])
+
+    def _source(self, node: Tensor) -> Tensor:
+        """The tensor ``node`` was made from by transposes and reshapes alone (a weight kept in another layout)."""
+        while _op_name(node) in ("transpose", "reshape") and node.parents[0].requires_grad:
+            node = node.parents[0]
+        return node
+
+    @cached_property
+    def conv_alternatives(self) -> list[tuple[str, Arrays, str]]:
+        """For each conv2d and pool in loss(t) and each slip of its hand-written backward (``_conv_slips``,
+        ``_pool_slips``): the story, the extra gradient the slip gives each parameter, the Finding's kind."""
+        at, result = self.walk[0], []
+        for node in self.nodes:
+            op = _op_name(node)
+            if op not in ("conv2d", "max_pool2d", "avg_pool2d") or node not in at:
+                continue
+            g = np.asarray(at[node])
+            if op == "conv2d":
+                weight = self.param_of.get(self._source(node.parents[1]))
+                where = (f"the conv2d with {weight}" if weight else
+                         f"the conv2d with a weight of shape {node.parents[1].shape}")
+                slips = _conv_slips(node, g, where)
+            else:
+                slips = _pool_slips(node, g)
+            for story, seeds, kind in slips:
+                roots = [p for p, seed in zip(node.parents, seeds) if seed is not None and p.requires_grad]
+                if not roots:
+                    continue
+                grads = [seed for p, seed in zip(node.parents, seeds) if seed is not None and p.requires_grad]
+                extra = {self.param_of[n]: np.asarray(g_n) for n, g_n, _ in autograd.backward_steps(roots, grads)
+                         if n in self.param_of}
+                result.append((story, extra, kind))
+        return result
+
+
+# -- the slips of a hand-written conv2d or pool backward (the course's loops, its full convolution) -----------
+
+Slip = tuple[str, list[np.ndarray | None], str]   # story, what it adds to each input's gradient, Finding kind
+
+
+def _conv_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tuple[int, int],
+                shift: tuple[int, int] = (0, 0), step: tuple[int, int] | None = None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """conv2d's input and weight gradients summed window by window, as the course's backward loop does, with
+    the windows every ``step`` pixels (the stride) and moved by ``shift`` in the padded input; None when such
+    windows leave the padded input (plus a border of ``shift``'s size: the crop of the padded gradient may be off
+    instead of the windows, which gives the same numbers)."""
+    (sh, sw), (ph, pw), (dy, dx) = step or stride, padding, shift
+    kh, kw = w.shape[2:]
+    ho, wo = g.shape[2:]
+    m = max(abs(dy), abs(dx))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph + m, ph + m), (pw + m, pw + m)))
+    top, left = m + dy, m + dx
+    if top + sh * (ho - 1) + kh > xp.shape[2] or left + sw * (wo - 1) + kw > xp.shape[3]:
+        return None
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(kh):   # a loop over the kernel's offsets, every window at once
+        for j in range(kw):
+            rows = slice(top + i, top + i + sh * (ho - 1) + 1, sh)
+            cols = slice(left + j, left + j + sw * (wo - 1) + 1, sw)
+            dw[:, :, i, j] = np.einsum("nohw,nchw->oc", g, xp[:, :, rows, cols])
+            dxp[:, :, rows, cols] += np.einsum("nohw,oc->nchw", g, w[:, :, i, j])
+    return dxp[:, :, m + ph:m + ph + x.shape[2], m + pw:m + pw + x.shape[3]], dw
+
+
+def _offset_words(dy: int, dx: int) -> str:
+    words = [f"{abs(d)} {unit}{'s' if abs(d) > 1 else ''} {away}" for d, unit, away in
+             ((dy, "row", "lower" if dy > 0 else "higher"), (dx, "column", "to the right" if dx > 0 else "to the left"))
+             if d]
+    return " and ".join(words)
+
+
+def _conv_slips(node: Tensor, g: np.ndarray, where: str) -> list[Slip]:
+    """A conv2d's backward written by hand: the input gradient as the full convolution of dZ with the kernel
+    rotated by 180° and its channel axes swapped (either step left out), the weight gradient as the correlation
+    of the input with dZ (turned into a convolution: rotated), either one's windows off by a row or a column (a
+    padding or index offset) or at another stride."""
+    x, w = node.parents[0].data, node.parents[1].data
+    stride, padding = node.op_args["stride"], node.op_args["padding"]
+    right = _conv_grads(g, x, w, stride, padding)
+    assert right is not None
+    rest: list[np.ndarray | None] = [None] * (len(node.parents) - 2)   # the bias: its gradient is a sum, no slip here
+    slips: list[Slip] = []
+
+    def input_slip(story: str, grads: tuple[np.ndarray, np.ndarray] | None) -> None:
+        if grads is not None:
+            slips.append((f"the input gradient (dA_prev) of {where} {story}", [grads[0] - right[0], None, *rest],
+                          UPSTREAM))
+
+    def weight_slip(story: str, dw: np.ndarray | None) -> None:
+        if dw is not None:
+            slips.append((f"the weight gradient of {where} {story}", [None, dw - right[1], *rest], OWN))
+
+    o, c, kh, kw = w.shape
+    rotated = w[:, :, ::-1, ::-1]
+    full = ("the input gradient is the full convolution of dZ with every filter rotated by 180° (flipped along "
+            "both its height and its width) and its channel axes swapped")
+    if kh * kw > 1:
+        input_slip(f"uses the kernel unrotated (or rotated twice): {full}", _conv_grads(g, x, rotated, stride, padding))
+        weight_slip("is rotated by 180°: it is the correlation of the input with dZ (dW += a_slice_prev * dZ), not a "
+                    "convolution, so no filter is turned", right[1][:, :, ::-1, ::-1])
+    if o == c:
+        input_slip(f"leaves the kernel's channel axes unswapped (out and in): {full}",
+                   _conv_grads(g, x, w.transpose(1, 0, 2, 3), stride, padding))
+        if kh * kw > 1:
+            input_slip(f"uses the kernel neither rotated nor with its channel axes swapped: {full}",
+                       _conv_grads(g, x, rotated.transpose(1, 0, 2, 3), stride, padding))
+        weight_slip("has its channel axes swapped: (out_channels, in_channels, kh, kw) is the weight's order",
+                    right[1].transpose(1, 0, 2, 3))
+    reach = max(1, *padding)
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            if (dy, dx) == (0, 0):
+                continue
+            moved = _conv_grads(g, x, w, stride, padding, shift=(dy, dx))
+            offset = (f"reads windows {_offset_words(dy, dx)} than the forward pass (padding {padding}, stride "
+                      f"{stride}: vert_start = h * stride, the padded input, the crop dA_prev_pad[pad:-pad])")
+            input_slip(offset, moved)
+            weight_slip(offset, None if moved is None else moved[1])
+    for s in range(1, max(stride) + 2):
+        if (s, s) != tuple(stride):
+            at_s = _conv_grads(g, x, w, stride, padding, step=(s, s))
+            places = f"every {s} pixels" if s > 1 else "at every pixel"
+            story = f"places its windows {places} where the forward pass's stride is {stride}"
+            input_slip(story, at_s)
+            weight_slip(story, None if at_s is None else at_s[1])
+    return slips
+
+
+def _pool_slips(node: Tensor, g: np.ndarray) -> list[Slip]:
+    """A pool's backward written by hand with another mask: for a max pool the course's (every tied maximum),
+    the last maximum, none at all or the average's share; for an average pool no division, or the max's mask."""
+    a, top, op = node.parents[0].data, node.data, _op_name(node)
+    (kh, kw), (sh, sw) = node.op_args["kernel"], node.op_args["stride"]
+    ho, wo = top.shape[2:]
+    places = [(slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+              for i in range(kh) for j in range(kw)]
+
+    def spread(shares: list[Any]) -> np.ndarray:
+        out = np.zeros_like(a)
+        for (rows, cols), share in zip(places, shares):
+            out[:, :, rows, cols] += g * share
+        return out
+
+    hits = [a[:, :, rows, cols] == top for rows, cols in places]
+    firsts: list[np.ndarray] = []
+    lasts: list[np.ndarray] = []
+    for order, chosen in ((hits, firsts), (hits[::-1], lasts)):
+        taken = np.zeros(top.shape, dtype=bool)
+        for hit in order:
+            chosen.append(hit & ~taken)
+            taken |= hit
+    lasts.reverse()
+    every, even = [1.0] * len(places), [1.0 / len(places)] * len(places)
+    if op == "avg_pool2d":
+        right = spread(even)
+        return [("avg_pool2d's gradient goes whole to every entry of its window: distribute_value divides it by the "
+                 f"window's {len(places)} entries", [spread(every) - right], UPSTREAM),
+                ("avg_pool2d's gradient goes to the window's maximum: the max pool's mask in an average pool",
+                 [spread(firsts) - right], UPSTREAM)]
+    right = spread(firsts)
+    ties = int(np.count_nonzero(sum(h.astype(int) for h in hits) > 1))
+    slips: list[Slip] = []
+    if ties:
+        slips += [(f"max_pool2d's gradient goes to every tied maximum of a window (the course's mask, x == np.max(x)); "
+                   f"the engine, as PyTorch, sends it to the first only: in the {ties} windows with a tie yours hands "
+                   f"the gradient out more than once", [spread(hits) - right], UPSTREAM),
+                  (f"right except at a kink: {ties} max_pool2d windows hold a tied maximum, and there yours sends the "
+                   f"gradient to the last one, the engine (as PyTorch) to the first. Both are valid choices and differ "
+                   f"only there", [spread(lasts) - right], KINK)]
+    slips += [("max_pool2d's gradient goes to every entry of its window: the mask (create_mask_from_window) left out",
+               [spread(every) - right], UPSTREAM),
+              ("max_pool2d's gradient is shared evenly over its window (distribute_value, the average pool's rule); a "
+               "max pool's goes to the window's maximum alone", [spread(even) - right], UPSTREAM)]
+    return slips
 
 
 def _op_name(node: Tensor) -> str:

@@ -46,6 +46,8 @@ TUTORIAL_HELP = {
     "opt_momentum": "the course's ReLU net [2, 5, 2, 1] on the moons, momentum (its Optimization methods)",
     "opt_adam": "the same net, Adam with bias correction (its Optimization methods)",
     "gradcheck": "the course's gradient-checking net [4, 5, 3, 1] on its three examples (its Gradient Checking)",
+    "conv_loops": "conv 5x5 + ReLU + max-pool + dense on MNIST, backprop by hand in loops (the course, course 4)",
+    "conv_im2col": "the same conv net, its backprop by hand vectorised with im2col / col2im",
     "batchnorm": "batch-norm MLP 784-64-32-10: linear, batch norm, sigmoid (Ioffe and Szegedy 2015; manual.batchnorm)",
 }
 """One line per tutorial key for ``compare --help`` and ``graph --help`` (``tutorials.TUTORIALS`` holds the
@@ -217,8 +219,38 @@ def _settings(args: argparse.Namespace, lr: float, images: int) -> str:
     return line
 
 
+def _train_convnet(args: argparse.Namespace) -> int:
+    """``train --net conv`` (or conv2, conv2_relu): Nielsen's chapter-6 network, as ``convnet.train`` runs it."""
+    from . import convnet
+
+    mlp_only = {"--sizes": args.sizes != [784, 30, 10], "--optimizer": args.optimizer != "sgd",
+                "--momentum": args.momentum != 0, "--cost": args.cost != "quadratic", "--init": args.init != "normal",
+                "--lmbda": args.lmbda != 0, "--dropout": args.dropout != 0, "--patience": args.patience is not None,
+                "--schedule": args.schedule is not None, "--checkpoint": args.checkpoint is not None,
+                "--resume": args.resume}
+    refused = [flag for flag, given in mlp_only.items() if given]
+    if refused:
+        print(f"tinygrad-edu train: {', '.join(refused)} set the MLP's training; --net {args.net} trains Nielsen's "
+              f"chapter-6 network as his network3.py does (plain SGD, softmax and log-likelihood, his initial "
+              f"weights; conv2_relu with his L2 term), without checkpoints. Leave "
+              f"{'it' if len(refused) == 1 else 'them'} out.", file=sys.stderr)
+        return 2
+    lr = args.lr if args.lr is not None else convnet.SETTINGS[args.net][0]
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    print(f"Training Nielsen's chapter-6 network {args.net!r} on {args.limit or 50_000} MNIST images for {epochs}: "
+          f"mini-batch {args.batch_size}, sgd, lr {lr:g}, seed {args.seed}, {args.dtype}", flush=True)
+    # its last line: the test accuracy at the epoch of the best validation accuracy, as the book reports it
+    convnet.train(args.net, epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=args.seed,
+                  dtype=np.float32 if args.dtype == "float32" else np.float64, limit=args.limit,
+                  progress=not args.no_progress)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from .train import CheckpointError
+
+    if args.net != "mlp":
+        return _train_convnet(args)
 
     if args.resume and not args.checkpoint:
         print("tinygrad-edu train: --resume needs --checkpoint PATH, the file to continue from.", file=sys.stderr)
@@ -340,7 +372,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__, bench, tutorials
+    from . import __version__, bench, convnet, tutorials
 
     parser = argparse.ArgumentParser(prog="tinygrad-edu", description="A small autograd engine on numpy.",
                                      epilog="Start with `tinygrad-edu demo`; `tinygrad-edu COMMAND --help` "
@@ -359,16 +391,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
     demo.set_defaults(run=_demo)
 
-    train = commands.add_parser("train", help="train an MNIST MLP (Nielsen-style, sigmoid, SGD)",
+    train = commands.add_parser("train", help="train an MNIST MLP (Nielsen-style, sigmoid, SGD), or his conv net",
                                 description="Train a sigmoid MLP on the bundled MNIST as in Nielsen's book, "
-                                            "printing `Epoch k: correct / 10000` after each epoch.")
+                                            "printing `Epoch k: correct / 10000` after each epoch; with --net conv "
+                                            "his chapter-6 convolutional network, printing its validation and test "
+                                            "accuracy after each epoch.")
+    train.add_argument("--net", choices=["mlp", *convnet.LAYOUTS], default="mlp",
+                       help="mlp (the MLP of --sizes); conv: Nielsen's ch. 6 conv-pool net, 20 filters 5x5, 2x2 "
+                            "max-pool, 100 sigmoid units, softmax (98.78%% in the book after 60 epochs); conv2: two "
+                            "conv-pool layers (99.06%%); conv2_relu: with ReLU and L2 (99.23%%) (default mlp)")
     train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     train.add_argument("--epochs", type=_positive(int), default=30,
                        help="passes over the training set, numbered from 0 as in Nielsen's book (default 30)")
     train.add_argument("--batch-size", type=_positive(int), default=10,
                        help="images per mini-batch, one step each (default 10)")
     train.add_argument("--lr", type=_positive(float), default=None,
-                       help="learning rate eta (default 3.0 for sgd, 0.001 for adam)")
+                       help="learning rate eta (default 3.0 for sgd, 0.001 for adam; for --net conv and conv2 "
+                            "0.1, conv2_relu 0.03, as in the book)")
     train.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                        help="sgd, as Nielsen's book, or adam (default sgd)")
     train.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0: plain SGD)")

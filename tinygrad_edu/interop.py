@@ -1,13 +1,17 @@
 """A way out to PyTorch and back: the same network, the same weights, the same outputs.
 
 ``to_torch(model)`` gives an equivalent ``torch.nn.Sequential``; ``from_torch(module)`` the reverse, for
-``Linear``, ``BatchNorm1d`` and the activations this engine has (Sigmoid, Tanh, ReLU, Identity, Softmax,
-LogSoftmax). Layer ``layers.i`` here is layer ``i`` there, so ``layers.0.weight`` is PyTorch's ``0.weight``.
-A batch norm crosses over with its running statistics (buffers on both sides), its eps and momentum, and its
-mode: a layer in evaluation mode here is in evaluation mode there.
+``Linear``, ``BatchNorm1d``, ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, ``Flatten`` and the activations this
+engine has (Sigmoid, Tanh, ReLU, Identity, Softmax, LogSoftmax). Layer ``layers.i`` here is layer ``i`` there,
+so ``layers.0.weight`` is PyTorch's ``0.weight``. A batch norm crosses over with its running statistics
+(buffers on both sides), its eps and momentum, and its mode: a layer in evaluation mode here is in evaluation
+mode there.
 
 Our ``Linear`` computes ``x @ weight`` with ``weight`` of shape (in, out); PyTorch's computes ``x @ weight.T``
-with ``weight`` of shape (out, in). Crossing over transposes every weight; biases are the same.
+with ``weight`` of shape (out, in). Crossing over transposes every Linear weight; biases are the same.
+``Conv2d`` keeps PyTorch's layout, (out_channels, in_channels, kh, kw): its weights cross over as they are.
+PyTorch's options this engine does not have (dilation, groups, ceil_mode, a padding of "same", ...) are refused
+by name rather than dropped.
 
 PyTorch is optional: it is imported inside these functions only (``pip install 'tinygrad_edu[torch]'``).
 """
@@ -24,7 +28,10 @@ __all__ = ["to_torch", "from_torch"]
 
 _SIMPLE = ("Sigmoid", "Tanh", "ReLU", "Identity")     # the same class name, no arguments, on both sides
 _AXIS = ("Softmax", "LogSoftmax")                      # our axis is PyTorch's dim
-_SUPPORTED = "Linear, BatchNorm1d, " + ", ".join(_SIMPLE + _AXIS) + " and Sequential (or MLP)"
+_POOLS = ("MaxPool2d", "AvgPool2d")                    # kernel_size and stride, the same on both sides
+_SUPPORTED = ("Linear, BatchNorm1d, Conv2d, " + ", ".join(_POOLS + ("Flatten",) + _SIMPLE + _AXIS)
+              + " and Sequential (or MLP)")
+_DTYPES = (np.float64, np.float32)
 
 
 def _torch() -> Any:
@@ -72,6 +79,22 @@ def _layer_to_torch(torch: Any, layer: nn.Module, where: str) -> Any:
             if layer.bias is not None:
                 linear.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
         return linear
+    if type(layer) is nn.Conv2d:
+        if layer.weight.dtype not in _DTYPES:
+            raise TypeError(f"to_torch: {where} (Conv2d) holds {layer.weight.dtype} weights; only float64 and "
+                            f"float32 cross over.")
+        conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                               padding=layer.padding, bias=layer.bias is not None,
+                               dtype=torch.float64 if layer.weight.dtype == np.float64 else torch.float32)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(layer.weight.data.copy()))   # the same layout on both sides
+            if layer.bias is not None:
+                conv.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+        return conv
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)) and type(layer) is getattr(nn, kind):
+        return getattr(torch.nn, kind)(layer.kernel_size, layer.stride)
+    if type(layer) is nn.Flatten:
+        return torch.nn.Flatten(layer.start_dim, layer.end_dim)
     if kind in _SIMPLE and type(layer) is getattr(nn, kind):
         return getattr(torch.nn, kind)()
     if isinstance(layer, (nn.Softmax, nn.LogSoftmax)) and type(layer) is getattr(nn, kind):
@@ -109,6 +132,31 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
         return linear
     if type(layer) is torch.nn.BatchNorm1d:
         return _batchnorm_from_torch(layer, where)
+    if type(layer) is torch.nn.Conv2d:
+        _refuse_options(where, layer, {"dilation": (1, 1), "groups": 1, "padding_mode": "zeros"})
+        if isinstance(layer.padding, str) and layer.padding != "valid":  # "valid" is no padding
+            raise ValueError(f"from_torch: {where} (Conv2d) has padding={layer.padding!r}, which this engine does "
+                             f"not have; give it as numbers (for an odd kernel k, 'same' is padding=k // 2).")
+        weight = layer.weight.detach().cpu().numpy()
+        if weight.dtype not in _DTYPES:
+            raise TypeError(f"from_torch: {where} (Conv2d) holds {weight.dtype} weights; convert the model with "
+                            f".double() or .float() first.")
+        conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                         0 if isinstance(layer.padding, str) else layer.padding, bias=layer.bias is not None,
+                         init="zeros", dtype=weight.dtype)
+        conv.weight.data = weight.copy()
+        if conv.bias is not None:  # made with a bias exactly when the torch layer has one
+            conv.bias.data = layer.bias.detach().cpu().numpy().copy()
+        return conv
+    if kind in _POOLS and type(layer) is getattr(torch.nn, kind):
+        defaults: dict[str, Any] = {"padding": 0, "ceil_mode": False}
+        defaults.update({"dilation": 1, "return_indices": False} if kind == "MaxPool2d" else
+                        {"count_include_pad": True, "divisor_override": None})
+        _refuse_options(where, layer, defaults)
+        # PyTorch stores a stride of None as the kernel size; None is this engine's way to say the same
+        return getattr(nn, kind)(layer.kernel_size, None if layer.stride == layer.kernel_size else layer.stride)
+    if type(layer) is torch.nn.Flatten:
+        return nn.Flatten(layer.start_dim, layer.end_dim)
     if kind in _SIMPLE and type(layer) is getattr(torch.nn, kind):
         return getattr(nn, kind)()
     if kind in _AXIS and type(layer) is getattr(torch.nn, kind):
@@ -117,6 +165,17 @@ def _layer_from_torch(torch: Any, layer: Any, where: str) -> nn.Module:
         return getattr(nn, kind)(axis=layer.dim)
     raise TypeError(f"from_torch: {where} is a {kind}, which this engine does not have; supported: "
                     f"{_SUPPORTED}.")
+
+
+def _refuse_options(where: str, layer: Any, defaults: dict[str, Any]) -> None:
+    """A PyTorch option this engine does not have, set to anything but its default, is refused by name."""
+    for option, default in defaults.items():
+        value = getattr(layer, option)
+        same = value == default or (isinstance(default, tuple) and value in (default, default[0]))
+        if not same:
+            raise ValueError(f"from_torch: {where} is a {type(layer).__name__} with {option}={value!r}, which this "
+                             f"engine does not have (only {option}={default!r}); the layer would compute something "
+                             f"else here.")
 
 
 def _batchnorm_from_torch(layer: Any, where: str) -> nn.BatchNorm1d:

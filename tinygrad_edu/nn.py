@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import conv_args
 from .diagnostics import learner_warning
 from .grad_mode import is_grad_enabled
 from .npz import save_npz
@@ -38,7 +39,8 @@ from .tensor import Tensor
 
 __all__ = [
     "named_items", "save_npz",  # documented here first; they live in parameters.py and npz.py
-    "Module", "Buffer", "Linear", "BatchNorm1d", "batch_norm", "Sequential", "MLP",
+    "Module", "Buffer", "Linear", "BatchNorm1d", "batch_norm", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
+    "Sequential", "MLP",
     "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "Identity", "Dropout",
     "LoadResult", "INITIALISERS", "normal_init", "nielsen_init", "xavier_init", "he_init", "zeros_init",
 ]
@@ -401,6 +403,86 @@ class Linear(Module):
         dtype = "" if self.weight.dtype == np.float64 else f", dtype={self.weight.dtype}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}{dtype}")
+
+
+class Conv2d(Module):
+    """A convolutional layer on images (N, C, H, W): ``x.conv2d(weight, bias, stride, padding)``.
+
+    PyTorch's layout: ``weight`` (out_channels, in_channels, kh, kw), ``bias`` (out_channels,). ``init`` takes
+    the names ``Linear`` does, with fan_in = in_channels * kh * kw (the numbers one output adds up): by default
+    ``"nielsen"``, N(0, 1/fan_in), biases zero; ``"normal"`` draws N(0, 1) weights and biases. The weights are
+    drawn first, then the biases, from ``rng``.
+
+    >>> conv = Conv2d(1, 20, 5, rng=0)
+    >>> conv
+    Conv2d(in_channels=1, out_channels=20, kernel_size=(5, 5), stride=(1, 1), padding=(0, 0), bias=True)
+    >>> conv.weight.shape
+    (20, 1, 5, 5)
+    >>> conv(np.zeros((10, 1, 28, 28))).shape
+    (10, 20, 24, 24)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: Any = 1,
+                 padding: Any = 0, bias: bool = True, *, init: str | Initialiser = "nielsen", rng: RngLike = None,
+                 dtype: Any = np.float64) -> None:
+        for label, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Conv2d: {label} must be a positive integer, got {n!r}.")
+        kernel = conv_args.pair(kernel_size, "kernel_size", "Conv2d", 1)
+        # stride and padding checked as conv2d will check them, on an image the kernel just fits
+        geometry = conv_args.conv2d((1, in_channels) + kernel, (out_channels, in_channels) + kernel, stride=stride,
+                                    padding=padding)
+        # NOTE: a filter is one column of a Linear layer on the flattened windows: (fan_in, out) with fan_in =
+        # in_channels * kh * kw. Drawing that layer gives Conv2d Linear's initialisers, checks and bias rule.
+        columns = Linear(in_channels * kernel[0] * kernel[1], out_channels, bias, init=init, rng=rng, dtype=dtype)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        self.stride, self.padding = geometry["stride"], geometry["padding"]
+        weight = columns.weight.data.T.reshape((out_channels, in_channels) + kernel)
+        self.weight = Tensor(np.ascontiguousarray(weight), requires_grad=True, name="weight")
+        self.bias = None if columns.bias is None else Tensor(columns.bias.data, requires_grad=True, name="bias")
+
+    def forward(self, x: Any) -> Tensor:
+        return _as_input(x, self.weight.dtype).conv2d(self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        dtype = "" if self.weight.dtype == np.float64 else f", dtype={self.weight.dtype}"
+        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}{dtype}")
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any = None) -> None:
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool2d(_Pool2d):
+    """The maximum of each ``kernel_size`` window, moved by ``stride`` (by default the kernel: no overlap)."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).max_pool2d(self.kernel_size, self.stride)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each ``kernel_size`` window, moved by ``stride`` (by default the kernel: no overlap)."""
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).avg_pool2d(self.kernel_size, self.stride)
+
+
+class Flatten(Module):
+    """Axes ``start_dim`` to ``end_dim`` merged into one: (N, C, H, W) -> (N, C*H*W), for a Linear layer next."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Any) -> Tensor:
+        return _tensor(x).flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 def _batch_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float, running_mean: Tensor | None,

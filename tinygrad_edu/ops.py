@@ -764,3 +764,207 @@ class Stack(Op):
     def backward(g, out, *arrays, axis):
         ax = axis % g.ndim
         return tuple(g[(slice(None),) * ax + (i,)] for i in range(len(arrays)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Convolution and pooling, on NCHW batches: N examples, C channels, height H, width W
+#
+# A kh x kw kernel sees one window of the zero-padded input per output pixel. im2col copies every window into a
+# column, so a convolution is one matrix product; col2im is its transpose: it adds each column back onto the
+# window it came from (where windows overlap, their values add up). The gradients of all four ops use the two.
+# ``kernel``, ``stride`` and ``padding`` are (height, width) pairs here; ``conv_args`` checks and makes them.
+
+def windows(a: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+            padding: tuple[int, int]) -> np.ndarray:
+    """Every kernel-sized window of the zero-padded ``a``: a read-only view (N, C, Ho, Wo, kh, kw), no copy."""
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        a = np.pad(a, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return np.lib.stride_tricks.sliding_window_view(a, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def out_size(size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+             padding: tuple[int, int]) -> tuple[int, int]:
+    """(Ho, Wo): how many windows fit along the padded height and width, ``(H + 2 p - k) // s + 1``."""
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = size, kernel, stride, padding
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
+def im2col(a: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> Any:
+    """Every window of ``a`` (N, C, H, W) as a column: (N, C kh kw, Ho Wo), PyTorch's ``unfold``."""
+    if isinstance(a, _ARRAY):
+        return Im2Col.forward(a, kernel=kernel, stride=stride, padding=padding)
+    return _record(Im2Col, a, kernel=kernel, stride=stride, padding=padding)
+
+
+def col2im(cols: Any, size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+           padding: tuple[int, int]) -> Any:
+    """Columns (N, C kh kw, Ho Wo) added back onto their windows of an (N, C, *size) image: PyTorch's ``fold``."""
+    if isinstance(cols, _ARRAY):
+        return Col2Im.forward(cols, size=tuple(size), kernel=kernel, stride=stride, padding=padding)
+    return _record(Col2Im, cols, size=tuple(size), kernel=kernel, stride=stride, padding=padding)
+
+
+def _record(op: type[Op], a: Any, **kwargs: Any) -> Any:
+    """``op`` on a Tensor, recorded (for a rule run with ``create_graph=True``) by the Tensor's own ``apply_op``:
+    this module is read before tensor.py and imports nothing from it."""
+    return a.apply_op(op, a, **kwargs)
+
+
+class Im2Col(Op):
+    """d im2col(a) = col2im(da): each column's gradient is added back onto the window it was copied from"""
+
+    name = "im2col"
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, kernel, stride, padding):
+        view = windows(a, kernel, stride, padding)
+        n, c, ho, wo, kh, kw = view.shape
+        cols = np.empty((n, c, kh, kw, ho, wo), dtype=a.dtype)  # one copy, never a view of a
+        cols[...] = view.transpose(0, 1, 4, 5, 2, 3)
+        return cols.reshape(n, c * kh * kw, ho * wo)
+
+    @staticmethod
+    def backward(g, out, a, *, kernel, stride, padding):
+        return (col2im(g, a.shape[2:], kernel, stride, padding),)
+
+
+class Col2Im(Op):
+    """d col2im(a) = im2col(da): each column gets the gradient of the window it was added onto"""
+
+    name = "col2im"
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, size, kernel, stride, padding):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        ho, wo = out_size(size, kernel, stride, padding)
+        if a.ndim != 3 or a.shape[1] % (kh * kw) or a.shape[2] != ho * wo:
+            raise ValueError(f"col2im of an output {tuple(size)} with a {kh}x{kw} kernel needs columns shaped "
+                             f"(N, C*{kh * kw}, {ho * wo}), got {a.shape}")
+        n, c = a.shape[0], a.shape[1] // (kh * kw)
+        blocks = a.reshape(n, c, kh, kw, ho, wo)
+        if (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == tuple(size) and not (ph or pw):
+            # NOTE: windows that tile the image (a pool's default): every element is in exactly one window, so
+            # the sum is a transpose, one pass over memory instead of kh * kw (the W4 row's max-pool backward)
+            return blocks.transpose(0, 1, 4, 2, 5, 3).reshape(n, c, size[0], size[1])
+        out = np.zeros((n, c, size[0] + 2 * ph, size[1] + 2 * pw), dtype=a.dtype)
+        for i in range(kh):  # a loop over the kernel's kh * kw offsets, not over pixels or examples
+            for j in range(kw):
+                out[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += blocks[:, :, i, j]
+        return out[:, :, ph:ph + size[0], pw:pw + size[1]].copy() if ph or pw else out
+
+    @staticmethod
+    def backward(g, out, a, *, size, kernel, stride, padding):
+        return (im2col(g, kernel, stride, padding),)
+
+
+class Conv2d(Op):
+    """d conv2d(x, w, b): grad_x = g fully convolved with w rotated 180°, grad_w = x correlated with g, grad_b = Σ g"""
+
+    name = "conv2d"
+    needs_input_grad = True  # to skip the images of a first layer: their gradient costs as much as the weights'
+
+    @staticmethod
+    def forward(x, w, *bias, stride, padding):
+        o, c, kh, kw = w.shape
+        cols = Im2Col.forward(x, kernel=(kh, kw), stride=stride, padding=padding)  # (N, C kh kw, Ho Wo)
+        out = (w.reshape(o, c * kh * kw) @ cols).reshape((x.shape[0], o) + out_size(x.shape[2:], (kh, kw),
+                                                                                       stride, padding))
+        if bias:
+            out += bias[0].reshape(1, o, 1, 1)
+        return out
+
+    @staticmethod
+    def backward(g, out, x, w, *bias, stride, padding, needs_input_grad=(True, True, True)):
+        o, c, kh, kw = w.shape
+        g_rows = g.reshape(g.shape[0], o, g.shape[2] * g.shape[3])  # (N, O, Ho Wo): one row per filter
+        # NOTE: w^T g gives each window the sum of the filters weighted by that window's upstream gradients,
+        # and col2im adds every window back where it came from: the full convolution of g with w rotated
+        # 180°, written as a sum over windows (manual/conv_loops.py computes it both ways).
+        grad_x = col2im(w.reshape(o, c * kh * kw).T @ g_rows, x.shape[2:], (kh, kw), stride, padding) \
+            if needs_input_grad[0] else None
+        grad_w = (g_rows @ im2col(x, (kh, kw), stride, padding).mT).sum(axis=0).reshape(w.shape) \
+            if needs_input_grad[1] else None
+        if not bias:
+            return grad_x, grad_w
+        return grad_x, grad_w, (g.sum(axis=(0, 2, 3)) if needs_input_grad[2] else None)
+
+
+def offsets(a: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
+    """The kh * kw positions of a window, in reading order: view k holds every window's k-th element,
+    (N, C, Ho, Wo) each. A pool over them is kh * kw elementwise steps (numpy is slow to reduce tiny axes)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = out_size(a.shape[2:], kernel, stride, (0, 0))
+    return [a[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] for i in range(kh) for j in range(kw)]
+
+
+def _spread(g: Any, share: Any, size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int]) -> Any:
+    """A pool's input gradient: each window's ``g`` times its ``share`` (N, C, kh kw, Ho, Wo), added back in place."""
+    n, c, ho, wo = g.shape
+    cols = (g.reshape(n, c, 1, ho, wo) * share).reshape(n, c * kernel[0] * kernel[1], ho * wo)
+    return col2im(cols, size, kernel, stride, (0, 0))
+
+
+class MaxPool2d(Op):
+    """d max_pool2d(a) = da at each window's maximum, 0 elsewhere   (a tie: the first maximum, as in PyTorch)"""
+
+    name = "max_pool2d"
+    reads_out = True
+
+    @staticmethod
+    def forward(a, *, kernel, stride):
+        parts = offsets(a, kernel, stride)
+        out = parts[0].copy()
+        for part in parts[1:]:
+            np.maximum(out, part, out=out)
+        return out
+
+    @staticmethod
+    def backward(g, out, a, *, kernel, stride):
+        parts, top = offsets(array_of(a), kernel, stride), array_of(out)
+        hit = np.empty(top.shape[:2] + (len(parts),) + top.shape[2:], dtype=bool)  # (N, C, kh kw, Ho, Wo)
+        taken = np.zeros(top.shape, dtype=bool)
+        for k, part in enumerate(parts):
+            # NOTE: each window's first maximum in reading order takes the gradient (later ties find it taken),
+            # as in PyTorch, whose kernel replaces its maximum only by a strictly larger value. The course's
+            # mask `window == max` gives it to every tied maximum instead (manual/conv_loops.py shows both).
+            first = (part == top) & ~taken
+            taken |= first
+            hit[:, :, k] = first
+        return (_spread(g, hit, a.shape[2:], kernel, stride),)
+
+
+class AvgPool2d(Op):
+    """d avg_pool2d(a) = da / (kh kw), shared evenly by every element of the window"""
+
+    name = "avg_pool2d"
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, kernel, stride):
+        parts = offsets(a, kernel, stride)
+        total = parts[0].copy()
+        for part in parts[1:]:
+            total += part
+        return total / len(parts)
+
+    @staticmethod
+    def backward(g, out, a, *, kernel, stride):
+        share = mask(np.full((kernel[0] * kernel[1], 1, 1), 1 / (kernel[0] * kernel[1])), g)
+        return (_spread(g, share, a.shape[2:], kernel, stride),)
+
+
+class Flatten(Op):
+    """d flatten(a) = da reshaped back to a's shape"""
+
+    reads_inputs = False
+
+    @staticmethod
+    def forward(a, *, start, end):
+        return a.reshape(a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:])
+
+    @staticmethod
+    def backward(g, out, a, *, start, end):
+        return (g.reshape(a.shape),)

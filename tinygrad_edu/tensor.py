@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import autograd, constants, diagnostics, display, inplace, ops
+from . import autograd, constants, conv_args, diagnostics, display, inplace, ops
 from .grad_mode import mode
 from .inplace import CLOCK
 from .ops import Op
@@ -409,6 +409,22 @@ class Tensor:
     def scatter_add(self, index: Any, shape: Sequence[int]) -> Tensor:
         """A zero tensor of ``shape`` with this tensor added at ``index`` (repeats add up)."""
         return apply_op(ops.ScatterAdd, self, index=_index(index), shape=tuple(shape))
+
+    def conv2d(self, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0) -> Tensor:
+        """Images (N, C, H, W) cross-correlated with filters ``weight`` (out, in, kh, kw), plus ``bias`` (out,)."""
+        inputs = [_lift(t, self) for t in (weight, bias) if t is not None]
+        return apply_op(ops.Conv2d, self, *inputs,
+                        **conv_args.conv2d(self.shape, *[t.shape for t in inputs], stride=stride, padding=padding))
+
+    def max_pool2d(self, kernel_size: Any, stride: Any = None) -> Tensor:
+        return apply_op(ops.MaxPool2d, self, **conv_args.pool("max_pool2d", self.shape, kernel_size, stride))
+
+    def avg_pool2d(self, kernel_size: Any, stride: Any = None) -> Tensor:
+        return apply_op(ops.AvgPool2d, self, **conv_args.pool("avg_pool2d", self.shape, kernel_size, stride))
+
+    def flatten(self, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+        """Axes start_dim..end_dim merged into one; by default all but the batch axis, as ``nn.Flatten``."""
+        return apply_op(ops.Flatten, self, **conv_args.flatten(self.shape, start_dim, end_dim))
 
     # -- backward -----------------------------------------------------------------------------------------------
     def backward(self, gradient: Any = None) -> None:

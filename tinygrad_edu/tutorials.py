@@ -4,12 +4,14 @@
 per parameter, how far the engine's gradients (``check_backprop``) and the parameters after a few steps
 are from the hand-derived ones. The keys: ``mnist3``, ``nielsen``, ``xor``, ``lnet``, ``logreg`` (the five
 tutorials), then ``network2`` (Nielsen's chapter 3), ``reg_l2``, ``reg_dropout``, ``opt_momentum``, ``opt_adam``
-and ``gradcheck`` (the deep-learning course's second course), and ``batchnorm`` (a batch-norm MLP,
-``manual.batchnorm``); see ``TUTORIALS``. The optimizer twins step with their own update rule on both sides, the
-others with plain gradient descent.
+and ``gradcheck`` (the deep-learning course's second course), ``batchnorm`` (a batch-norm MLP,
+``manual.batchnorm``), and the course's convolutional network by hand twice, ``conv_loops`` and
+``conv_im2col`` (its fourth course); see ``TUTORIALS``. The optimizer twins step with their own update rule on
+both sides, the others with plain gradient descent.
 
-Each tutorial names and lays out its parameters its own way; the engine twin is an ``nn.MLP``. ``to_engine`` and
-``to_reference`` translate between the two (parameters or gradients alike), in one place: ``LAYOUTS``.
+Each tutorial names and lays out its parameters its own way; the engine twin is an ``nn.MLP`` (for the
+convolutions an ``nn.Sequential`` of ``Conv2d``, ``ReLU``, ``MaxPool2d``, ``Flatten``, ``Linear``). ``to_engine``
+and ``to_reference`` translate between the two (parameters or gradients alike), in one place: ``LAYOUTS``.
 ``named_forward`` runs a twin with its tensors named as the tutorial names them (``z1``, ``a1``, ...), so a
 drawing of its graph (``tinygrad-edu graph nielsen``) reads like the tutorial.
 
@@ -30,13 +32,13 @@ import numpy as np
 
 from . import datasets, losses, nn, optim
 from .check import BackpropReport, check_backprop
-from .manual import (batchnorm, gradient_checking, lnet, logreg, mnist3, network2, nielsen, optimization,
-                     regularization, xor)
+from .manual import (batchnorm, conv_im2col, conv_loops, gradient_checking, lnet, logreg, mnist3, network2, nielsen,
+                     optimization, regularization, xor)
 from .tensor import Tensor
 
 __all__ = [
-    "TUTORIALS", "LAYOUTS", "Layout", "Twin", "Link", "Comparison", "Row", "build", "compare", "links", "to_engine",
-    "to_reference", "layer_names", "named_forward",
+    "TUTORIALS", "LAYOUTS", "Layout", "ConvLayout", "Twin", "Link", "Comparison", "Row", "build", "compare", "links",
+    "to_engine", "to_reference", "layer_names", "named_forward",
 ]
 
 Params = dict[str, np.ndarray]
@@ -108,7 +110,40 @@ class Layout:
         return (weights + 1) // 2 if self.batchnorm else weights   # a batch norm has a weight too
 
 
-LAYOUTS: dict[str, Layout] = {
+@dataclass(frozen=True)
+class ConvLayout:
+    """The course's conv net (``manual.conv_loops``) against its twin ``Sequential(Conv2d, ReLU, MaxPool2d,
+    Flatten, Linear)``: ``W1`` (f, f, n_C_prev, n_C) is the twin's ``layers.0.weight`` (n_C, n_C_prev, f, f);
+    ``b1`` (1, 1, 1, n_C) its bias; ``W2`` (n_flat, classes) is ``layers.4.weight`` with its rows reordered,
+    because the course flattens the pooled (pooled_h, pooled_w, n_C) maps channels last and the engine's NCHW
+    maps flatten channel first; ``b2`` (1, classes) is ``layers.4.bias``."""
+
+    filters: int
+    pooled: tuple[int, int]           # the pooled maps' height and width
+    bias: str | None = "b{}"          # (every parameter has a bias: to_engine counts layers as for an MLP)
+
+    def links(self, layers: int) -> list[Link]:
+        h, w, c = self.pooled[0], self.pooled[1], self.filters
+
+        def rows_to_engine(a: np.ndarray) -> np.ndarray:   # rows (h, w, c) -> (c, h, w)
+            return a.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+
+        def rows_to_manual(a: np.ndarray) -> np.ndarray:   # rows (c, h, w) -> (h, w, c)
+            return a.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
+
+        return [Link("layers.0.weight", "W1", lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1)),
+                Link("layers.0.bias", "b1", lambda a: a.reshape(1, 1, 1, -1), _flat),
+                Link("layers.4.weight", "W2", rows_to_manual, rows_to_engine),
+                Link("layers.4.bias", "b2", lambda a: a.reshape(1, -1), _flat)]
+
+    def count(self, names: list[str], side: str) -> int:
+        """Two layers, the conv and the dense one, whatever the names (``links`` has them by name)."""
+        return 2
+
+
+_CONV = ConvLayout(filters=3, pooled=(12, 12))  # 3 filters 5x5 on 28x28 images, 2x2 max-pool: 12x12 maps
+
+LAYOUTS: dict[str, Layout | ConvLayout] = {
     "mnist3": Layout("w{}", None),                                   # w1, w2, w3: (in, out), no biases
     "nielsen": Layout("w{}", "b{}", first=0, transposed=True),       # nielsen.params_of: w0, b0, w1, b1
     "xor": Layout("weights{}", None),                                # weights1, weights2: (in, out)
@@ -121,6 +156,8 @@ LAYOUTS: dict[str, Layout] = {
     "opt_adam": Layout("W{}", "b{}", transposed=True),
     "gradcheck": Layout("W{}", "b{}", transposed=True),
     "batchnorm": Layout("w{}", "b{}", stride=3, batchnorm=True),    # w1, gamma1, beta1, ..., wL, bL (out,)
+    "conv_loops": _CONV,                                             # the course's W1 (f, f, n_C_prev, n_C), ...
+    "conv_im2col": _CONV,
 }
 
 
@@ -145,7 +182,7 @@ def to_reference(key: str, arrays: dict[str, np.ndarray]) -> Params:
                     f"to_reference({key!r}, ...)")
 
 
-def _layout(key: str) -> Layout:
+def _layout(key: str) -> Layout | ConvLayout:
     if key not in LAYOUTS:
         raise KeyError(f"unknown tutorial {key!r}; choose one of {', '.join(LAYOUTS)}.")
     return LAYOUTS[key]
@@ -227,16 +264,18 @@ def layer_names(key: str, layers: int) -> list[tuple[str, str]]:
         return [(f"Z{k}", "AL" if k == layers else f"A{k}") for k in range(1, layers + 1)]
     if key == "xor":                                      # the tutorial names only the activations
         return [(f"z{k}", "output" if k == layers else f"layer{k}") for k in range(1, layers + 1)]
+    if key.startswith("conv"):                            # the course's Z1, A1 (its pools P1, its flatten F)
+        return [(f"Z{k}", f"A{k}") for k in range(1, layers + 1)]
     return [(f"z{k}", f"a{k}") for k in range(1, layers + 1)]
 
 
 def named_forward(key: str, model: nn.Module, x: np.ndarray) -> Tensor:
     """The twin ``model``'s forward pass on the batch ``x`` (rows), its tensors named as tutorial ``key`` does.
 
-    Each ``Linear`` layer's output is the weighted input (``z1``), the activation after it ``a1``; the product
-    before a bias is ``x @ weight`` (``a1 @ weight`` for the next layer); a batch norm between them gives
-    ``z1_bn`` (its stages keep their own names, ``mean``, ``x_hat``, ...). The model computes exactly as
-    ``model(x)``: only names are added.
+    Each ``Linear`` (or ``Conv2d``) layer's output is the weighted input (``z1``), the activation after it ``a1``;
+    the product before a bias is ``x @ weight`` (``a1 @ weight`` for the next layer); a batch norm between them
+    gives ``z1_bn`` (its stages keep their own names, ``mean``, ``x_hat``, ...). A pool's output is ``P1``
+    (after layer 1), a flatten's ``F``. The model computes exactly as ``model(x)``: only names are added.
 
     >>> net = nn.MLP([4, 3, 2], rng=0)
     >>> out = named_forward("nielsen", net, np.ones((5, 4)))
@@ -244,25 +283,29 @@ def named_forward(key: str, model: nn.Module, x: np.ndarray) -> Tensor:
     ('a2', 'z2', 'a1 @ weight')
     """
     modules = list(model.layers) if isinstance(model, nn.Sequential) else [model]
-    names = iter(layer_names(key, sum(isinstance(m, nn.Linear) for m in modules)))
+    names = iter(layer_names(key, sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in modules)))
     a = Tensor(x, name="x")
     z_name, a_name = "", ""
     for module in modules:
         out = module(a)
-        if isinstance(module, nn.Linear):
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
             z_name, a_name = next(names)
-            if module.bias is not None and out.parents:
+            if isinstance(module, nn.Linear) and module.bias is not None and out.parents:
                 out.parents[0].name = f"{a.name} @ weight"
             out.name = z_name
         elif isinstance(module, nn.BatchNorm1d):
             out.name = f"{z_name}_bn"
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            out.name = "P" + z_name[1:]
+        elif isinstance(module, nn.Flatten):
+            out.name = "F"
         else:
             out.name = a_name
         a = out
     return a
 
 
-# -- the five tutorials -----------------------------------------------------------------------------------------
+# -- the tutorials ---------------------------------------------------------------------------------------------
 
 def _engine_loss(key: str, loss_fn: Callable[[Tensor, Tensor], Tensor], x: np.ndarray,
                  y: np.ndarray) -> Callable[[nn.Module], Tensor]:
@@ -489,10 +532,26 @@ def _batchnorm(rng: np.random.Generator) -> Twin:
                 _engine_loss("batchnorm", losses.sigmoid_cross_entropy, x, y), lr=0.5)
 
 
+def _conv(key: str, rng: np.random.Generator) -> Twin:
+    """The course's conv net (``manual.conv_loops``), its backprop by hand in loops or vectorised (im2col)."""
+    module = conv_loops if key == "conv_loops" else conv_im2col
+    x, y = _mnist_batch(4, rng)                     # 4 digits: the loops visit every window of every one
+    images = x.reshape(-1, 28, 28, 1)               # the course's batch: channels last, (m, n_H, n_W, n_C)
+    params = module.init_params(rng, f=5, n_C=_CONV.filters)
+    model = nn.Sequential(nn.Conv2d(1, _CONV.filters, 5, rng=rng), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(_CONV.filters * 12 * 12, 10, rng=rng))
+    how = "in loops, one window at a time" if key == "conv_loops" else "vectorised with im2col"
+    return Twin(key, f"the course's conv net, conv 5x5 x{_CONV.filters} + ReLU + 2x2 max-pool + dense + softmax, "
+                     f"backprop {how}", "course 4, 'Convolution model, step by step'", params, model,
+                links(key, 2), images, y, module.gradients,
+                _engine_loss(key, losses.softmax_cross_entropy, images.transpose(0, 3, 1, 2), y), lr=0.1)
+
+
 TUTORIALS: dict[str, Callable[[np.random.Generator], Twin]] = {
     "mnist3": _mnist3, "nielsen": _nielsen, "xor": _xor, "lnet": _lnet, "logreg": _logreg,
     "network2": _network2, "reg_l2": _reg_l2, "reg_dropout": _reg_dropout, "opt_momentum": _opt_momentum,
     "opt_adam": _opt_adam, "gradcheck": _gradcheck, "batchnorm": _batchnorm,
+    "conv_loops": lambda rng: _conv("conv_loops", rng), "conv_im2col": lambda rng: _conv("conv_im2col", rng),
 }
 
 

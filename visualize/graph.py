@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu.autograd import toposort
+from tinygrad_edu.display import channel_images
 from tinygrad_edu.inplace import stale_inputs
 from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
@@ -74,6 +75,9 @@ CHANGED_NOTE = ("dashed purple: changed after the forward pass (optimizer.step()
 CLUSTER_COLOUR = "#9a7b1c"  # the dashed frame around a module's boxes
 _TENSOR_ROLES = ("input", "parameter", "intermediate", "loss")
 _SMALL = 6  # tensors with at most this many elements show every value, like micrograd's data|grad records
+THUMBNAILS = 8     # a box shows at most this many channels of an image, feature map or filter
+THUMB_CELLS = 8    # each at most this many cells a side (larger maps are averaged in blocks)
+THUMB_POINTS = 3.0  # the size of one cell of an 8-cell thumbnail (smaller maps get larger cells)
 
 
 @dataclass
@@ -87,6 +91,7 @@ class Node:
     lines: list[str] = field(default_factory=list)
     highlight: bool = False
     changed: bool = False  # its values changed after the forward pass used them (e.g. optimizer.step())
+    maps: list[list[list[str]]] = field(default_factory=list)  # images, maps, filters: per channel, cell colours
 
 
 @dataclass
@@ -247,6 +252,37 @@ def summary(array: Any) -> str:
     text = f"min {_number(finite.min())} mean {_number(finite.mean())} max {_number(finite.max())}"
     bad = a.size - finite.size
     return text + (f" ({bad} NaN/Inf)" if bad else "")
+
+
+def thumbnails(array: Any) -> list[list[list[str]]]:
+    """A 3-D or 4-D array (images, feature maps, filters) as tiny heat-maps for a box: one per channel (at most
+    ``THUMBNAILS``, chosen by ``display.channel_images``), each at most ``THUMB_CELLS`` cells a side (a larger
+    map averaged in blocks), as hex colours on one scale: red positive, blue negative, white 0, grey NaN."""
+    a = np.asarray(array)
+    if a.ndim not in (3, 4) or a.dtype.kind not in "iuf" or a.size == 0 or min(a.shape[-2:]) < 2:
+        return []
+    images, _ = channel_images(a, THUMBNAILS)
+    small = []
+    for _, image in images:
+        h, w = image.shape
+        step = (-(-h // THUMB_CELLS), -(-w // THUMB_CELLS))
+        values = image.astype(np.float64)
+        padded = np.full((-(-h // step[0]) * step[0], -(-w // step[1]) * step[1]), np.nan)
+        padded[:h, :w] = np.where(np.isfinite(values), values, np.nan)
+        blocks = padded.reshape(padded.shape[0] // step[0], step[0], padded.shape[1] // step[1], step[1])
+        with warnings.catch_warnings():  # a block of only NaN (or padding) has no mean: it stays NaN, drawn grey
+            warnings.simplefilter("ignore", RuntimeWarning)
+            small.append(np.nanmean(blocks, axis=(1, 3)))
+    finite = [m[np.isfinite(m)] for m in small]
+    scale = max((float(np.abs(f).max()) for f in finite if f.size), default=0.0)
+    return [[[_hex(v, scale) for v in row] for row in m] for m in small]
+
+
+def _hex(value: float, scale: float) -> str:
+    if not np.isfinite(value):
+        return "#bbbbbb"
+    fade = round(255 - 165 * min(abs(value) / scale, 1.0)) if scale > 0 else 255
+    return f"#ff{fade:02x}{fade:02x}" if value > 0 else f"#{fade:02x}{fade:02x}ff"
 
 
 def shape_text(t: Tensor) -> str:
@@ -509,7 +545,8 @@ class _Graph:
             if i in tensor_module:
                 continue
             lines = self._lines(i, show_values, show_grads) + ([CHANGED_LINE] if i in self.changed else [])
-            add_node(Node(f"t{i}", "tensor", self.role(i), self.names[i], lines, i in path, i in self.changed))
+            maps = thumbnails(self.order[i].data) if show_values else []
+            add_node(Node(f"t{i}", "tensor", self.role(i), self.names[i], lines, i in path, i in self.changed, maps))
             if head:
                 add_edge(head, f"t{i}", i in path and i != target)
 
@@ -591,10 +628,30 @@ def _dot_node(node: Node) -> str:
     style = '"dashed,rounded,filled"' if node.kind == "module" or node.changed else '"rounded,filled"'
     # NOTE: one table row per line: Graphviz sizes table cells from the real font, so the bold title is not
     # clipped by the rounded border as it can be with <BR/>-separated lines.
-    rows = "".join(f"<TR><TD>{_html(line)}</TD></TR>" for line in node.lines)
+    rows = "".join(f"<TR><TD>{_html(line)}</TD></TR>" for line in node.lines) + _dot_maps(node.maps)
     return (f'{node.id} [shape=box, style={style}, fillcolor="{fill}", margin="0.06,0.04"{border}, '
             f'label=<<TABLE BORDER="0" CELLSPACING="1" CELLPADDING="0"><TR><TD><B>{_html(node.title)}</B></TD></TR>'
             f'{rows}</TABLE>>];')
+
+
+def _dot_maps(maps: list[list[list[str]]]) -> str:
+    """The thumbnails as one table row: a table of coloured cells per channel (Graphviz draws no images inline).
+
+    NOTE: every table is FIXEDSIZE: Graphviz otherwise stretches a nested table to the width of its cell (the
+    widest text line), spreading the cells apart."""
+    if not maps:
+        return ""
+    cell = round(THUMB_POINTS * THUMB_CELLS / max(max(len(m), len(m[0])) for m in maps))
+    tables = []
+    for m in maps:
+        rows = "".join("<TR>" + "".join(f'<TD BGCOLOR="{c}" WIDTH="{cell}" HEIGHT="{cell}" FIXEDSIZE="TRUE"></TD>'
+                                         for c in row) + "</TR>" for row in m)
+        tables.append(f'<TD><TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0" FIXEDSIZE="TRUE" '
+                      f'WIDTH="{len(m[0]) * cell}" HEIGHT="{len(m) * cell}">{rows}</TABLE></TD>')
+    width = sum(len(m[0]) * cell for m in maps) + 4 * (len(maps) + 1)
+    height = max(len(m) for m in maps) * cell + 8
+    return (f'<TR><TD><TABLE BORDER="0" CELLSPACING="4" CELLPADDING="0" FIXEDSIZE="TRUE" WIDTH="{width}" '
+            f'HEIGHT="{height}"><TR>{"".join(tables)}</TR></TABLE></TD></TR>')
 
 
 def _legend(notes: list[str]) -> str:

@@ -32,6 +32,8 @@ from .graph import (
     FONT_FAMILY,
     HIGHLIGHT_COLOUR,
     ROLE_COLOURS,
+    THUMB_CELLS,
+    THUMB_POINTS,
     Picture,
     build_picture,
 )
@@ -46,6 +48,7 @@ _GAP = 22.0       # between neighbours in a layer
 _LAYER_GAP = 34.0  # between layers
 _MARGIN = 16.0
 _SWEEPS = 8
+_MAP_GAP = 4.0  # between thumbnails, and above them
 
 
 @dataclass
@@ -56,12 +59,26 @@ class _Box:
     y: float = 0.0
 
 
-def _size(kind: str, title: str, lines: list[str]) -> tuple[float, float]:
+def _size(kind: str, title: str, lines: list[str], maps: list[list[list[str]]] | None = None) -> tuple[float, float]:
     if kind == "op":
         text = max([len(title)] + [len(s) for s in lines])
         return max(text * _CHAR * 0.9 + 2 * _PAD_X + 8, 56.0), (1 + len(lines)) * _LINE * 0.9 + 2 * _PAD_Y
     text = max([len(title)] + [len(s) for s in lines])
-    return text * _CHAR + 2 * _PAD_X, (1 + len(lines)) * _LINE + 2 * _PAD_Y
+    width, height = _maps_size(maps or [])
+    return max(text * _CHAR, width) + 2 * _PAD_X, (1 + len(lines)) * _LINE + height + 2 * _PAD_Y
+
+
+def _maps_size(maps: list[list[list[str]]]) -> tuple[float, float]:
+    """Width and height of a box's thumbnails: a row of tiny heat-maps, ``_MAP_GAP`` apart, under the text."""
+    if not maps:
+        return 0.0, 0.0
+    cell = _map_cell(maps)
+    return (sum(len(m[0]) * cell for m in maps) + _MAP_GAP * (len(maps) - 1),
+            max(len(m) for m in maps) * cell + _MAP_GAP)
+
+
+def _map_cell(maps: list[list[list[str]]]) -> float:
+    return THUMB_POINTS * 4 / 3 * THUMB_CELLS / max(max(len(m), len(m[0])) for m in maps)  # points -> px
 
 
 def _crossings(upper: list[int], lower: list[int], down: dict[int, list[int]]) -> int:
@@ -203,7 +220,7 @@ def _positions(picture: Picture) -> tuple[dict[str, _Box], list[list[tuple[float
     for v in range(len(layer_of)):
         if v < n:
             node = picture.nodes[v]
-            w, h = _size(node.kind, node.title, node.lines)
+            w, h = _size(node.kind, node.title, node.lines, node.maps)
         else:
             w, h = 6.0, 6.0
         boxes[v] = _Box(w, h)
@@ -402,7 +419,17 @@ def picture_to_svg(picture: Picture) -> str:
                    f'stroke-width="{stroke}"{dash}/>')
         rows = [node.title] + node.lines
         step = size * 1.25
-        first = box.y - step * (len(rows) - 1) / 2 + size * 0.35
+        maps_width, maps_height = _maps_size(node.maps)
+        first = box.y - maps_height / 2 - step * (len(rows) - 1) / 2 + size * 0.35
+        if node.maps:  # under the text, centred: one tiny heat-map per channel
+            cell, x = _map_cell(node.maps), box.x - maps_width / 2
+            top_of_maps = box.y + box.height / 2 - _PAD_Y - maps_height + _MAP_GAP
+            for m in node.maps:
+                for r, line in enumerate(m):
+                    out.extend(f'<rect class="thumb" x="{x + c * cell:.1f}" y="{top_of_maps + r * cell:.1f}" '
+                               f'width="{cell:.2f}" height="{cell:.2f}" fill="{colour_}"/>'
+                               for c, colour_ in enumerate(line))
+                x += len(m[0]) * cell + _MAP_GAP
         for k, row in enumerate(rows):
             weight = ' font-weight="bold"' if k == 0 else ""
             out.append(f'<text x="{box.x:.1f}" y="{first + k * step:.1f}" text-anchor="middle" '

@@ -19,13 +19,14 @@ import numpy as np
 
 from tinygrad_edu import ops
 from tinygrad_edu.autograd import backward_steps
+from tinygrad_edu.display import channel_images
 from tinygrad_edu.tensor import Tensor
 
 from .graph import build_picture, changed_tensors, named_tensors, picture_to_dot, summary, walk
 from .layout import picture_to_svg
 from .render import dot_available
 
-__all__ = ["backprop_steps", "stepthrough", "StepthroughPage", "fit_note", "heat_map"]
+__all__ = ["backprop_steps", "stepthrough", "StepthroughPage", "fit_note", "heat_map", "channel_maps"]
 
 _FULL = 100  # arrays up to this many elements are embedded value by value; larger ones as a summary
 _VECTOR_LINE = 40  # characters per line of a vector's numbers: what the side panel shows at its narrowest
@@ -64,7 +65,16 @@ def heat_map(a: Any) -> dict[str, Any] | None:
     if a.ndim != 2 or a.size <= HEAT_ABOVE or a.dtype.kind not in "iufb":
         return None
     values = a.astype(np.float64)
-    finite = np.isfinite(values)
+    cells, block = _cells(values)
+    seen = values[np.isfinite(values)]
+    if seen.size == 0:
+        return {"cells": cells, "block": block, "min": None, "mean": None, "max": None, "scale": 0.0}
+    return {"cells": cells, "block": block, "min": float(seen.min()), "mean": float(seen.mean()),
+            "max": float(seen.max()), "scale": float(np.abs(seen).max())}
+
+
+def _cells(values: np.ndarray) -> tuple[list[list[float | None]], list[int]]:
+    """A 2-D float array as at most ``HEAT_CELLS`` cells a side (the mean of each block), and the block size."""
     rows, cols = values.shape
     block = [-(-rows // HEAT_CELLS), -(-cols // HEAT_CELLS)]  # ceiling division
     cells: list[list[float | None]] = []
@@ -75,11 +85,31 @@ def heat_map(a: Any) -> dict[str, Any] | None:
             good = part[np.isfinite(part)]
             line.append(float(f"{good.mean():.4g}") if good.size else None)
         cells.append(line)
-    seen = values[finite]
-    if seen.size == 0:
-        return {"cells": cells, "block": block, "min": None, "mean": None, "max": None, "scale": 0.0}
-    return {"cells": cells, "block": block, "min": float(seen.min()), "mean": float(seen.mean()),
-            "max": float(seen.max()), "scale": float(np.abs(seen).max())}
+    return cells, block
+
+
+def channel_maps(a: Any) -> dict[str, Any] | None:
+    """A 3-D or 4-D array (images, feature maps, filters) as one small heat-map per channel; None otherwise.
+
+    Which channels: ``display.channel_images`` (the first example's maps, or every grey image or
+    single-channel filter). One colour ``scale`` (the largest absolute value shown) for all of them, so maps
+    compare at a glance; min, mean and max are over the maps shown.
+
+    >>> record = channel_maps(np.arange(2 * 3 * 4 * 4.0).reshape(2, 3, 4, 4))
+    >>> [m["label"] for m in record["maps"]], len(record["maps"][0]["cells"]), record["scale"], record["note"]
+    (['[0, 0]', '[0, 1]', '[0, 2]'], 4, 47.0, 'entry 0 of 2 along axis 0, one picture per channel')
+    """
+    a = np.asarray(a)
+    if a.ndim not in (3, 4) or a.dtype.kind not in "iuf" or a.size == 0 or min(a.shape[-2:]) < 2:
+        return None
+    images, note = channel_images(a)
+    maps = [{"label": label, "cells": _cells(image.astype(np.float64))[0]} for label, image in images]
+    seen = [image[np.isfinite(image)] for _, image in images]
+    finite = np.concatenate([s.ravel() for s in seen]).astype(np.float64)
+    stats = ({"min": float(finite.min()), "mean": float(finite.mean()), "max": float(finite.max()),
+              "scale": float(np.abs(finite).max())} if finite.size else
+             {"min": None, "mean": None, "max": None, "scale": 0.0})
+    return {"maps": maps, "note": note, **stats}
 
 
 def _array(a: Any) -> dict[str, Any]:
@@ -97,6 +127,9 @@ def _array(a: Any) -> dict[str, Any]:
     heat = heat_map(a)
     if heat is not None:
         record["heat"] = heat
+    maps = channel_maps(a)
+    if maps is not None:
+        record["channels"] = maps
     return record
 
 
@@ -323,6 +356,8 @@ _PAGE = """<!DOCTYPE html>
   .heat canvas { border: 1px solid #bbb; image-rendering: pixelated; display: block; }
   .heat .stats { font-size: 12px; color: #444; font-variant-numeric: tabular-nums; margin: 2px 0; }
   .heat details summary { cursor: pointer; font-size: 12px; color: #1f5f9f; }
+  .heat .maps { display: flex; flex-wrap: wrap; gap: 4px; }
+  .heat figure { margin: 0; text-align: center; font-size: 10px; color: #666; }
   #tip { position: fixed; display: none; background: #fff; border: 1px solid #999; padding: 6px 8px;
          box-shadow: 0 2px 8px rgba(0,0,0,0.25); font-size: 12px; max-width: 420px; pointer-events: none;
          z-index: 10; }
@@ -405,10 +440,57 @@ function number(x) { return x === null ? "-" : Number(x.toPrecision(4)).toString
 
 // An array as the learner should first see it: a <pre> of its numbers, or for a 2-D array larger than
 // about 4x4 a small heat-map with min/mean/max, the numbers one click away in a <details>.
+function paintCells(cells, scale, size) {
+  const canvas = document.createElement("canvas");
+  canvas.width = cells[0].length * size;
+  canvas.height = cells.length * size;
+  const paint = canvas.getContext("2d");
+  cells.forEach(function (line, r) {
+    line.forEach(function (v, c) {
+      paint.fillStyle = colour(v === null ? null : (scale > 0 ? v / scale : 0));
+      paint.fillRect(c * size, r * size, size, size);
+    });
+  });
+  return canvas;
+}
+
+// Images, feature maps and filters (3-D and 4-D arrays): one small heat-map per channel, on one colour scale.
+function channelView(record, pre) {
+  const g = record.channels;
+  const box = document.createElement("div");
+  box.className = "heat";
+  const maps = document.createElement("div");
+  maps.className = "maps";
+  const side = Math.max(g.maps[0].cells.length, g.maps[0].cells[0].length);
+  const size = Math.max(2, Math.min(8, Math.floor(64 / side)));
+  g.maps.forEach(function (m) {
+    const figure = document.createElement("figure");
+    figure.appendChild(paintCells(m.cells, g.scale, size));
+    const caption = document.createElement("figcaption");
+    caption.textContent = m.label;
+    figure.appendChild(caption);
+    maps.appendChild(figure);
+  });
+  box.appendChild(maps);
+  const stats = document.createElement("div");
+  stats.className = "stats";
+  stats.textContent = g.note + "; min " + number(g.min) + "  mean " + number(g.mean) + "  max " + number(g.max) +
+    "  (blue < 0 < red, one scale)";
+  box.appendChild(stats);
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "the numbers " + shape(record.shape);
+  details.appendChild(summary);
+  details.appendChild(pre);
+  box.appendChild(details);
+  return box;
+}
+
 function arrayView(record) {
   const pre = document.createElement("pre");
   pre.className = "array";
   pre.textContent = record.text;
+  if (record.channels) { return channelView(record, pre); }
   if (!record.heat) { return pre; }
   const h = record.heat;
   const box = document.createElement("div");

@@ -36,7 +36,8 @@ from tinygrad_edu.health import saturated
 from tinygrad_edu.parameters import named_items
 from tinygrad_edu.tensor import Tensor
 
-__all__ = ["plot_history", "plot_weights", "layer_health", "health_report", "plot_health", "HEALTHY", "PngPicture"]
+__all__ = ["plot_history", "plot_weights", "plot_filters", "layer_health", "health_report", "plot_health", "HEALTHY",
+           "PngPicture"]
 
 HEALTHY: dict[str, Any] = {
     "saturated": 0.2,        # above this fraction of saturated sigmoid/tanh outputs: warn
@@ -188,6 +189,60 @@ def plot_weights(weight: Any, path: str | os.PathLike[str], shape: tuple[int, in
     figure.colorbar(image, ax=axes, shrink=0.6, label="weight / max |weight| of the unit")
     axes.set_title(title or f"first-layer weights: {units} of {w.shape[1]} hidden units", fontsize=10)
     return _save(figure, path)
+
+
+# -- filters and feature maps ----------------------------------------------------------------------------------
+
+def plot_filters(weight: Any, path: str | os.PathLike[str] | None = None, *, max_images: int = 64,
+                 scale: str = "each", title: str | None = None) -> str | PngPicture:
+    """Filters or feature maps as a grid of small images: what each filter looks for, what each map found.
+
+    ``weight`` is a conv layer's weight (out, in, kh, kw) (or the ``nn.Conv2d`` itself): one row per filter,
+    one column per input channel (a grid of filters when there is one input channel). A 3-D array (C, H, W),
+    e.g. one example's feature maps ``maps[0]``, gives one image per channel; a 2-D array one image. Red is
+    positive, blue negative, white 0; ``scale="each"`` gives every image its own symmetric scale (filters),
+    ``"shared"`` one scale for all (maps you want to compare). At most ``max_images`` images. Writes a PNG to
+    ``path`` and returns the path, or without ``path`` returns a ``PngPicture`` (Jupyter shows it inline).
+    """
+    if scale not in ("each", "shared"):
+        raise ValueError(f"plot_filters: scale must be 'each' or 'shared', got {scale!r}.")
+    w = _array(getattr(weight, "weight", weight)).astype(float)
+    if w.ndim not in (2, 3, 4) or w.size == 0:
+        raise ValueError(f"plot_filters: expected filters (out, in, kh, kw), maps (C, H, W) or one image (H, W), "
+                         f"got shape {w.shape}; for a batch of maps (N, C, H, W) pass one example, maps[0].")
+    if w.ndim == 4 and w.shape[1] > 1:
+        rows, columns = min(w.shape[0], max(1, max_images // w.shape[1])), min(w.shape[1], max_images)
+        tiles = [[w[r, c] for c in range(columns)] for r in range(rows)]
+        shown = f"{rows} of {w.shape[0]} filters x {columns} of {w.shape[1]} input channels"
+    else:
+        flat = w.reshape((-1,) + w.shape[-2:])
+        count = min(len(flat), max_images)
+        columns = math.ceil(math.sqrt(count))
+        tiles = [list(flat[r * columns:min((r + 1) * columns, count)]) for r in range(math.ceil(count / columns))]
+        shown = f"{count} of {len(flat)} {'filters' if w.ndim == 4 else 'images'}"
+    h, v = w.shape[-2:]
+    top = float(np.nanmax(np.abs(np.where(np.isfinite(w), w, np.nan)))) if np.isfinite(w).any() else 0.0
+    # One mosaic image (one imshow call) is much faster than a subplot per tile; NaN padding shows as grey.
+    mosaic = np.full((len(tiles) * (h + 1) + 1, columns * (v + 1) + 1), np.nan)
+    for r, line in enumerate(tiles):
+        for c, tile in enumerate(line):
+            size = float(np.nanmax(np.abs(np.where(np.isfinite(tile), tile, np.nan)))) if scale == "each" and \
+                np.isfinite(tile).any() else top
+            mosaic[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (v + 1):1 + c * (v + 1) + v] = \
+                tile / size if size > 0 else tile
+    inch = 0.45 * min(max(h, v, 5), 12) / 5  # per tile: half an inch for a 5x5 filter, at most about one inch
+    figure = _figure(figsize=(min(13.0, max(3.2, inch * columns + 1.8)), min(13.0, max(2.2, inch * len(tiles) + 0.9))),
+                     layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    import matplotlib
+
+    colours = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#bbbbbb")
+    image = axes.imshow(mosaic, cmap=colours, vmin=-1, vmax=1, interpolation="nearest")
+    axes.set_axis_off()
+    label = "value / its image's max |value|" if scale == "each" else f"value / {top:.3g}"
+    figure.colorbar(image, ax=axes, shrink=0.6, label=label)
+    axes.set_title(title or f"{shown}, {h}x{v}", fontsize=10)
+    return _save(figure, path) if path is not None else PngPicture(figure)
 
 
 # -- layer health -----------------------------------------------------------------------------------------------

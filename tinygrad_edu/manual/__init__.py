@@ -19,15 +19,18 @@ The next chapters, each module one source (modules without a seed number have no
 - ``optimization``      the course's mini-batches, momentum, Adam and learning-rate decay on the moons
 - ``batchnorm``         batch normalisation (Ioffe and Szegedy, 2015; CS231n's assignment 2): the staged and
   the closed-form backward, the usual slips, and a batch-norm MLP on MNIST
+- ``conv_loops``        the course's "Convolution model, step by step": conv and pooling, forward and backward, in
+  loops (and its network for the compare table)
+- ``conv_im2col``       the same, vectorised with im2col / col2im
 
 >>> from tinygrad_edu import manual
 >>> sorted(manual.__all__)  # doctest: +NORMALIZE_WHITESPACE
-['batchnorm', 'gradient_checking', 'initialization', 'lnet', 'logreg', 'mnist3', 'network2', 'nielsen',
- 'optimization', 'regularization', 'xor']
+['batchnorm', 'conv_im2col', 'conv_loops', 'gradient_checking', 'initialization', 'lnet', 'logreg', 'mnist3',
+ 'network2', 'nielsen', 'optimization', 'regularization', 'xor']
 """
 
-from . import (batchnorm, gradient_checking, initialization, lnet, logreg, mnist3, network2, nielsen, optimization,
-               regularization, xor)
+from . import (batchnorm, conv_im2col, conv_loops, gradient_checking, initialization, lnet, logreg, mnist3, network2,
+               nielsen, optimization, regularization, xor)
 
 __all__ = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
-           "gradient_checking", "optimization", "batchnorm"]
+           "gradient_checking", "optimization", "batchnorm", "conv_loops", "conv_im2col"]
