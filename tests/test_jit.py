@@ -516,3 +516,56 @@ def test_a_global_number_changed_between_calls_is_seen() -> None:
         assert _same_bits(eager["train_step"](x, y).data, step(x, y).data)
     _assert_same_models(eager["model"], compiled["model"])
     assert len(step.traces) == 2 and step.replays >= 4
+
+
+@pytest.mark.parametrize("layout", ["conv", "conv2", "conv2_relu"])
+def test_nielsens_conv_networks_replay_bit_for_bit(layout: str) -> None:
+    from tinygrad_edu import convnet
+
+    def make() -> tuple[nn.Module, Callable[..., Tensor]]:
+        model = convnet.build(layout, 0)
+        optimizer = optim.SGD(model.parameters(), lr=convnet.SETTINGS[layout][0])
+
+        def train_step(x: np.ndarray, labels: np.ndarray) -> Tensor:
+            loss = losses.softmax_cross_entropy(model(Tensor(x)), labels)
+            if layout == "conv2_relu":
+                loss = loss + convnet.l2_penalty(model, 0.1, 5_000)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+        return model, train_step
+    eager, eager_step = make()
+    model, step = make()
+    step = jit(step)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        x, labels = rng.random((10, 1, 28, 28)), rng.integers(0, 10, 10)
+        assert _same_bits(eager_step(x, labels).data, step(x, labels).data)
+    _assert_same_models(eager, model)
+    assert step.replays == 9
+    assert "# conv2d: " in step.source and "# max_pool2d: " in step.source
+
+
+def test_a_check_the_engine_makes_is_made_again_at_every_replay() -> None:
+    # softmax_cross_entropy checks that each target row sums to 1 (np.allclose): a replay checks it too, and a
+    # target that fails runs the step eagerly, which raises the loss's own message
+    model = nn.MLP([4, 3], rng=0, output_activation=None)
+    optimizer = optim.SGD(model.parameters(), lr=0.5)
+
+    @jit
+    def train_step(x: np.ndarray, target: np.ndarray) -> Tensor:
+        loss = losses.softmax_cross_entropy(model(Tensor(x)), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    target = np.eye(3)[[0, 1, 2, 1, 0]]
+    for _ in range(4):
+        train_step(x, target)
+    assert train_step.replays == 1 and "np.allclose(" in train_step.source
+    with pytest.raises(ValueError, match="each target row must be a probability distribution"):
+        train_step(x, target * 2)
+    assert train_step.eager_calls == 4

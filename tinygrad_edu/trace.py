@@ -508,6 +508,16 @@ class Recorder:
         result = self._record("function", func, "", args, kwargs, func, writes,
                               (lambda r: out) if out is not None else (lambda r: None) if first else None)
         if not isinstance(result, (Traced, tuple, list)) and result is not None and out is None and not first:
+            _, module = _caller()
+            if isinstance(result, (bool, np.bool_)) and module.startswith("tinygrad_edu.") \
+                    and not module.startswith("tinygrad_edu.jit"):
+                # the engine checking its input (a loss's np.allclose): a guard every replay checks again
+                call = self.calls[-1]
+                value = self._new(np.asarray(result), len(self.calls) - 1, scalar=True)
+                call.result = Ref(value._index)
+                self.calls.append(Call("guard", "truth", "__bool__", (call.result,), {}, None, (), self.section,
+                                       self.context[-1], None, call.site, bool(result)))
+                return result
             raise JitError(f"jit: np.{getattr(func, '__name__', func)} gave a Python value ({result!r}) computed from "
                            f"the step's arrays; a replay runs numpy only, so Python could not use it. Keep it an "
                            f"array.")
