@@ -14,10 +14,11 @@ from .diagnostics import LearnerWarning
 from .gradcheck import GradcheckError, gradcheck
 from .grad_mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor, concatenate, maximum, minimum, stack, where
+from .jit import JitError, jit
 
 __all__ = [
     "Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
     "where", "maximum", "minimum", "concatenate", "stack", "gradcheck", "GradcheckError",
-    "check_backprop", "LearnerWarning",
+    "check_backprop", "LearnerWarning", "jit", "JitError",
 ]
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ The baseline is the numpy a careful programmer writes by hand: the mini-batch in
 layer, the backward pass in matrix form, updates in place. Beside it run the tutorial's own forms
 (``tinygrad_edu.manual.nielsen``: the whole mini-batch in columns, and per sample), the engine twice (``nn.MLP``
 with ``optim.SGD``, and the step a learner writes with the README's operators, ``(a @ W.T + b).sigmoid()``),
-and PyTorch eager (CPU).
+both again compiled by ``jit`` (their first calls record, untimed; W3's chain too), and PyTorch eager (CPU).
 Every engine starts from the same weights, and before anything is timed each one must give the same
 gradients on one mini-batch (float64, max abs difference below 1e-9): a benchmark of a wrong computation is
 worthless. Each engine is timed ``--repeats`` times, interleaved with the others so that a noisy neighbour
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import convnet, datasets, losses, nn, optim, tutorials
+from .jit import jit
 from .blas import blas_thread_count, blas_threads
 from .manual import nielsen
 from .diagnostics import LearnerWarning
@@ -84,6 +85,7 @@ class Engine:
     batches: Callable[[Any], Any] = lambda batch: batch  # the batch in this engine's own layout
     fraction: float = 1.0  # time only this share of the batches (the slow per-sample form), then scale
     times: list[float] = field(default_factory=list)
+    warmup: int = 1  # untimed calls first (a compiled step records its first calls, eagerly)
 
 
 def _torch() -> Any:
@@ -98,7 +100,7 @@ def _torch() -> Any:
 # -- W1 and W2: the Nielsen network, four ways ---------------------------------------------------------------
 
 def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample: float = 0.2,
-                    with_torch: bool = True) -> list[Engine]:
+                    with_torch: bool = True, compiled: bool = True) -> list[Engine]:
     """The same network, from the same N(0, 1) weights, as each engine runs it; a batch is ``(x, y)`` rows.
 
     The first engine, the baseline, is the numpy a careful programmer writes: the mini-batch in rows,
@@ -145,14 +147,19 @@ def nielsen_engines(sizes: Sequence[int], dtype: Any, seed: int = 0, per_sample:
         engine_loss(batch).backward()
         return [_grad(p).copy() for p in model.parameters()]
 
+    mlp = Engine("tinygrad_edu, nn.MLP + optim.SGD", engine_step, engine_gradients)
     engines = [
         _rows_numpy(start, dtype),
         Engine("numpy, the tutorial's matrix form (columns)",
                lambda b: matrix.update_mini_batch_matrix(b[0], b[1], ETA),
                lambda b: manual_layout(matrix.backprop_batch(*b)), columns),
-        Engine("tinygrad_edu, nn.MLP + optim.SGD", engine_step, engine_gradients),
+        mlp,
         _learner_step(start, dtype),
+        _compiled(nielsen_engines(sizes, dtype, seed, 0, False, False)[2], "nn.MLP + optim.SGD") if compiled else mlp,
+        _compiled(_learner_step(start, dtype), "the learner's step") if compiled else mlp,
     ]
+    if not compiled:
+        del engines[4:]
     if per_sample:
         engines.insert(2, Engine(f"numpy, per sample (as the tutorial; {per_sample:.0%} timed)",
                                  lambda b: tutorial_form.update_mini_batch(b, ETA), per_sample_gradients, pairs,
@@ -222,6 +229,25 @@ def _learner_step(start: dict[str, np.ndarray], dtype: Any) -> Engine:
     return Engine("tinygrad_edu, the learner's step: (a @ W.T + b).sigmoid()", step, engine_layout)
 
 
+def _compiled(engine: Engine, what: str) -> Engine:
+    """The same engine with its step and its gradients compiled by ``jit`` (the first calls record, eagerly)."""
+    step, gradients = jit(engine.run), jit(engine.gradients)
+
+    def replayed_gradients(batch: Any) -> Grads:
+        grads = [gradients(batch) for _ in range(4)][-1]   # the parameters do not move: the same gradients
+        if not gradients.replays:
+            raise BenchmarkError(f"jit did not compile the gradients of {engine.name}; nothing to time.")
+        return grads
+
+    return Engine(f"tinygrad_edu, {what}, compiled by jit", step, replayed_gradients, engine.batches, warmup=4)
+
+
+def compile_seconds(engine: Engine) -> float | None:
+    """How long the call that compiled a jit engine's step took (its recording included); None for others."""
+    traces = getattr(engine.run, "traces", None)
+    return max(t.compile_seconds for t in traces) if traces else None
+
+
 def _torch_nielsen(torch: Any, reference: nielsen.Network, dtype: Any) -> Engine:
     """PyTorch eager as people write it: nn.Sequential of Linear and Sigmoid, torch.optim.SGD."""
     layers: list[Any] = []
@@ -285,7 +311,8 @@ def _mnist_batches(n_batches: int, batch_size: int, dtype: Any, seed: int) -> li
 def _time_engines(engines: Sequence[Engine], batches: Sequence[Any], repeats: int) -> None:
     prepared = [[e.batches(b) for b in batches[:max(1, round(len(batches) * e.fraction))]] for e in engines]
     for engine, own in zip(engines, prepared):
-        engine.run(own[0])  # one untimed warm-up step each: first-call costs (imports, caches) are not the engine's
+        for _ in range(engine.warmup):  # untimed: first-call costs (imports, caches, recording) are not the engine's
+            engine.run(own[0])
     for _ in range(repeats):
         for engine, own in zip(engines, prepared):
             start = time.perf_counter()
@@ -302,8 +329,14 @@ def _nielsen_workload(title: str, sizes: Sequence[int], batch_size: int, dtype: 
     _time_engines(engines, _mnist_batches(n_batches, batch_size, dtype, seed), repeats)
     for engine in engines:
         engine.times = [t * scale for t in engine.times]
-    note = f"gradients agree on one mini-batch (float64): max abs difference {diff:.1e}"
+    note = f"gradients agree on one mini-batch (float64): max abs difference {diff:.1e}" + _compile_note(engines)
     return _table(title, unit, engines, note)
+
+
+def _compile_note(engines: Sequence[Engine]) -> str:
+    times = [t for t in map(compile_seconds, engines) if t is not None]
+    return (f"; jit: the first calls record eagerly (untimed), the call that compiled took "
+            f"{min(times) * 1e3:.0f}-{max(times) * 1e3:.0f} ms") if times else ""
 
 
 # -- W3: a chain of elementwise ops ---------------------------------------------------------------------------
@@ -355,11 +388,22 @@ def chain_engines() -> list[Engine]:
         _chain_tensor(x).backward(gradient=batch[1])
         return [_grad(x)]
 
+    def chain_step(batch: Any) -> np.ndarray:
+        x = Tensor(batch[0], requires_grad=True)
+        _chain_tensor(x).backward(gradient=batch[1])
+        return _grad(x)
+
+    compiled = jit(chain_step)
+
+    def compiled_gradients(batch: Any) -> Grads:
+        return [[compiled(batch) for _ in range(3)][-1]]  # the third call replays
+
     # forward + backward engines are timed by their gradient function itself (the result is dropped)
     engines = [
         Engine("numpy, forward only (baseline)", numpy_forward, numpy_gradients),
         Engine("numpy, forward + backward by hand", numpy_gradients, numpy_gradients),
         Engine("tinygrad_edu, forward + backward", engine_gradients, engine_gradients),
+        Engine("tinygrad_edu, forward + backward, compiled by jit", compiled, compiled_gradients, warmup=4),
     ]
     torch = _torch()
     if torch is not None:
@@ -382,7 +426,7 @@ def _chain_workload(n_chains: int, repeats: int, seed: int) -> str:
     for engine in engines:
         engine.times = [t / (n_chains * CHAIN_LENGTH) * 1e6 for t in engine.times]
     note = (f"{CHAIN_LENGTH} ops (mul, add, tanh, neg, repeated) per chain, {n_chains} chains per timing; "
-            f"gradients agree: max abs difference {diff:.1e}")
+            f"gradients agree: max abs difference {diff:.1e}" + _compile_note(engines))
     return _table(f"W3, per-op overhead: a chain of {CHAIN_LENGTH} elementwise ops on 10x10, float64",
                   "us per op", engines, note)
 
@@ -517,8 +561,8 @@ def _torch_threads() -> int | None:
 
 # -- memory: each engine alone in a fresh process --------------------------------------------------------------
 
-# the rows numpy baseline, nn.MLP, the learner's step and PyTorch, in nielsen_engines(..., per_sample=0)
-_MEMORY_ENGINES = (0, 2, 3, 4)
+# in nielsen_engines(..., per_sample=0): the rows numpy baseline, nn.MLP, the learner's step, nn.MLP compiled, PyTorch
+_MEMORY_ENGINES = (0, 2, 3, 4, 6)
 
 
 def _status_mib(field: str) -> float:
