@@ -148,10 +148,11 @@ def _demo(args: argparse.Namespace) -> int:
     print("1. The engine's gradients against the hand-derived backprop of every tutorial (float64):\n")
     result = tutorials.compare("nielsen", steps=3)
     print(result, end="\n\n")
+    width = max(map(len, tutorials.TUTORIALS))
     for key in tutorials.TUTORIALS:
         if key != "nielsen":
             other = tutorials.compare(key, steps=3)
-            print(f"   {key:8} {'agree' if other.ok else 'DISAGREE'}: worst relative error {other.worst:.1e}")
+            print(f"   {key:{width}} {'agree' if other.ok else 'DISAGREE'}: worst relative error {other.worst:.1e}")
     print(f"\n2. Training for {args.epochs} epochs (mini-batch 10, eta 3.0, quadratic cost):\n")
     start = time.perf_counter()
     _, history = _train_mnist([784, 30, 10], args.epochs, 10, 3.0, "quadratic", args.seed, np.float64,
