@@ -470,11 +470,12 @@ def _free_dead(body: list[str], params: set[str]) -> list[str]:
     return out
 
 
-def _refs(template: Any) -> list[Ref]:
-    found: list[Ref] = []
+def _leaves(template: Any, kind: type) -> list[Any]:
+    """Every ``kind`` (Ref or Const) inside a call's template of tuples, lists, dicts and slices, in order."""
+    found: list[Any] = []
 
     def visit(t: Any) -> None:
-        if type(t) is Ref:
+        if type(t) is kind:
             found.append(t)
         elif type(t) in (tuple, list):
             for i in t:
@@ -486,6 +487,14 @@ def _refs(template: Any) -> list[Ref]:
             visit((t.start, t.stop, t.step))
     visit(template)
     return found
+
+
+def _refs(template: Any) -> list[Ref]:
+    return _leaves(template, Ref)
+
+
+def _consts(template: Any) -> list[Const]:
+    return _leaves(template, Const)
 
 
 def _evaluation_order(call: Call) -> Any:

@@ -87,7 +87,7 @@ import numpy as np
 
 from . import autograd, inplace
 from . import tensor as tensor_module
-from .codegen import Fallback, Program, _refs, write
+from .codegen import Fallback, Program, _consts, _refs, write
 from .grad_mode import mode
 from .inplace import CLOCK, LOG
 from .nn import Module
@@ -756,7 +756,7 @@ def _without_optimizer_steps(rec_: Recording) -> Recording | None:
     def before(index: int) -> bool:
         return rec.values[index].producer < first
 
-    if not all(before(i) for i in _refs_in_template(rec_.result)):
+    if not all(before(i) for i in _ref_indices(rec_.result)):
         return None  # the step returns something its optimizer made
     trimmed = copy.copy(rec)
     trimmed.calls = kept
@@ -1017,22 +1017,8 @@ def _fold_constants(rec_: Recording, keep: set[int]) -> None:
             call.once = True
 
 
-def _consts(template: Any) -> list[Const]:
-    found: list[Const] = []
-
-    def visit(t: Any) -> None:
-        if type(t) is Const:
-            found.append(t)
-        elif type(t) in (tuple, list):
-            for i in t:
-                visit(i)
-        elif type(t) is dict:
-            for v in t.values():
-                visit(v)
-        elif type(t) is slice:
-            visit((t.start, t.stop, t.step))
-    visit(template)
-    return found
+def _ref_indices(template: Any) -> list[int]:
+    return [r.index for r in _refs(template)]
 
 
 @dataclass
@@ -1050,11 +1036,11 @@ class Compiled:
 
 def compile_recording(rec_: Recording, fn: Callable[..., Any], args: tuple[Any, ...], sig: tuple[Any, ...]) -> Compiled:
     rec = rec_.recorder
-    keep = {i for i, _, _ in rec_.stores} | set(_refs_in_template(rec_.result))
+    keep = {i for i, _, _ in rec_.stores} | set(_ref_indices(rec_.result))
     _elide_copies(rec, keep)
     replaced = getattr(rec, "replaced", {})
     stores = [(replaced.get(i, i), where, note) for i, where, note in rec_.stores]
-    result_refs = [replaced.get(i, i) for i in _refs_in_template(rec_.result)]
+    result_refs = [replaced.get(i, i) for i in _ref_indices(rec_.result)]
     keep = {i for i, _, _ in stores} | set(result_refs)
     _dead_code(rec, keep)
     _fold_constants(rec_, keep)
@@ -1094,22 +1080,6 @@ def _place_name(slot: Slot, names: dict[int, str]) -> str:
     return slot.path
 
 
-def _refs_in_template(t: Any) -> list[int]:
-    found: list[int] = []
-
-    def visit(x: Any) -> None:
-        if type(x) is Ref:
-            found.append(x.index)
-        elif type(x) in (tuple, list):
-            for i in x:
-                visit(i)
-        elif type(x) is dict:
-            for v in x.values():
-                visit(v)
-    visit(t)
-    return found
-
-
 def _add_finite_guards(rec: Recorder, checked: set[int]) -> None:
     """A guard right after each checked value is made (unless the engine's own watch already checks it)."""
     from .trace import Call
@@ -1117,7 +1087,7 @@ def _add_finite_guards(rec: Recorder, checked: set[int]) -> None:
     calls = []
     for call in rec.calls:
         calls.append(call)
-        for r in _refs_in_template(call.result):
+        for r in _ref_indices(call.result):
             if r in checked and r not in guarded:
                 calls.append(Call("guard", "finite", "item", (Ref(r),), {}, None, (), call.section, call.context,
                                   None, call.site, True))
@@ -1213,7 +1183,7 @@ def _replay_function(rec_: Recording, step: Callable[..., Any], stores: list[tup
         body.append(" = ".join([f"_V[id(s{k})]" for k in owned] + ["_LOG.last_change = next(_CLOCK)"]))
     if len(owned) < len(stamped):
         body.append(f"_stamp({', '.join(f's{k}' for k in stamped if k not in owned)},)")
-    order = {i: k for k, i in enumerate(_refs_in_template(rec_.result))}
+    order = {i: k for k, i in enumerate(_ref_indices(rec_.result))}
     replaced = getattr(rec, "replaced", {})
     body.append(f"return {_rebuild(rec_.result, rec, bind, order, replaced)}")
     text = f"def replay({', '.join(f'a{i}' for i in range(n_args))}):\n" + "".join(f"    {b}\n" for b in body)
