@@ -452,6 +452,18 @@ function paintCells(cells, scale, size) {
   return canvas;
 }
 
+// Under a heat-map: its min, mean and max, then the numbers themselves, folded.
+function withNumbers(box, stats, record, pre) {
+  box.appendChild(stats);
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "the numbers " + shape(record.shape);
+  details.appendChild(summary);
+  details.appendChild(pre);
+  box.appendChild(details);
+  return box;
+}
+
 // Images, feature maps and filters (3-D and 4-D arrays): one small heat-map per channel, on one colour scale.
 function channelView(record, pre) {
   const g = record.channels;
@@ -474,14 +486,7 @@ function channelView(record, pre) {
   stats.className = "stats";
   stats.textContent = g.note + "; min " + number(g.min) + "  mean " + number(g.mean) + "  max " + number(g.max) +
     "  (blue < 0 < red, one scale)";
-  box.appendChild(stats);
-  const details = document.createElement("details");
-  const summary = document.createElement("summary");
-  summary.textContent = "the numbers " + shape(record.shape);
-  details.appendChild(summary);
-  details.appendChild(pre);
-  box.appendChild(details);
-  return box;
+  return withNumbers(box, stats, record, pre);
 }
 
 function arrayView(record) {
@@ -511,14 +516,7 @@ function arrayView(record) {
   stats.textContent = "min " + number(h.min) + "  mean " + number(h.mean) + "  max " + number(h.max) +
     "  (blue < 0 < red" + (h.block[0] * h.block[1] > 1 ? "; each cell is the mean of " + h.block[0] + "x" +
     h.block[1] + " values" : "") + ")";
-  box.appendChild(stats);
-  const details = document.createElement("details");
-  const summary = document.createElement("summary");
-  summary.textContent = "the numbers " + shape(record.shape);
-  details.appendChild(summary);
-  details.appendChild(pre);
-  box.appendChild(details);
-  return box;
+  return withNumbers(box, stats, record, pre);
 }
 
 function showArray(id, record) {
