@@ -156,12 +156,12 @@ def _conv_dx(g: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], pad: int) -
     return dxp[:, :, pad:pad + x_shape[2], pad:pad + x_shape[3]]
 
 
-def _one_conv(kernel: tuple[int, int], stride: Any = 1, image: tuple[int, int] = (5, 6), flat: bool = False
-              ) -> tuple[dict[str, np.ndarray], Callable[[dict[str, Tensor]], Tensor], np.ndarray]:
-    """One conv2d (3 channels in and out, padding 1) with its input a parameter too: an input slip shows in x."""
+def _one_conv(kernel: tuple[int, int], stride: Any = 1, image: tuple[int, int] = (5, 6), flat: bool = False,
+              channels: int = 3) -> tuple[dict[str, np.ndarray], Callable[[dict[str, Tensor]], Tensor], np.ndarray]:
+    """One conv2d (3 channels out, padding 1) with its input a parameter too: an input slip shows in x."""
     rng = np.random.default_rng(1)
-    w = rng.standard_normal((3, 3, *kernel))
-    params = {"x": rng.standard_normal((2, 3, *image)), "W": w.reshape(3, -1) if flat else w}
+    w = rng.standard_normal((3, channels, *kernel))
+    params = {"x": rng.standard_normal((2, channels, *image)), "W": w.reshape(3, -1) if flat else w}
     out = Tensor(params["x"]).conv2d(Tensor(w), stride=stride, padding=1)
     d_out = rng.standard_normal(out.shape)
 
@@ -289,3 +289,89 @@ def test_a_pool_slip_is_named_whatever_the_windows_cover(stride: int, kind: str,
     params, loss, d_out = _pooled(kind, 2, stride)
     report = check_backprop(lambda p: {"A": _spread(p["A"], d_out, 2, stride, share)}, loss, params)
     assert report.row("A").diagnosis == story, report
+
+
+@pytest.mark.parametrize("channels, axes, lead, layout", [
+    (2, (1, 0, 2, 3), "has shape (2, 3, 3, 3)", "its channel axes swapped: yours is (in_channels, out_channels, kh, "
+                                               "kw), conv2d's weight (out_channels, in_channels, kh, kw): "
+                                               "transpose(1, 0, 2, 3)"),
+    (3, (2, 3, 1, 0), "has the shape (3, 3, 3, 3) of the parameter", "the course's layout (f, f, n_C_prev, n_C), "
+                                                                     "where conv2d's weight is (out_channels, "
+                                                                     "in_channels, kh, kw): transpose(3, 2, 0, 1)"),
+])
+def test_a_conv_weights_gradient_in_another_axis_order_is_told_in_full(channels: int, axes: tuple[int, ...],
+                                                                        lead: str, layout: str) -> None:
+    # conv_slip 23, 24, 32, 33 (the layouts' words), 42, 43 (the lead when the shape is the parameter's)
+    params, loss, _ = _one_conv((3, 3), channels=channels)
+    right = _engine_of(params, loss)
+    text = check_backprop(lambda p: {**right, "W": right["W"].transpose(axes)}, loss, params).row("W").diagnosis
+    assert text.startswith(lead) and text.endswith(f"; its values are the right gradient in {layout}"), text
+
+
+def test_a_conv_weights_gradient_of_the_swapped_shape_with_other_values_is_not_called_swapped() -> None:
+    # conv_slip 36: the shape of the transpose is not enough, the values must be its values
+    params, loss, _ = _one_conv((3, 3), channels=2)
+    right = _engine_of(params, loss)
+    wrong_values = np.random.default_rng(3).standard_normal((2, 3, 3, 3))
+    text = check_backprop(lambda p: {**right, "W": wrong_values}, loss, params).row("W").diagnosis
+    assert "its values are the right gradient" not in text, text
+
+
+@pytest.mark.parametrize("rows, eps, dtype, centre", [
+    (6, 0.0, np.float64, False),   # _find_batchnorm 23: eps may be 0
+    (2, 1e-5, np.float64, False),  # 76: a batch of two
+    (6, 1e-5, np.float32, True),   # 84: float32 data whose batch mean is about 0 (rounding, not the mean, differs)
+])
+def test_a_batch_norm_is_found_with_eps_zero_a_batch_of_two_or_a_mean_of_zero(rows: int, eps: float, dtype: Any,
+                                                                              centre: bool) -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((rows, 3)) * 2 + 1.5
+    params = {"x": (x - x.mean(axis=0) if centre else x).astype(dtype)}
+    d_out = rng.standard_normal((rows, 3)).astype(dtype)
+
+    def loss(t: dict[str, Tensor]) -> Tensor:
+        centred, var_eps = _statistics(t["x"], eps)
+        return (centred / var_eps.sqrt() * d_out).sum()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"x": mb.SLIPS["n_minus_1"].backward(d_out, mb.forward(p["x"], np.ones(3, dtype), np.zeros(3, dtype),
+                                                                      eps)[1])["x"]}
+
+    text = check_backprop(manual, loss, params).row("x").diagnosis
+    assert text.startswith(f"a batch-norm slip: 1/(N - 1) where the batch variance has 1/N (N = {rows})"), text
+
+
+def test_a_batch_norm_of_a_vector_is_found() -> None:
+    # _find_batchnorm 49: x of one dimension, the batch its only axis
+    rng = np.random.default_rng(9)
+    params, d_out = {"x": rng.standard_normal(6) * 2 + 1.5}, rng.standard_normal(6)
+
+    def loss(t: dict[str, Tensor]) -> Tensor:
+        centred, var_eps = _statistics(t["x"], 1e-5)
+        return (centred / var_eps.sqrt() * d_out).sum()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cache = mb.forward(p["x"][:, None], np.ones(1), np.zeros(1))[1]
+        return {"x": mb.SLIPS["no_mean"].backward(d_out[:, None], cache)["x"][:, 0]}
+
+    text = check_backprop(manual, loss, params).row("x").diagnosis
+    assert text.startswith("a batch-norm slip: dx misses its path through the mean"), text
+
+
+@pytest.mark.parametrize("loss", [
+    lambda t: ((t["w"] + 1.0) ** 2).sum(),                          # _find_batchnorm 35, 37: w + 1.0 looks like
+    lambda t: ((t["w"] + np.array([1.0, 2.0, 3.0])) ** 2).sum(),   # var + eps, the output 2 steps on; 15: w + array
+])
+def test_an_add_that_is_no_variance_plus_eps_is_passed_over(loss: Callable[[Any], Tensor]) -> None:
+    params = {"w": np.array([0.5, -1.0, 2.0])}
+    text = check_backprop(lambda p: {"w": 2 * _engine_of(p, loss)["w"]}, loss, params).row("w").diagnosis
+    assert text.startswith("off by a constant factor: yours is 2.00 times the right gradient"), text
+
+
+def test_statistics_that_are_constants_make_no_train_mode_batch_norm() -> None:
+    # _find_batchnorm 45, 47: a mean that needs no gradient (computed in numpy) is not the batch's statistic
+    x = Tensor(np.random.default_rng(10).standard_normal((6, 3)) + 1.0, requires_grad=True)
+    centred = x - Tensor(x.data.mean(axis=0, keepdims=True))
+    out = (centred / ((centred ** 2).mean(axis=0, keepdims=True) + 1e-5).sqrt()).sum()
+    out.backward()
+    assert _Graph(out, {"x": x}, {"x": np.asarray(x.grad)}).batchnorms == []
