@@ -126,7 +126,7 @@ def test_a_batch_norm_with_fixed_gamma_and_beta_is_placed_by_its_number() -> Non
 
     assert check_backprop(lambda p: manual(p, 0), loss, params).ok
     for slip_in in (1, 2):
-        report = check_backprop(lambda p: manual(p, slip_in), loss, params)
+        report = check_backprop(lambda p, k=slip_in: manual(p, k), loss, params)
         text = report.row("w1").diagnosis
         assert text.startswith(f"a batch-norm slip in batch norm {slip_in} of 2 (counted from the input): dx "
                                "misses its path through the mean"), text
