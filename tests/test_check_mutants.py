@@ -5,6 +5,8 @@ Each test names the mutant it kills; it was run against that one edit applied by
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from typing import Any
 
@@ -126,7 +128,7 @@ def test_a_batch_norm_with_fixed_gamma_and_beta_is_placed_by_its_number() -> Non
 
     assert check_backprop(lambda p: manual(p, 0), loss, params).ok
     for slip_in in (1, 2):
-        report = check_backprop(lambda p, k=slip_in: manual(p, k), loss, params)
+        report = check_backprop(functools.partial(manual, slip_in=slip_in), loss, params)
         text = report.row("w1").diagnosis
         assert text.startswith(f"a batch-norm slip in batch norm {slip_in} of 2 (counted from the input): dx "
                                "misses its path through the mean"), text
