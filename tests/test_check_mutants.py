@@ -377,3 +377,25 @@ def test_statistics_that_are_constants_make_no_train_mode_batch_norm() -> None:
     out = (centred / ((centred ** 2).mean(axis=0, keepdims=True) + 1e-5).sqrt()).sum()
     out.backward()
     assert _Graph(out, {"x": x}, {"x": np.asarray(x.grad)}).batchnorms == []
+
+
+def _standardised(kind: str) -> tuple[Tensor, dict[str, Tensor]]:
+    """(x - c) / sqrt(v + eps) with c and v learned, where one of mean, variance or x_hat is not the batch's."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 3)) * 2 + 1.0
+    c = x.mean(axis=0, keepdims=True) + (0.5 if kind == "mean" else 0.0)
+    v = ((x - c) ** 2).mean(axis=0, keepdims=True) * (2.0 if kind == "variance" else 1.0)
+    t = {"x": Tensor(x, requires_grad=True), "c": Tensor(c, requires_grad=True), "v": Tensor(v, requires_grad=True)}
+    inv_std = (t["v"] + 1e-5).sqrt() * (2.0 / 3.0 if kind == "x_hat" else 1.0)
+    out = ((t["x"] - t["c"]) / inv_std * rng.standard_normal((6, 3))).sum()
+    out.backward()
+    return out, t
+
+
+@pytest.mark.parametrize("kind", ["mean", "variance", "x_hat", "none"])
+def test_a_standardisation_is_a_batch_norm_only_with_the_batchs_own_statistics(kind: str) -> None:
+    # _find_batchnorm 103-105, 119, 121, 137, 139, 153, 155: the nodes found by their place are checked by value
+    out, t = _standardised(kind)
+    found = _Graph(out, t, {name: np.asarray(v.grad) for name, v in t.items()}).batchnorms
+    assert len(found) == (1 if kind == "none" else 0)
+
