@@ -5,6 +5,9 @@
 #
 #   .ci/mutation.sh tinygrad_edu/check.py tests/test_check.py tests/test_check_cli.py tests/test_check_networks.py
 #
+# MUTATION_ONLY="GLOB..." runs only the mutants whose names match (mutmut's names, e.g.
+# 'tinygrad_edu.check.x_conv_slip__mutmut_*'); the whole module is still mutated, the rest left unrun.
+#
 # It works in a scratch copy of the tracked files (MUTATION_DIR, default a new temporary folder), so the
 # worktree never gets mutmut's mutants/ folder; the copy stays for `mutmut show NAME` (run there).
 set -euo pipefail
@@ -34,7 +37,8 @@ TOML
 cd "$work"
 echo "mutation run of $module with $* in $work"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # torch (interop) too: one thread each
-nice -n 10 "$python" -m mutmut run --max-children "${MUTATION_JOBS:-2}" || true
+read -r -a only <<< "${MUTATION_ONLY:-}"
+nice -n 10 "$python" -m mutmut run --max-children "${MUTATION_JOBS:-2}" ${only[@]+"${only[@]}"} || true
 "$python" -m mutmut results --all true > results.txt 2>&1 || "$python" -m mutmut results > results.txt 2>&1 || true
 echo "results (also in $work/results.txt):"
 grep -v ": killed$" results.txt || true

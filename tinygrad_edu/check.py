@@ -834,7 +834,7 @@ _KINK_CONVENTIONS: dict[str, list[tuple[str, Seeds]]] = {
 _KINK_CONVENTIONS["minimum"] = _KINK_CONVENTIONS["maximum"]
 
 
-@dataclass
+@dataclass(eq=False)   # found by identity (`.index` in _batchnorm_place): its fields are arrays
 class _BatchNorm:
     """A train-mode batch norm found in loss(t)'s graph: its nodes and what its backward reads."""
 
@@ -1459,11 +1459,12 @@ def _conv_slips(node: Tensor, g: np.ndarray, where: str) -> list[Slip]:
 def _pool_slips(node: Tensor, g: np.ndarray) -> list[Slip]:
     """A pool's backward written by hand with another mask: for a max pool the course's (every tied maximum),
     the last maximum, none at all or the average's share; for an average pool no division, or the max's mask."""
-    a, top, op = node.parents[0].data, node.data, _op_name(node)
+    a, op = node.parents[0].data, _op_name(node)
     (kh, kw), (sh, sw) = node.op_args["kernel"], node.op_args["stride"]
-    ho, wo = top.shape[2:]
+    ho, wo = node.shape[2:]
     places = [(slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
               for i in range(kh) for j in range(kw)]
+    top = np.maximum.reduce([a[:, :, rows, cols] for rows, cols in places])   # an average pool's output is no max
 
     def spread(shares: list[Any]) -> np.ndarray:
         out = np.zeros_like(a)
