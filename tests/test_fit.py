@@ -666,7 +666,7 @@ def test_what_the_mutation_run_found_in_new_runs_and_their_generators(finished, 
     assert str(error.value) == (f"{str(finished)!r} already exists: resume from it (resume=True, --resume), or "
                                 f"remove it to start a new run. It was not touched.")
 
-    class Wrapped:  # a model of one's own: a state_dict, no modules
+    class SaveOnly:  # a model of one's own that saves (a state_dict, no modules), but cannot load
         def __init__(self) -> None:
             self.inner = _model()
 
@@ -676,22 +676,13 @@ def test_what_the_mutation_run_found_in_new_runs_and_their_generators(finished, 
         def state_dict(self) -> dict:
             return self.inner.state_dict()
 
+    class Wrapped(SaveOnly):  # the same, and it loads
         def load_state_dict(self, state: Any) -> None:
             self.inner.load_state_dict(state)
 
     wrapped = Wrapped()
     _fit(tmp_path / "wrapped.npz", 1, model=wrapped, optimizer=optim.SGD(wrapped.inner.parameters(), lr=0.1))
     assert not [k for k in _arrays(tmp_path / "wrapped.npz") if k.startswith("model_rng/")]
-
-    class SaveOnly:  # saves, but cannot load
-        def __init__(self) -> None:
-            self.inner = _model()
-
-        def __call__(self, x: Tensor) -> Tensor:
-            return self.inner(x)
-
-        def state_dict(self) -> dict:
-            return self.inner.state_dict()
 
     half = SaveOnly()
     with pytest.raises(TypeError, match=r"^fit: checkpoint=\.\.\. saves the model's state_dict\(\), but the model is "
