@@ -8,8 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["autograd", "blas", "check", "conv_args", "convnet", "datasets", "display", "grad_mode", "gradcheck",
-           "health", "jit", "losses", "manual", "nn", "optim", "parameters", "schedules", "tensor", "trace", "train",
-           "tutorials"]
+           "health", "jit", "losses", "manual", "nn", "node", "optim", "parameters", "schedules", "tensor", "trace",
+           "train", "tutorials"]
 MANUAL = ["mnist3", "nielsen", "xor", "lnet", "logreg", "network2", "initialization", "regularization",
           "gradient_checking", "optimization", "conv_loops", "conv_im2col"]
 

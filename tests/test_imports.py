@@ -1,11 +1,9 @@
 """The package's modules import each other without a circle, so they can be read in an order where each one uses
-only the modules read before it (ops, grad_mode, diagnostics, inplace, autograd, tensor, ...).
+only the modules read before it (ops, node, grad_mode, diagnostics, inplace, autograd, tensor, ...).
 
-Every import counts wherever it stands: at the top, inside a function, at the bottom of a file. The one exception
-is an import under ``if TYPE_CHECKING:``, which never runs: it gives the type checker a name for annotations
-(``autograd``'s walk takes Tensors, and ``tensor.py`` imports ``autograd``), and with it counted, every module
-below ``tensor.py`` would have to describe a Tensor some other way (a Protocol repeating its fields, or ``Any``).
-Nothing but imports may stand in such a block, so that nothing that runs can hide there.
+Every import counts wherever it stands: at the top, inside a function, at the bottom of a file, and under
+``if TYPE_CHECKING:`` (it never runs, but a reader still has to know the module it names). The modules that
+tensor.py imports name a tensor as ``node.Node`` in their type hints, never as ``Tensor``.
 """
 
 from __future__ import annotations
@@ -28,20 +26,11 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def imports(name: str, path: Path, known: set[str]) -> tuple[set[str], set[str]]:
-    """The package's modules that ``name`` imports when it runs, and those it names for the type checker only."""
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``name`` imports, wherever the import stands."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block)
-                   for statement in block.body for n in ast.walk(statement)}
     is_package = path.name == "__init__.py"
-    run: set[str] = set()
-    typed: set[str] = set()
+    found: set[str] = set()
     for node in ast.walk(tree):
         targets: set[str] = set()
         if isinstance(node, ast.Import):
@@ -56,17 +45,13 @@ def imports(name: str, path: Path, known: set[str]) -> tuple[set[str], set[str]]
             # `from package import module` imports that module; `from module import name` the module itself
             targets = {f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source
                        for alias in node.names}
-        targets = {t for t in targets if t in known and t != name}
-        (typed if id(node) in typing_only else run).update(targets)
-    return run, typed
+        found |= {t for t in targets if t in known and t != name}
+    return found
 
 
-def graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+def graph() -> dict[str, set[str]]:
     found = modules()
-    edges, typed = {}, {}
-    for name, path in found.items():
-        edges[name], typed[name] = imports(name, path, set(found))
-    return edges, typed
+    return {name: imports(name, path, set(found)) for name, path in found.items()}
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -92,7 +77,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_no_module_of_the_package_imports_another_in_a_circle() -> None:
-    edges, _ = graph()
+    edges = graph()
     cycle = find_cycle(edges)
     assert cycle is None, "these modules import each other in a circle: " + " -> ".join(cycle or [])
 
@@ -106,25 +91,15 @@ def test_the_check_sees_imports_in_functions_and_at_the_bottom_and_names_the_cir
     for stem, text in files.items():
         paths["pkg" if stem == "__init__" else f"pkg.{stem}"] = tmp_path / "pkg" / f"{stem}.py"
         (tmp_path / "pkg" / f"{stem}.py").write_text(text)
-    found = {name: imports(name, path, set(paths)) for name, path in paths.items()}
-    edges = {name: run for name, (run, _) in found.items()}
-    assert edges == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.a"}, "pkg.d": set()}
-    assert found["pkg.d"][1] == {"pkg.a"}  # for the type checker only
+    edges = {name: imports(name, path, set(paths)) for name, path in paths.items()}
+    assert edges == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.a"}, "pkg.d": {"pkg.a"}}
     assert find_cycle(edges) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
-
-
-def test_type_checking_blocks_hold_nothing_but_imports() -> None:
-    found = modules()
-    for name, path in found.items():
-        for block in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(block, ast.If) and _is_type_checking(block):
-                assert not block.orelse and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in block.body), name
 
 
 def test_the_core_reads_bottom_up() -> None:
     # the engine a learner reads, in an order where each module imports only modules before it
-    order = ["ops", "grad_mode", "diagnostics", "inplace", "constants", "display", "autograd", "tensor"]
-    edges, _ = graph()
+    order = ["ops", "node", "grad_mode", "diagnostics", "inplace", "constants", "display", "autograd", "tensor"]
+    edges = graph()
     for i, module in enumerate(order):
         later = {f"tinygrad_edu.{m}" for m in order[i:]}
         assert not edges[f"tinygrad_edu.{module}"] & later, (module, edges[f"tinygrad_edu.{module}"] & later)

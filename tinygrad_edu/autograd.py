@@ -3,7 +3,8 @@
 One walk, ``backward_steps``, does the work. It starts from the output's gradient and visits tensors newest
 first. At each tensor it applies the op's rule from ``ops`` (the local derivative), undoes broadcasting in one
 place (``unbroadcast``) and adds the results into the gradients waiting at the parents. It yields every step,
-so that ``Tensor.backward()``, ``grad()`` and the step-through page all read the same walk.
+so that ``Tensor.backward()``, ``grad()`` and the step-through page all read the same walk. (Its type hints
+say ``Node``: a Tensor, as ``node.py`` describes it to the modules that tensor.py imports.)
 
 >>> from tinygrad_edu import Tensor
 >>> x = Tensor([1.0, 2.0], requires_grad=True, name="x")
@@ -19,30 +20,28 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import diagnostics, inplace
 from .grad_mode import enable_grad, mode
-
-if TYPE_CHECKING:  # a name for the type hints only: tensor.py imports this module, not the other way round
-    from .tensor import Tensor
+from .node import AnyNode, Node
 
 __all__ = ["toposort", "unbroadcast", "apply_rule", "backward_steps", "backward", "grad"]
 
 _ARRAY = (np.ndarray, np.generic)  # what a rule returns on arrays (numpy reductions of 0-d arrays give scalars)
 
-Step = tuple["Tensor", Any, list[Any]]
+Step = tuple["AnyNode", Any, list[Any]]
 """``(node, grad_out, parent_grads)``: a tensor, the gradient that reached it, and what it sends to each parent."""
 
 
-def toposort(roots: Iterable[Tensor], all_parents: bool = False) -> list[Tensor]:
+def toposort(roots: Iterable[AnyNode], all_parents: bool = False) -> list[AnyNode]:
     """Every tensor that needs a gradient (``all_parents=True``: every one, as a drawing shows), parents before
     children; iterative, so depth is unlimited."""
     # NOTE: a tensor is made after its parents, so creation order is already a topological order: collect
     # the graph with a stack, then sort it by creation number (deterministic, and cheaper than a DFS order).
-    seen: set[Tensor] = set(roots)  # Tensor hashes by identity
+    seen: set[AnyNode] = set(roots)  # Tensor hashes by identity
     stack = list(seen)
     while stack:
         for p in stack.pop().parents:
@@ -77,7 +76,7 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
     return full
 
 
-def apply_rule(node: Tensor, grad_out: Any, create_graph: bool = False) -> tuple[Any, ...]:
+def apply_rule(node: Node, grad_out: Any, create_graph: bool = False) -> tuple[Any, ...]:
     """The op's backward rule at ``node``: one gradient per parent (or None), shaped as the rule returns it; a
     leaf has no rule and sends nothing.
 
@@ -106,15 +105,15 @@ def apply_rule(node: Tensor, grad_out: Any, create_graph: bool = False) -> tuple
     return op.backward(grad_out, node._data, *[p._data for p in parents], **kwargs)
 
 
-def backward_steps(roots: Sequence[Tensor], grad_outputs: Sequence[Any], create_graph: bool = False,
-                   caller: str = "backward()") -> Iterator[Step]:
+def backward_steps(roots: Sequence[AnyNode], grad_outputs: Sequence[Any], create_graph: bool = False,
+                   caller: str = "backward()") -> Iterator[Step[AnyNode]]:
     """Walk the graph back from ``roots``, whose gradients are ``grad_outputs``; yield each step, newest first.
 
     A step is ``(node, grad_out, parent_grads)``: ``grad_out`` is the whole gradient of the roots with respect
     to ``node`` (every consumer has sent its share), ``parent_grads`` what the rule sends to each parent, in
     the parent's shape (None where a parent needs no gradient). A leaf's step has no ``parent_grads``.
     """
-    pending: dict[Tensor, Any] = {}  # gradients arrived at a tensor, not yet passed on
+    pending: dict[AnyNode, Any] = {}  # gradients arrived at a tensor, not yet passed on
     for root, g in zip(roots, grad_outputs):
         pending[root] = pending[root] + g if root in pending else g
     # NOTE: a tensor is made after its parents, so the newest tensor with a pending gradient has heard from
@@ -141,7 +140,7 @@ def backward_steps(roots: Sequence[Tensor], grad_outputs: Sequence[Any], create_
         yield node, grad_out, parent_grads
 
 
-def backward(root: Tensor, gradient: Any = None) -> None:
+def backward(root: Node, gradient: Any = None) -> None:
     """``root.backward(gradient)``: every leaf adds its gradient into ``.grad``; intermediates keep this pass's."""
     if not root.requires_grad:
         raise diagnostics.not_requiring_grad(root)
@@ -160,7 +159,7 @@ def backward(root: Tensor, gradient: Any = None) -> None:
                 break
 
 
-def accumulate(leaf: Tensor, g: Any, shared: set[int]) -> None:
+def accumulate(leaf: Node, g: Any, shared: set[int]) -> None:
     """Add this pass's gradient into a leaf's ``.grad``, which always has the leaf's dtype and memory layout.
 
     The first gradient is taken as it is when it fits (no copy), unless its memory is in ``shared``: held by the
@@ -190,7 +189,7 @@ def accumulate(leaf: Tensor, g: Any, shared: set[int]) -> None:
             leaf._grad = (total + g).astype(data.dtype, copy=False)
 
 
-def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+def grad(outputs: Node | Sequence[Node], inputs: Node | Sequence[Node],
          grad_outputs: Any = None, create_graph: bool = False,
          allow_unused: bool = False) -> tuple[Any, ...]:
     """Gradients of ``outputs`` with respect to ``inputs``, returned without touching any ``.grad``.

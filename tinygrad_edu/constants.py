@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .tensor import Tensor
+from .node import AnyNode
 
 __all__ = ["cached"]
 
-_CACHE: dict[tuple[Any, ...], Tensor] = {}
+_CACHE: dict[tuple[Any, ...], Any] = {}  # the Tensors that `make` returned
 
 
-def cached(x: float, dtype: np.dtype, make: Callable[[np.ndarray, bool], Tensor]) -> Tensor:
+def cached(x: float, dtype: np.dtype, make: Callable[[np.ndarray, bool], AnyNode]) -> AnyNode:
     """The constant Tensor for the Python number ``x`` in ``dtype``, made by ``make`` the first time."""
     # 1 == 1.0 give the same constant; 0.0 == -0.0 must not (1 / x tells them apart)
     key = (x, dtype) if x else (x, math.copysign(1.0, x), dtype)

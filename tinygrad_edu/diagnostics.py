@@ -13,15 +13,13 @@ import traceback
 import warnings
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import ops
-
-if TYPE_CHECKING:
-    from .ops import Op
-    from .tensor import Tensor
+from .node import AnyNode, Node
+from .ops import Op
 
 __all__ = [
     "LearnerWarning", "learner_warning", "second_pass", "watch_promotion", "watch_nonfinite",
@@ -56,7 +54,7 @@ def learner_warning(kind: str, message: str) -> None:
 _REBUILT: dict[int, weakref.ref[Any]] = {}  # the first w of each `w = w - lr * w.grad` chain, by id
 
 
-def second_pass(leaf: Tensor) -> None:
+def second_pass(leaf: Node) -> None:
     """A leaf's .grad receives a second backward() pass: right for gradient accumulation, a bug in a loop."""
     rebuilt = _REBUILT.get(id(leaf))
     if rebuilt is not None and rebuilt() is leaf:
@@ -67,7 +65,7 @@ def second_pass(leaf: Tensor) -> None:
         f"each backward(); if you accumulate on purpose, silence this LearnerWarning."))
 
 
-def watch_promotion(op: type[Op], parents: Sequence[Tensor], out: np.ndarray) -> None:
+def watch_promotion(op: type[Op], parents: Sequence[Node], out: np.ndarray) -> None:
     """float32 meets float64: numpy silently makes the result float64 (twice the memory, slower math)."""
     kinds = {p.dtype for p in parents}
     if out.dtype == np.float64 and np.dtype(np.float32) in kinds:
@@ -83,7 +81,7 @@ warnings.filterwarnings("ignore", r"(divide by zero|invalid value) encountered i
                         r"tinygrad_edu\.ops")
 
 
-def watch_nonfinite(out: Tensor, *inputs: Tensor) -> Tensor:
+def watch_nonfinite(out: AnyNode, *inputs: Node) -> AnyNode:
     """``log`` or a division made Inf or NaN from finite inputs (log(0), x / 0)."""
     a = out.data
     # a one-element result (W1's `loss / n` every step) is checked in Python, without numpy's call overhead
@@ -137,7 +135,7 @@ def user_site() -> str:
     return "<unknown>"
 
 
-def describe(t: Tensor) -> str:
+def describe(t: Node) -> str:
     """``tensor 'w' of shape (2, 3) and dtype float64 (made by matmul)``."""
     label = f"'{t.name}' " if t.name else ""
     made_by = f"made by {t.op.name}" if t.op is not None else "created from data"
@@ -154,7 +152,7 @@ def stats(a: np.ndarray) -> str:
             f"NaN: {int(np.isnan(a).sum())}, Inf: {int(np.isinf(a).sum())}")
 
 
-def shape_error(op: type[Op], parents: Sequence[Tensor], kwargs: dict[str, Any], error: ValueError) -> str:
+def shape_error(op: type[Op], parents: Sequence[Node], kwargs: dict[str, Any], error: ValueError) -> str:
     """Why numpy refused ``op`` on these inputs, in the learner's terms, with the fix."""
     shapes = ", ".join(f"{p.name or f'input {i}'} {p.shape}" for i, p in enumerate(parents))
     if op is ops.MatMul and parents[0].ndim and parents[1].ndim:
@@ -175,7 +173,7 @@ def shape_error(op: type[Op], parents: Sequence[Tensor], kwargs: dict[str, Any],
     return f"{op.name}: cannot apply to {shapes}. {hint} (numpy said: {error})"
 
 
-def _clash(parents: Sequence[Tensor]) -> str:
+def _clash(parents: Sequence[Node]) -> str:
     """``", and axis -1 clashes: 4 vs 3"``: the first axis, from the right, where the shapes disagree."""
     shapes = [p.shape for p in parents]
     for k in range(1, max(len(s) for s in shapes) + 1):
@@ -185,7 +183,7 @@ def _clash(parents: Sequence[Tensor]) -> str:
     return ""
 
 
-def not_requiring_grad(t: Tensor) -> RuntimeError:
+def not_requiring_grad(t: Node) -> RuntimeError:
     why = ("it was created from data without requires_grad=True" if t.op is None else
            f"none of the inputs of {t.op.name} required grad (or it ran under no_grad()), so no graph was recorded")
     return RuntimeError(
@@ -193,19 +191,19 @@ def not_requiring_grad(t: Tensor) -> RuntimeError:
         f"with Tensor(..., requires_grad=True), or call p.requires_grad_() on them before the forward pass.")
 
 
-def non_scalar(t: Tensor) -> RuntimeError:
+def non_scalar(t: Node) -> RuntimeError:
     return RuntimeError(
         f"backward(): {describe(t)} is not a scalar, and the gradient of a non-scalar is a Jacobian, not an "
         f"array of its shape. Reduce it first (loss = y.sum() or y.mean()), or pass the upstream gradient: "
         f"y.backward(gradient=np.ones({t.shape})).")
 
 
-def data_not_float(t: Tensor, array: np.ndarray) -> TypeError:
+def data_not_float(t: Node, array: np.ndarray) -> TypeError:
     return TypeError(f"t.data = ...: {describe(t)} requires grad, so its data must be floating-point, not "
                      f"{array.dtype}; convert it first, e.g. np.asarray(values, dtype=np.float64).")
 
 
-def checked_grad(t: Tensor, value: np.ndarray) -> np.ndarray:
+def checked_grad(t: Node, value: np.ndarray) -> np.ndarray:
     """``t.grad = value``: a copy in the tensor's dtype, refused where the mistake is made if it cannot fit."""
     # NOTE: checked here, and not in the middle of a later backward() (which would have added that pass to some
     # leaves already). A copy: backward() adds into .grad in place, which must not change data (`w.grad = b.data`).
@@ -219,14 +217,14 @@ def checked_grad(t: Tensor, value: np.ndarray) -> np.ndarray:
     return value.astype(t.dtype)  # always a copy
 
 
-def shape_changed(leaf: Tensor) -> RuntimeError:
+def shape_changed(leaf: Node) -> RuntimeError:
     return RuntimeError(
         f"backward(): {describe(leaf)} has a .grad of shape {leaf.grad.shape if leaf.grad is not None else None} "
         f"from before its data changed shape, so this pass's gradient cannot be added to it. Call zero_grad() "
         f"after changing the shape of a parameter.")
 
 
-def checked_gradient(root: Tensor, gradient: Any, keep_graph: bool = False) -> Any:
+def checked_gradient(root: Node, gradient: Any, keep_graph: bool = False) -> Any:
     """``backward(gradient=...)``: a copy (never the caller's buffer) in the output's dtype, of its shape; with
     ``keep_graph`` (``grad(..., create_graph=True)``) a Tensor gradient is kept as it is, once its shape fits."""
     keep = keep_graph and isinstance(gradient, type(root))  # a Tensor, as the output is
@@ -238,26 +236,26 @@ def checked_gradient(root: Tensor, gradient: Any, keep_graph: bool = False) -> A
     return array
 
 
-def not_float(t: Tensor) -> TypeError:
+def not_float(t: Node) -> TypeError:
     return TypeError(
         f"requires_grad: {describe(t)} holds {t.dtype} values, and only floating-point tensors can have gradients "
         f"(an integer cannot move by a small step). Make it a float first, e.g. "
         f"Tensor(array.astype(np.float64), requires_grad=True).")
 
 
-def part_of_graph(t: Tensor) -> RuntimeError:
+def part_of_graph(t: Node) -> RuntimeError:
     return RuntimeError(f"requires_grad_(False): {describe(t)} is part of a recorded graph; use t = t.detach() to "
                         f"get the same values without history.")
 
 
-def write_into_parameter(t: Tensor) -> RuntimeError:
+def write_into_parameter(t: Node) -> RuntimeError:
     return RuntimeError(
         f"x[...] = ...: {describe(t)} requires grad, and writing into it in place would not be recorded in the "
         f"graph. Build a new tensor instead (e.g. where(mask, new, x)), or change the values outside training "
         f"under no_grad().")
 
 
-def update_in_place(t: Tensor, symbol: str) -> RuntimeError:
+def update_in_place(t: Node, symbol: str) -> RuntimeError:
     """``w -= lr * w.grad`` with recording on: say ``no_grad()`` first, and name the operator written."""
     name = t.name or "w"
     return RuntimeError(
@@ -267,7 +265,7 @@ def update_in_place(t: Tensor, symbol: str) -> RuntimeError:
         f"{describe(t)} without the graph recording it.")
 
 
-def watch_rebuilt_parameter(w: Tensor, step: Any) -> None:
+def watch_rebuilt_parameter(w: Node, step: Any) -> None:
     """``w = w - lr * w.grad`` with recording on: the new w is one more node of a graph that grows every step."""
     g = w.grad
     if hasattr(step, "requires_grad"):  # a Tensor: its values, unless it is part of a graph itself
@@ -298,7 +296,7 @@ def watch_rebuilt_parameter(w: Tensor, step: Any) -> None:
         f"optim.SGD([{name}], lr=lr)`, then opt.step() and opt.zero_grad() each step."))
 
 
-def check_finite_output(out: Tensor, parents: Sequence[Tensor]) -> None:
+def check_finite_output(out: Node, parents: Sequence[Node]) -> None:
     """``detect_anomaly``: remember where ``out`` was made, and stop if it holds NaN or Inf."""
     out._site = user_site()
     if out.dtype.kind in "fc" and not np.isfinite(out.data).all():
@@ -309,7 +307,7 @@ def check_finite_output(out: Tensor, parents: Sequence[Tensor]) -> None:
             f"{out._site}.\n{inputs}")
 
 
-def check_finite_grads(node: Tensor, parent_grads: Sequence[Any]) -> None:
+def check_finite_grads(node: Node, parent_grads: Sequence[Any]) -> None:
     """``detect_anomaly``: stop at the first rule that sends a NaN or Inf gradient to an input."""
     for parent, g in zip(node.parents, parent_grads):
         values = None if g is None else np.asarray(getattr(g, "data", g))

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .diagnostics import describe
-
-if TYPE_CHECKING:  # a name for the type hints only: tensor.py imports this module, not the other way round
-    from .tensor import Tensor
+from .node import AnyNode, Node
 
 __all__ = ["CLOCK", "LOG", "owner", "note_write", "note_new_data", "stale_inputs", "check", "state_to_copy",
            "restore_copy"]
@@ -72,7 +70,7 @@ def note_write(array: np.ndarray) -> None:
     LOG.versions[key] = LOG.last_change = next(CLOCK)
 
 
-def note_new_data(t: Tensor) -> None:
+def note_new_data(t: Node) -> None:
     """``t.data = new``: the tensor holds another array from now on."""
     t._data_replaced_at = LOG.last_change = next(CLOCK)
 
@@ -81,7 +79,7 @@ def _version(array: np.ndarray) -> int:
     return LOG.versions.get(id(owner(array)), -1)
 
 
-def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
+def stale_inputs(node: AnyNode, every: bool = False) -> list[AnyNode]:
     """The tensors whose values ``node``'s rule reads and that changed after ``node`` was computed: among its
     parents, and ``node`` itself where the rule reads its output. Empty when the rule can run.
 
@@ -99,7 +97,7 @@ def stale_inputs(node: Tensor, every: bool = False) -> list[Tensor]:
     return stale
 
 
-def check(node: Tensor, caller: str = "backward()") -> None:
+def check(node: Node, caller: str = "backward()") -> None:
     """Raise if ``node``'s rule would read a value (input, output, kept mask or index) changed since the forward.
 
     Callers skip it where nothing was written since the node was made (``node._creation_number > LOG.last_change``).
@@ -129,7 +127,7 @@ def check(node: Tensor, caller: str = "backward()") -> None:
                 f"changing it.")
 
 
-def state_to_copy(t: Tensor, keys: list[str]) -> dict[str, Any]:
+def state_to_copy(t: Node, keys: list[str]) -> dict[str, Any]:
     """What ``copy``/``pickle`` keep of a tensor. A copy gets fresh stamps (``restore_copy``), so a node whose
     rule would read changed values must not be copied: its copy would pass the check with a wrong gradient."""
     if t._creation_number < LOG.last_change:
@@ -137,7 +135,7 @@ def state_to_copy(t: Tensor, keys: list[str]) -> dict[str, Any]:
     return {key: getattr(t, key) for key in keys}
 
 
-def restore_copy(t: Tensor, state: dict[str, Any]) -> None:
+def restore_copy(t: Node, state: dict[str, Any]) -> None:
     """A copy gets a fresh creation number and no change stamp.
 
     NOTE: numbers from the original (or from another process) would break "parents are older than children";
