@@ -13,6 +13,7 @@ ValueError: conv2d: the input (2, 28, 28, 1) looks channels-last (N, H, W, C) wi
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -37,12 +38,25 @@ def pair(value: Any, what: str, op: str, smallest: int) -> tuple[int, int]:
     return found
 
 
-def _images(op: str, x: Shape) -> None:
-    if len(x) != 4:
-        hint = {3: f"for one image (C, H, W) pass x.reshape(1, {', '.join(map(str, x))})",
-                2: f"for one grey image (H, W) pass x.reshape(1, 1, {', '.join(map(str, x))})"}.get(
-            len(x), "reshape it to (N, C, H, W)")
-        raise ValueError(f"{op}: the input must be a batch of images shaped (N, C, H, W), got {x}; {hint}.")
+def _images(op: str, x: Shape, channels: int | None = None) -> None:
+    """Refuse anything but (N, C, H, W); ``channels`` (conv2d's in_channels) tells a batch from one image."""
+    if len(x) == 4:
+        return
+    if len(x) == 3 and channels is not None and x[0] != channels:
+        hint = (f"for a batch of grey images (N, H, W) pass x.reshape({x[0]}, 1, {x[1]}, {x[2]})" if channels == 1
+                else f"the weight expects {channels} channels: reshape it to (N, {channels}, H, W)")
+    elif len(x) == 3:
+        hint = (f"for one image (C, H, W) pass x.reshape(1, {x[0]}, {x[1]}, {x[2]})" if channels is not None else
+                f"for a batch of grey images (N, H, W) pass x.reshape({x[0]}, 1, {x[1]}, {x[2]}); for one image "
+                f"(C, H, W), x.reshape(1, {x[0]}, {x[1]}, {x[2]})")
+    elif len(x) == 2 and channels and math.isqrt(x[1] // channels) ** 2 * channels == x[1]:
+        side = math.isqrt(x[1] // channels)  # rows of flattened square images, as MNIST's 784 = 28 x 28
+        hint = f"for a batch of flattened {side}x{side} images pass x.reshape({x[0]}, {channels}, {side}, {side})"
+    elif len(x) == 2 and channels in (None, 1):
+        hint = f"for one grey image (H, W) pass x.reshape(1, 1, {x[0]}, {x[1]})"
+    else:
+        hint = "reshape it to (N, C, H, W)"
+    raise ValueError(f"{op}: the input must be a batch of images shaped (N, C, H, W), got {x}; {hint}.")
 
 
 def _fits(op: str, x: Shape, kernel: tuple[int, int], padding: tuple[int, int]) -> None:
@@ -56,7 +70,7 @@ def _fits(op: str, x: Shape, kernel: tuple[int, int], padding: tuple[int, int]) 
 
 def conv2d(x: Shape, weight: Shape, bias: Shape | None = None, *, stride: Any = 1, padding: Any = 0) -> dict[str, Any]:
     """Check ``conv2d``'s shapes (input, weight, bias) and sizes; return the op's ``stride`` and ``padding``."""
-    _images("conv2d", x)
+    _images("conv2d", x, weight[1] if len(weight) == 4 else None)
     if len(weight) != 4:
         one = f"; for one filter (in_channels, kh, kw) pass w.reshape(1, {', '.join(map(str, weight))})"
         raise ValueError(f"conv2d: the weight must be shaped (out_channels, in_channels, kh, kw), got {weight}"
