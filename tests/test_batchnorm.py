@@ -229,6 +229,30 @@ def test_evaluate_uses_eval_mode_and_fit_trains_in_train_mode() -> None:
     assert 0 <= accuracy <= 1 and len(history["loss"]) == 1
 
 
+def test_evaluating_in_training_mode_by_hand_warns_once_and_eval_mode_does_not() -> None:
+    import warnings
+
+    from tinygrad_edu import no_grad
+    from tinygrad_edu.diagnostics import LearnerWarning
+
+    layer, x = nn.BatchNorm1d(3), np.random.default_rng(4).standard_normal((5, 3))
+
+    def evaluate_by_hand() -> np.ndarray:
+        with no_grad():
+            return layer(x).data                         # the learner's line: warned about once
+
+    with pytest.warns(LearnerWarning, match=r"BatchNorm1d\(3\): the model is in training mode.*model\.eval\(\)"):
+        evaluate_by_hand()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LearnerWarning)
+        evaluate_by_hand()                               # once only
+        layer(x).sum().backward()                        # training, with the graph recorded: no warning
+        layer.eval()
+        running = layer.running_mean.data.copy()
+        evaluate_by_hand()
+    np.testing.assert_array_equal(layer.running_mean.data, running)
+
+
 # -- bad input ------------------------------------------------------------------------------------------------
 
 def test_bad_input_messages() -> None:

@@ -608,6 +608,12 @@ class BatchNorm1d(Module):
         _check_batch(x, self.num_features, self.training, f"BatchNorm1d({self.num_features})")
         if not self.training:
             return _batch_norm(x, self.weight, self.bias, self.eps, self.running_mean, self.running_var)[0]
+        if not is_grad_enabled():  # no graph is being recorded: most likely an evaluation by hand
+            learner_warning("batch norm in training mode", (
+                f"BatchNorm1d({self.num_features}): the model is in training mode, so each sample is normalised "
+                f"with the statistics of the batch it came in (its result depends on the other samples) and the "
+                f"running statistics move. To evaluate, call model.eval() first (and model.train() before "
+                f"training again); evaluate() and fit() switch modes themselves."))
         out, mean, variance = _batch_norm(x, self.weight, self.bias, self.eps, None, None)
         n, m = x.shape[0], self.momentum
         # NOTE: the setter (not .data[...] =) stamps the change, so a graph that read the old statistics
