@@ -99,6 +99,7 @@ def test_dropout_drops_scales_and_backpropagates_through_its_mask() -> None:
     assert np.array_equal(nn.Dropout(0.0, rng=0)(x.data).data, x.data)  # p = 0 drops nothing
 
 
+@pytest.mark.filterwarnings("ignore:Dropout. p=0.86:tinygrad_edu.diagnostics.LearnerWarning")  # a large p on purpose
 def test_dropouts_gradient_given_its_mask_equals_pytorchs() -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
@@ -141,6 +142,24 @@ def test_dropout_refuses_p_outside_0_1_and_names_it() -> None:
             nn.Dropout(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"MLP\(dropout=...\)"):
         nn.MLP([2, 1], dropout=1.0)
+
+
+def test_dropout_translates_the_courses_keep_prob() -> None:
+    import warnings
+
+    from tinygrad_edu.diagnostics import LearnerWarning
+
+    with pytest.raises(TypeError, match=r"not the course's keep_prob: keep_prob=0.86 is Dropout\(0.14\)"):
+        nn.Dropout(keep_prob=0.86)
+    # a keep_prob passed as p drops most units: said once, with the p that was probably meant
+    with pytest.warns(LearnerWarning, match=r"Dropout: p=0.8 drops 80% .* keep_prob = 0.8, that is p = 0.2\."):
+        nn.Dropout(0.8)
+    with pytest.warns(LearnerWarning, match=r"MLP\(dropout=...\): p=0.7 drops 70%"):
+        nn.MLP([2, 2, 1], dropout=0.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LearnerWarning)
+        nn.Dropout(0.5)
+        nn.MLP([2, 2, 1], dropout=0.14)
 
 
 def test_mlp_puts_dropout_after_hidden_layers_and_shares_its_generator() -> None:

@@ -689,6 +689,10 @@ def _drop_probability(p: Any, who: str) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p < 1:
         raise ValueError(f"{who}: p is the probability of dropping a unit and must lie in [0, 1), got p={p!r}. "
                          f"The course's keep_prob is 1 - p: keep_prob = 0.86 is Dropout(0.14).")
+    if p > 0.5:  # the course's keep_prob values (0.7 to 0.9) passed as p drop most units
+        learner_warning("dropout p above 0.5", (
+            f"{who}: p={p:g} drops {p:.0%} of the units (p is the probability of dropping, as in PyTorch). If you "
+            f"meant the course's keep_prob = {p:g}, that is p = {1 - p:.2g}."))
     return float(p)
 
 
@@ -712,7 +716,11 @@ class Dropout(Module):
     [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
     """
 
-    def __init__(self, p: float = 0.5, rng: RngLike = None) -> None:
+    def __init__(self, p: float = 0.5, rng: RngLike = None, *, keep_prob: Any = None) -> None:
+        if keep_prob is not None:  # the course's word, refused with its translation
+            meant = f"Dropout({1 - keep_prob:.2g})" if isinstance(keep_prob, (int, float)) else "Dropout(1 - keep_prob)"
+            raise TypeError(f"Dropout takes p, the probability of dropping a unit (as in PyTorch), not the course's "
+                            f"keep_prob: keep_prob={keep_prob!r} is {meant}.")
         self.p = _drop_probability(p, "Dropout")
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.mask: np.ndarray | None = None
