@@ -7,7 +7,8 @@ and the last, and the wall time. Run with one BLAS thread, e.g.
 
     OPENBLAS_NUM_THREADS=1 nice -n 10 python examples/nielsen_chapter3.py --runs all --seeds 0-9 --out ch3.jsonl
 
-and summarise a file with ``--summary ch3.jsonl``.
+and summarise a file with ``--summary ch3.jsonl``. ``--epochs 2`` stops each run early, for a first look (the
+book's figures need the full count).
 """
 
 from __future__ import annotations
@@ -51,17 +52,18 @@ RUNS: dict[str, Run] = {
 }
 
 
-def run(name: str, seed: int) -> dict:
+def run(name: str, seed: int, epochs: int | None = None) -> dict:
     spec = RUNS[name]
+    epochs = spec.epochs if epochs is None else min(epochs, spec.epochs)
     data = datasets.load_mnist()
     evaluation = (data.test_x, data.test_y) if spec.evaluation == "test" else (data.val_x, data.val_y)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     net = network2.Network(list(spec.sizes), rng=rng, init=spec.init)
-    history = net.SGD(data.train_x[:spec.train], data.train_y[:spec.train], spec.epochs, 10, spec.eta,
+    history = net.SGD(data.train_x[:spec.train], data.train_y[:spec.train], epochs, 10, spec.eta,
                       lmbda=spec.lmbda, evaluation=evaluation, rng=rng)
     accuracy = history["evaluation_accuracy"]
-    return {"run": name, "seed": seed, "book": spec.book, "evaluation": spec.evaluation,
+    return {"run": name, "seed": seed, "epochs": epochs, "book": spec.book, "evaluation": spec.evaluation,
             "best": max(accuracy), "last": accuracy[-1], "accuracy": accuracy,
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -76,9 +78,11 @@ def summary(path: str) -> None:
         found.sort(key=lambda r: r["seed"])
         last = [100 * r["last"] for r in found]
         best = [100 * r["best"] for r in found]
+        short = {r["epochs"] for r in found if r.get("epochs", RUNS[name].epochs) < RUNS[name].epochs}
+        note = f"  (stopped early: {', '.join(map(str, sorted(short)))} epochs)" if short else ""
         print(f"{name:13} book {RUNS[name].book:45} {len(found)} seeds  last {min(last):.2f}-{max(last):.2f}  "
               f"best {min(best):.2f}-{max(best):.2f}  epoch 0 {min(100 * r['accuracy'][0] for r in found):.2f}-"
-              f"{max(100 * r['accuracy'][0] for r in found):.2f}  ({sum(r['seconds'] for r in found):.0f} s)")
+              f"{max(100 * r['accuracy'][0] for r in found):.2f}  ({sum(r['seconds'] for r in found):.0f} s){note}")
 
 
 def _seeds(text: str) -> list[int]:
@@ -92,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="all", help=f"comma-separated, or all: {', '.join(RUNS)}")
     parser.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0-9 or 0,3,5 (default 0)")
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="stop each run after N epochs, for a first look (default: the book's count)")
     parser.add_argument("--out", default=None, help="append one JSON line per run to this file")
     parser.add_argument("--summary", metavar="FILE", default=None, help="summarise a file written by --out")
     args = parser.parse_args(argv)
@@ -101,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     names = list(RUNS) if args.runs == "all" else args.runs.split(",")
     for name in names:
         for seed in args.seeds:
-            row = run(name, seed)
-            print(f"{name} seed {seed}: last {row['last']:.2%}, best {row['best']:.2%} ({row['seconds']} s)",
-                  flush=True)
+            row = run(name, seed, args.epochs)
+            print(f"{name} seed {seed}, {row['epochs']} epochs: last {row['last']:.2%}, best {row['best']:.2%} "
+                  f"({row['seconds']} s)", flush=True)
             if args.out:
                 with open(args.out, "a", encoding="utf-8") as stream:
                     stream.write(json.dumps(row) + "\n")

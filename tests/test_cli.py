@@ -106,3 +106,5 @@ def test_train_net_conv_refuses_the_mlp_options(capsys: pytest.CaptureFixture[st
     assert main(["train", "--net", "conv2", "--sizes", "784,10", "--checkpoint", "run.npz"]) == 2
     err = capsys.readouterr().err
     assert "--sizes, --checkpoint set the MLP's training" in err and "Leave them out" in err
+    assert main(["train", "--net", "conv", "--batchnorm"]) == 2
+    assert "--batchnorm set the MLP's training" in capsys.readouterr().err

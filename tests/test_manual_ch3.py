@@ -337,3 +337,25 @@ def test_the_bundled_points_are_what_the_script_makes() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--check"]) == 0
+
+
+def test_the_chapter_3_script_stops_early_when_asked_and_says_so(tmp_path, capsys, monkeypatch) -> None:
+    """examples/nielsen_chapter3.py --epochs N: a first look at a run, marked as stopped early in the summary."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "nielsen_chapter3.py"
+    spec = importlib.util.spec_from_file_location("nielsen_chapter3", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    out = tmp_path / "ch3.jsonl"
+    assert module.main(["--runs", "overfit1000", "--epochs", "2", "--out", str(out)]) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["epochs"] == 2 and len(row["accuracy"]) == 2 and row["last"] == row["accuracy"][-1]
+    assert "overfit1000 seed 0, 2 epochs: last" in capsys.readouterr().out
+    assert module.main(["--summary", str(out)]) == 0
+    assert "(stopped early: 2 epochs)" in capsys.readouterr().out

@@ -228,7 +228,7 @@ def _train_convnet(args: argparse.Namespace) -> int:
                 "--momentum": args.momentum != 0, "--cost": args.cost != "quadratic", "--init": args.init != "normal",
                 "--lmbda": args.lmbda != 0, "--dropout": args.dropout != 0, "--patience": args.patience is not None,
                 "--schedule": args.schedule is not None, "--checkpoint": args.checkpoint is not None,
-                "--resume": args.resume}
+                "--resume": args.resume, "--batchnorm": args.batchnorm}
     refused = [flag for flag, given in mlp_only.items() if given]
     if refused:
         print(f"tinygrad-edu train: {', '.join(refused)} set the MLP's training; --net {args.net} trains Nielsen's "
