@@ -107,4 +107,4 @@ def test_train_net_conv_refuses_the_mlp_options(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "--sizes, --checkpoint set the MLP's training" in err and "Leave them out" in err
     assert main(["train", "--net", "conv", "--batchnorm"]) == 2
-    assert "--batchnorm set the MLP's training" in capsys.readouterr().err
+    assert "--batchnorm sets the MLP's training" in capsys.readouterr().err
