@@ -231,7 +231,8 @@ def _train_convnet(args: argparse.Namespace) -> int:
                 "--resume": args.resume, "--batchnorm": args.batchnorm}
     refused = [flag for flag, given in mlp_only.items() if given]
     if refused:
-        print(f"tinygrad-edu train: {', '.join(refused)} {'sets' if len(refused) == 1 else 'set'} the MLP's training; --net {args.net} trains Nielsen's "
+        verb = "sets" if len(refused) == 1 else "set"
+        print(f"tinygrad-edu train: {', '.join(refused)} {verb} the MLP's training; --net {args.net} trains Nielsen's "
               f"chapter-6 network as his network3.py does (plain SGD, softmax and log-likelihood, his initial "
               f"weights; conv2_relu with his L2 term), without checkpoints. Leave "
               f"{'it' if len(refused) == 1 else 'them'} out.", file=sys.stderr)
