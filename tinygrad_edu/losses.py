@@ -157,7 +157,9 @@ def binary_cross_entropy(p: Any, y: Any, eps: float = 0.0, reduction: str = "mea
     L = -(1/n) sum_i sum_k [y log p + (1 - y) log(1 - p)]: summed over each sample's outputs and averaged over
     the n samples (``reduction="mean"``, the MNIST tutorial's convention); ``"sum"`` drops the 1/n and
     ``"per_sample"`` returns the n per-sample sums. PyTorch's ``BCELoss`` averages over all elements instead,
-    so for k outputs per sample it is this value divided by k.
+    so for k outputs per sample it is this value divided by k. It is Nielsen's chapter-3 cross-entropy cost
+    (``manual.network2``, cost="cross_entropy"); ``sigmoid_cross_entropy`` is the same value under the MNIST
+    tutorial's name.
 
     dL/dp = (p - y) / (p (1 - p)) / n; after a Sigmoid (p = sigmoid(z)) that becomes dL/dz = (p - y) / n.
     With ``eps > 0``, p is clipped into [eps, 1 - eps] first (no gradient flows where it was clipped).
@@ -181,6 +183,7 @@ def sigmoid_cross_entropy(a: Any, y: Any, reduction: str = "mean") -> Tensor:
     output delta: dL/dz = dL/da * a (1 - a) = (a - y) / n, which ``backward`` reproduces through the Sigmoid
     node. Its limit: once the sigmoid rounds to exactly 1.0 (z > about 37 in float64, 17 in float32) a wrong
     answer costs log(0) = inf; ``binary_cross_entropy_with_logits(z, y)`` takes z itself and stays finite.
+    The value is ``binary_cross_entropy``'s (Nielsen's chapter-3 cost), under the tutorial's name.
 
     >>> z = Tensor([[0.0, 2.0]], requires_grad=True)
     >>> sigmoid_cross_entropy(z.sigmoid(), [[1.0, 0.0]]).backward()
