@@ -266,3 +266,28 @@ def test_the_courses_conv_net_on_mnist_with_its_own_mask_is_told_where() -> None
     assert [r.name for r in report.rows if not r.ok] == ["W1"], report
     assert report.row("W1").diagnosis.startswith("the weight gradient of the conv2d with W1 is rotated by 180°"), \
         report.row("W1").diagnosis
+
+
+def test_an_input_gradient_that_keeps_the_padding_says_crop_it() -> None:
+    x, w, b = X[:, :, :5, :5], PARAMS["W1"], PARAMS["b1"]
+    u = np.random.default_rng(3).standard_normal((2, 3, 5, 5))
+
+    def padded_dx(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        dxp = np.zeros((2, 2, 7, 7))                                  # the gradient of the padded input
+        for i in range(5):
+            for j in range(5):
+                dxp[:, :, i:i + 3, j:j + 3] += np.einsum("no,ocij->ncij", u[:, :, i, j], p["w"])
+        dw = np.einsum("nohw,nchwij->ocij", u, windows(np.pad(p["x"], ((0, 0), (0, 0), (1, 1), (1, 1))), 3))
+        return {"x": dxp, "w": dw, "b": u.sum(axis=(0, 2, 3))}
+
+    def conv_loss(t: dict[str, Tensor]) -> Tensor:
+        return (t["x"].conv2d(t["w"], t["b"], padding=1) * u).sum()
+
+    report = check_backprop(padded_dx, conv_loss, {"x": x, "w": w, "b": b})
+    assert [r.name for r in report.rows if not r.ok] == ["x"], report
+    assert report.row("x").diagnosis.startswith(
+        "has shape (2, 2, 7, 7), the zero-padded input's, and its middle is the right gradient: the padding was "
+        "kept. Crop it off: yours[:, :, 1:-1, 1:-1]"), report.row("x").diagnosis
+    fixed = check_backprop(lambda p: {**padded_dx(p), "x": padded_dx(p)["x"][:, :, 1:-1, 1:-1]}, conv_loss,
+                           {"x": x, "w": w, "b": b})
+    assert fixed.ok, fixed

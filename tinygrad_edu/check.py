@@ -618,10 +618,27 @@ def wrong_axis(ev: Evidence) -> Finding | None:
         rest = "once it is transposed" if ev.given.shape == ev.right.shape[::-1] else "once reshaped"
         return Finding(f"{ev.shape_story}; its values agree {rest}.")
     if not ev.lined_up:
+        kept = _padding_kept(ev)
+        if kept:
+            return Finding(kept)
         return Finding(f"has shape {ev.given.shape}, which cannot be the gradient of a parameter of shape "
                        f"{ev.right.shape} ({ev.given.size} values instead of {ev.right.size}); a gradient has its "
                        f"parameter's shape (a sum over the examples left out? check the axis and keepdims)")
     return None
+
+
+def _padding_kept(ev: Evidence) -> str | None:
+    """Yours is larger by an even number on some axes, and its middle is the right gradient: the gradient of the
+    zero-padded input, with the padding not cropped off (the course's dA_prev_pad)."""
+    extra = [g - r for g, r in zip(ev.given.shape, ev.right.shape)]
+    if ev.given.ndim != ev.right.ndim or any(e < 0 or e % 2 for e in extra) or not any(extra):
+        return None
+    middle = ev.given[tuple(slice(e // 2, e // 2 + r) for e, r in zip(extra, ev.right.shape))]
+    if not ev.close(middle, ev.right):
+        return None
+    crop = ", ".join(f"{e // 2}:-{e // 2}" if e else ":" for e in extra)
+    return (f"has shape {ev.given.shape}, the zero-padded input's, and its middle is the right gradient: the "
+            f"padding was kept. Crop it off: yours[{crop}] (the course's dA_prev_pad[pad:-pad, pad:-pad])")
 
 
 def _axes(axes: tuple[int, ...]) -> str:
