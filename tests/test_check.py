@@ -1233,3 +1233,28 @@ def test_a_dropout_mask_of_two_entries_is_named_between_the_layers() -> None:
     loss_fn = lambda t: ((t["W2"] @ ((t["W1"] @ x + t["b1"]).tanh() * mask) + t["b2"]) ** 2).sum()
     report = check_backprop(_engine_grads_with(params, loss_fn, {"W1": 0.5, "b1": 0.5}), loss_fn, params)
     assert report.row("W1").diagnosis.endswith("(dA1 -> dZ1: tanh's derivative, the dropout mask)")
+
+
+def test_masks_drawn_inside_manual_on_each_call_are_named_first() -> None:
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 6))
+    params = {"W1": rng.standard_normal((4, 3)), "W2": rng.standard_normal((1, 4))}
+    fixed = (rng.random((4, 6)) < 0.5) / 0.5
+    draws = np.random.default_rng(0)
+
+    def manual(p: dict[str, np.ndarray], mask: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        d = (draws.random((4, 6)) < 0.5) / 0.5 if mask is None else mask   # the course draws D1 in its forward
+        a = np.tanh(p["W1"] @ x) * d
+        dz = (p["W2"].T @ np.ones((1, 6))) * d * (1 - np.tanh(p["W1"] @ x) ** 2)
+        return float((p["W2"] @ a).sum()), {"W1": dz @ x.T, "W2": a.sum(axis=1)[None, :]}
+
+    loss_fn = lambda t: (t["W2"] @ ((t["W1"] @ x).tanh() * fixed)).sum()
+    report = check_backprop(manual, loss_fn, params)
+    assert not report.ok and report.manual_varies
+    assert str(report).startswith("DISAGREE: manual(params) gave other numbers when called again with the same "
+                                  "params: it draws random numbers on each call (dropout masks?)"), str(report)
+    agreed = check_backprop(lambda p: manual(p, fixed), loss_fn, params)   # the same mask in both: they agree
+    assert agreed.ok and not agreed.manual_varies, str(agreed)
+    other = check_backprop(lambda p: manual(p, np.ones((4, 6))), loss_fn, params)   # deterministic, but wrong
+    assert not other.ok and not other.manual_varies
+    assert "the same dropout masks" in str(other)

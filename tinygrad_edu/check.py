@@ -93,6 +93,7 @@ class BackpropReport:
     engine_cost: float = float("nan")  # loss(t)
     tolerance_reason: str = "given"   # where the tolerance came from (your dtype's default, or given)
     notes: list[str] = field(default_factory=list)  # what was skipped or assumed (intermediates such as dA1)
+    manual_varies: bool = False       # a second manual(params) gave other numbers: it draws random ones
 
     @property
     def costs_differ(self) -> bool:
@@ -141,11 +142,17 @@ class BackpropReport:
         return f"cost: yours {self.cost:.12g}, engine {self.engine_cost:.12g}"
 
     def _lead(self) -> list[str]:
-        if not self.costs_differ:
-            return []
-        return [f"DISAGREE: your cost {self.cost:.12g} is not loss(t)'s {self.engine_cost:.12g}: your forward pass "
-                f"and loss(t) compute different functions, so their gradients cannot be compared. Make the costs "
-                f"agree first (the same data, the same regularisation, the same mean)."]
+        lines = []
+        if self.manual_varies:
+            lines.append("DISAGREE: manual(params) gave other numbers when called again with the same params: it "
+                         "draws random numbers on each call (dropout masks?), which loss(t) cannot draw alike. Draw "
+                         "them once, outside both functions, and use the same arrays in manual and in loss.")
+        if self.costs_differ:
+            lines.append(f"DISAGREE: your cost {self.cost:.12g} is not loss(t)'s {self.engine_cost:.12g}: your "
+                         f"forward pass and loss(t) compute different functions, so their gradients cannot be "
+                         f"compared. Make the costs agree first (the same data, the same regularisation, the same "
+                         f"mean, the same dropout masks).")
+        return lines
 
     def __str__(self) -> str:
         head = ("parameter", "shape", "max abs", "max rel", "first disagreement")
@@ -232,7 +239,22 @@ def check_backprop(manual: Callable[[Any], Any], loss: Callable[[Any], Tensor], 
                             notes=notes)
     graph = _Graph(out, tensors, engine)   # read only when something disagrees
     report.rows = _compare_all(by_hand, arrays, engine, graph, tolerance)
+    if not report.ok:
+        report.manual_varies = _varies(manual, layout, arrays, cost, by_hand)
     return report
+
+
+def _varies(manual: Callable[[Any], Any], layout: _Layout, arrays: Arrays, cost: float | None,
+            by_hand: Arrays) -> bool:
+    """A second ``manual(params)`` gives another cost or other gradients: it draws random numbers each call."""
+    try:
+        again_cost, again, _ = _manual_gradients(
+            _call("manual(params)", manual, layout.pack([a.copy() for a in arrays.values()])), layout, arrays)
+    except CodeError:
+        return False
+    first, second = (np.nan if c is None else c for c in (cost, again_cost))
+    return (not np.array_equal(first, second, equal_nan=True)
+            or any(not np.array_equal(again[name], g, equal_nan=True) for name, g in by_hand.items()))
 
 
 def _tolerance(given: float | None, arrays: Sequence[np.ndarray]) -> tuple[float, str]:
