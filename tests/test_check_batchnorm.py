@@ -27,9 +27,12 @@ NAMED = {
     "no_eps": ("eps forgotten", "eps = 1e-05"),
     "swapped": ("d_beta and d_gamma swapped",),
     "gamma_without_x_hat": ("d_gamma without x_hat",),
+    "mean_not_divided": ("dL/dmean not divided by N", "N = 6"),
+    "mean_sign": ("dL/dmean with the wrong sign", "-Σ dL/dcentred"),
+    "square_without_2": ("the 2 of d(centred²)/dcentred dropped", "N = 6"),
 }
 ROWS = {"mean_path": {"x"}, "no_mean": {"x"}, "n_minus_1": {"x"}, "no_eps": {"x"}, "swapped": {"gamma", "beta"},
-        "gamma_without_x_hat": {"gamma"}}
+        "gamma_without_x_hat": {"gamma"}, "mean_not_divided": {"x"}, "mean_sign": {"x"}, "square_without_2": {"x"}}
 
 
 def one_layer(offset: float = 1.5, rows: int = 6) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -164,6 +167,8 @@ def test_the_mlp_agrees_when_right() -> None:
 
 
 @pytest.mark.parametrize("slip, dtype", [("mean_path", np.float64), ("n_minus_1", np.float64),
+                                         ("mean_not_divided", np.float64), ("mean_sign", np.float64),
+                                         ("square_without_2", np.float64),
                                          ("no_eps", np.float64), ("no_mean", np.float64), ("no_eps", np.float32),
                                          ("mean_path", np.float32), ("no_mean", np.float32)])
 def test_a_slip_in_every_batch_norm_of_an_mlp_is_named_below_it(slip: str, dtype: Any) -> None:

@@ -928,6 +928,15 @@ _BATCHNORM_SLIPS: list[tuple[str, BatchNormSlip]] = [
     ("dx misses its path through the mean: x reaches the output through the mean too, so dx needs + dL/dmean / N "
      "(dL/dmean = -Σ dL/dcentred over the batch, N = {n})",
      lambda bn, d: (bn.sum(bn.d_x_hat(d)) * (bn.variance + bn.eps) ** -0.5 / bn.n + 0 * d, 0 * d, 0 * d)),
+    ("dL/dmean not divided by N: mean = (1/N) Σ x, so x's path through the mean adds dL/dmean / N to dx "
+     "(N = {n}), not dL/dmean (dL/dmean = -Σ dL/dcentred over the batch)",
+     lambda bn, d: (-bn.sum(bn.d_x_hat(d)) * (bn.variance + bn.eps) ** -0.5 * (1 - 1 / bn.n) + 0 * d, 0 * d, 0 * d)),
+    ("dL/dmean with the wrong sign: centred = x - mean, so dL/dmean = -Σ dL/dcentred over the batch, and dx "
+     "gets + dL/dmean / N",
+     lambda bn, d: (2 * bn.sum(bn.d_x_hat(d)) * (bn.variance + bn.eps) ** -0.5 / bn.n + 0 * d, 0 * d, 0 * d)),
+    ("the 2 of d(centred²)/dcentred dropped: the variance's path adds dL/dvariance·2(x - mean)/N to dx "
+     "(N = {n}), not dL/dvariance·(x - mean)/N",
+     lambda bn, d: (-bn.centred * bn.d_variance(d) / bn.n, 0 * d, 0 * d)),
     ("1/(N - 1) where the batch variance has 1/N (N = {n}): the batch is normalised with the biased variance, "
      "so d(variance)/d(x - mean) = 2(x - mean)/N; only running_var keeps the unbiased 1/(N - 1)",
      lambda bn, d: (2 * bn.centred * bn.d_variance(d) * (1 / (bn.n - 1) - 1 / bn.n), 0 * d, 0 * d)),
@@ -1464,7 +1473,9 @@ def _conv_slips(node: Tensor, g: np.ndarray, where: str) -> list[Slip]:
     full = ("the input gradient is the full convolution of dZ with every filter rotated by 180° (flipped along "
             "both its height and its width) and its channel axes swapped")
     if kh * kw > 1:
-        input_slip(f"uses the kernel unrotated (or rotated twice): {full}", _conv_grads(g, x, rotated, stride, padding))
+        input_slip(f"uses the kernel unrotated (or rotated twice): {full}; in the course's loop form, "
+                   f"dA_prev_pad[window] += W[..., c] * dZ[h, w, c], W goes in as it is, never rotated",
+                   _conv_grads(g, x, rotated, stride, padding))
         weight_slip("is rotated by 180°: it is the correlation of the input with dZ (dW += a_slice_prev * dZ), not a "
                     "convolution, so no filter is turned", right[1][:, :, ::-1, ::-1])
     if o == c:

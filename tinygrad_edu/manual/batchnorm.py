@@ -255,6 +255,28 @@ def _no_mean(d_out: np.ndarray, cache: Cache) -> Grads:
     return {**grads, "x": grads["x"] - d_mean / n}
 
 
+def _mean_not_divided(d_out: np.ndarray, cache: Cache) -> Grads:
+    # the last line with "+ d_mean" where it needs "+ d_mean / N"
+    n = cache.x.shape[0]
+    grads = backward_staged(d_out, cache)
+    d_mean = -(d_out * cache.gamma * cache.inv_std).sum(axis=0)
+    return {**grads, "x": grads["x"] + d_mean * (1 - 1 / n)}
+
+
+def _mean_sign(d_out: np.ndarray, cache: Cache) -> Grads:
+    # d_mean = +sum d_centred, where centred = x - mean makes it minus that
+    n = cache.x.shape[0]
+    grads = backward_staged(d_out, cache)
+    d_mean = -(d_out * cache.gamma * cache.inv_std).sum(axis=0)
+    return {**grads, "x": grads["x"] - 2 * d_mean / n}
+
+
+def _square_without_2(d_out: np.ndarray, cache: Cache) -> Grads:
+    # squared = centred^2 with the local derivative centred where it is 2 centred
+    grads = backward_staged(d_out, cache)
+    return {**grads, "x": grads["x"] - cache.centred * _d_variance(d_out, cache) / cache.x.shape[0]}
+
+
 SLIPS: dict[str, Slip] = {slip.name: slip for slip in (
     Slip("mean_path", "the variance's gradient misses its path through the mean: with variance = mean(x^2) - "
                       "mean^2, d_mean needs -2 mean d_variance (zero only when the batch mean is 0)",
@@ -267,6 +289,12 @@ SLIPS: dict[str, Slip] = {slip.name: slip for slip in (
          _gamma_without_x_hat),
     Slip("no_mean", "d_x misses its path through the mean: add d_mean / N, d_mean = -sum_n d_centred",
          _no_mean),
+    Slip("mean_not_divided", "d_mean not divided by N: mean = (1/N) sum x, so d_x gets d_mean / N",
+         _mean_not_divided),
+    Slip("mean_sign", "d_mean with the wrong sign: centred = x - mean, so d_mean = -sum_n d_centred",
+         _mean_sign),
+    Slip("square_without_2", "the 2 of d(centred^2) dropped: d_centred gets 2 centred d_variance / N",
+         _square_without_2),
 )}
 """The usual slips by name, each a complete (wrong) backward: planted mistakes for the tests and the check."""
 
