@@ -229,6 +229,22 @@ def test_evaluate_uses_eval_mode_and_fit_trains_in_train_mode() -> None:
     assert 0 <= accuracy <= 1 and len(history["loss"]) == 1
 
 
+def test_fit_refuses_a_last_mini_batch_of_one_before_it_trains() -> None:
+    data = datasets.load_mnist()
+    model = nn.MLP([784, 4, 10], batchnorm=True, rng=0)
+    before = [p.data.copy() for p in model.parameters()]
+    train = (data.train_x[:21], datasets.one_hot(data.train_y[:21]))
+    with pytest.raises(ValueError, match=r"^fit: 21 samples in mini-batches of 10 leave a last mini-batch of 1 "):
+        fit(model, losses.sigmoid_cross_entropy, optim.SGD(model.parameters(), lr=0.5), train, epochs=1,
+            batch_size=10, rng=0, progress=False)
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))   # nothing was trained
+    fit(model, losses.sigmoid_cross_entropy, optim.SGD(model.parameters(), lr=0.5), train, epochs=1, batch_size=7,
+        rng=0, progress=False)                                                           # 3 batches of 7: trains
+    plain = nn.MLP([784, 4, 10], rng=0)                        # without batch norm a last batch of 1 is fine
+    fit(plain, losses.sigmoid_cross_entropy, optim.SGD(plain.parameters(), lr=0.5), train, epochs=1, batch_size=10,
+        rng=0, progress=False)
+
+
 def test_evaluating_in_training_mode_by_hand_warns_once_and_eval_mode_does_not() -> None:
     import warnings
 

@@ -32,6 +32,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_lock, pre
 from .datasets import batches
 from .grad_mode import no_grad
 from .health import watch_saturation
+from .nn import BatchNorm1d
 from .schedules import Schedule, check_patience, early_stopping, scheduled_rate
 from .tensor import Tensor
 
@@ -139,6 +140,11 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         history["lr"] = []
     if resume and checkpoint is None:
         raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
+    layers = getattr(model, "named_modules", None)  # a Module's; a plain function has none
+    if len(x) % batch_size == 1 and layers and any(isinstance(m, BatchNorm1d) for _, m in layers()):
+        raise ValueError(f"fit: {len(x)} samples in mini-batches of {batch_size} leave a last mini-batch of 1 "
+                         f"sample, and batch norm cannot normalise one sample by its own statistics; choose another "
+                         f"batch_size, or leave one sample out.")
     kept = {"patience": str(patience or 0), "schedule": _schedule_name(schedule),
             **{str(key): str(value) for key, value in (settings or {}).items()}}
     done = 0
