@@ -995,6 +995,21 @@ def test_a_kink_note_only_for_parameters_upstream_of_the_kink() -> None:
     assert [r.name for r in report.rows if not r.ok] == ["v"] and "note:" not in report.row("v").diagnosis
 
 
+def test_no_kink_note_where_a_named_pattern_fits_every_entry() -> None:
+    params, x = _relu_net()
+
+    def manual(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:   # the engine's relu' (Z > 0), all twice over
+        z = p["W"] @ x + p["b"]
+        dz = 2 * p["v"].T * (z > 0)
+        return {"W": dz @ x.T, "b": dz.sum(axis=1, keepdims=True), "v": np.maximum(z, 0).sum(axis=1)[None, :]}
+
+    report = check_backprop(manual, lambda t: (t["v"] @ (t["W"] @ x + t["b"]).relu()).sum(), params)
+    assert [r.name for r in report.rows if not r.ok] == ["W", "b"], str(report)
+    for name in ("W", "b"):
+        assert "2.00 times the right gradient" in report.row(name).diagnosis, report.row(name).diagnosis
+        assert "note:" not in report.row(name).diagnosis   # the kink below is no part of a factor of 2
+
+
 def test_every_relu_at_its_kink_at_once() -> None:
     rng = np.random.default_rng(18)
     x = rng.standard_normal((3, 5))

@@ -499,7 +499,7 @@ def _compare_all(by_hand: Arrays, arrays: Arrays, engine: Arrays, graph: _Graph,
                 text = f"{text}; {located[name]}"
             if ev.shape_story and not text.startswith(ev.shape_story) and not text.startswith("summed over"):
                 text = f"{ev.shape_story}; and even lined up it disagrees: {text}"
-            if finding.kind != KINK:
+            if finding.kind == WEAK:  # a named pattern fits every entry; where none does, a kink may be why
                 text += graph.kink_note(name)
         rows.append(ev.row(text))
     return rows
@@ -571,7 +571,8 @@ class Evidence:
 OWN, UPSTREAM, WEAK, KINK = "own", "upstream", "weak", "kink"
 """A Finding's kind: OWN, a slip in this gradient's own line (kept as it is); UPSTREAM, it fits a mistake that
 reaches this gradient from above, e.g. a factor (the place where it enters is added); WEAK, a pattern only
-(replaced by that place when there is one); KINK, right but for a kink's convention (no kink note added)."""
+(replaced by that place when there is one, and the only kind given a note about a kink upstream); KINK, right
+but for a kink's convention."""
 
 
 @dataclass(frozen=True)
@@ -1165,7 +1166,8 @@ class _Graph:
             if near(1 / kp):
                 return f" (= 1/keep_prob, keep_prob = {kp:g}: an extra / keep_prob)"
             if near(kp * kp):
-                return f" (= keep_prob², keep_prob = {kp:g}: multiplied by keep_prob where it divides?)"
+                return (f" (= keep_prob², keep_prob = {kp:g}: multiplied by keep_prob where it divides, or "
+                        f"/ keep_prob missing twice, as in two layers' masks)")
         if near(2.0):
             return " (= 2: the 2 from a square counted twice, or a 1/2 left out)"
         if near(0.5):
