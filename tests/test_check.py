@@ -1266,10 +1266,47 @@ def test_masks_drawn_inside_manual_on_each_call_are_named_first() -> None:
     loss_fn = lambda t: (t["W2"] @ ((t["W1"] @ x).tanh() * fixed)).sum()
     report = check_backprop(manual, loss_fn, params)
     assert not report.ok and report.manual_varies
-    assert str(report).startswith("DISAGREE: manual(params) gave other numbers when called again with the same "
-                                  "params: it draws random numbers on each call (dropout masks?)"), str(report)
+    assert str(report).split("\n")[0] == (
+        "DISAGREE: manual(params) gave other numbers when called again with the same params: it draws random numbers "
+        "on each call (dropout masks?), which loss(t) cannot draw alike. Draw them once, outside both functions, and "
+        "use the same arrays in manual and in loss."), str(report)
+    # the gradients alone vary (no cost returned), or the cost alone: either is a draw
+    assert check_backprop(lambda p: manual(p)[1], loss_fn, params).manual_varies
+    right = manual(params, fixed)[1]
+    assert check_backprop(lambda p: (float(draws.random()), right), loss_fn, params).manual_varies
+    # not a draw: the same NaN twice, or a manual that fails the second time it runs
+    nan_twice = check_backprop(lambda p: {**manual(p, fixed)[1], "W2": np.full((1, 4), np.nan)}, loss_fn, params)
+    assert not nan_twice.ok and not nan_twice.manual_varies
+    calls = []
+
+    def fails_when_called_again(p: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("only once")
+        return manual(p, np.ones((4, 6)))
+
+    once = check_backprop(fails_when_called_again, loss_fn, params)
+    assert not once.ok and not once.manual_varies and len(calls) == 2
     agreed = check_backprop(lambda p: manual(p, fixed), loss_fn, params)   # the same mask in both: they agree
     assert agreed.ok and not agreed.manual_varies, str(agreed)
     other = check_backprop(lambda p: manual(p, np.ones((4, 6))), loss_fn, params)   # deterministic, but wrong
     assert not other.ok and not other.manual_varies
     assert "the same dropout masks" in str(other)
+
+
+def test_a_gradient_padded_on_one_side_only_is_not_called_kept_padding() -> None:
+    rng = np.random.default_rng(4)
+    x, w, u = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((2, 3, 5, 5))
+
+    def conv_loss(t: dict[str, Tensor]) -> Tensor:
+        return (t["x"].conv2d(t["w"], padding=1) * u).sum()
+
+    right = _engine_of({"x": x, "w": w}, conv_loss)
+    def padded(pad: tuple[tuple[int, int], ...]) -> Any:
+        return check_backprop(lambda p: {**right, "x": np.pad(right["x"], pad)}, conv_loss, {"x": x, "w": w})
+
+    for pad in (((0, 0), (0, 0), (0, 1), (0, 0)), ((0, 0), (0, 0), (1, 2), (1, 1))):   # odd extras: not a crop
+        report = padded(pad)
+        assert "padding was kept" not in report.row("x").diagnosis, report.row("x").diagnosis
+    kept = padded(((0, 0), (0, 0), (1, 1), (2, 2)))
+    assert "Crop it off: yours[:, :, 1:-1, 2:-2]" in kept.row("x").diagnosis, kept.row("x").diagnosis
