@@ -315,10 +315,12 @@ def test_im2col_and_col2im_match_torch_unfold_and_fold(g: dict[str, Any]) -> Non
     ((2, 1, 8, 8), (3, 1, 3, 3), (1, 3), 1, 0, ValueError, ["bias", "(3,)"]),
     ((1, 8, 8), (3, 1, 3, 3), None, 1, 0, ValueError, ["(N, C, H, W)", "x.reshape(1, 1, 8, 8)"]),
     # a batch of grey images, or of flattened ones (MNIST's rows): the weight's in_channels tells which reshape
-    ((4, 8, 8), (3, 1, 3, 3), None, 1, 0, ValueError, ["batch of grey images", "x.reshape(4, 1, 8, 8)."]),
+    ((4, 8, 6), (3, 1, 3, 3), None, 1, 0, ValueError, ["for a batch of grey images (N, H, W) pass "
+                                                      "x.reshape(4, 1, 8, 6)."]),
     ((4, 64), (3, 1, 3, 3), None, 1, 0, ValueError, ["flattened 8x8 images", "x.reshape(4, 1, 8, 8)."]),
     ((4, 192), (3, 3, 3, 3), None, 1, 0, ValueError, ["flattened 8x8 images", "x.reshape(4, 3, 8, 8)."]),
-    ((3, 8, 8), (3, 3, 3, 3), None, 1, 0, ValueError, ["one image (C, H, W)", "x.reshape(1, 3, 8, 8)."]),
+    ((3, 8, 6), (3, 3, 3, 3), None, 1, 0, ValueError, ["got (3, 8, 6); for one image (C, H, W) pass "
+                                                      "x.reshape(1, 3, 8, 6)."]),
     ((4, 8, 8), (3, 3, 3, 3), None, 1, 0, ValueError, ["expects 3 channels", "(N, 3, H, W)"]),
     ((4, 63), (3, 1, 3, 3), None, 1, 0, ValueError, ["one grey image", "x.reshape(1, 1, 4, 63)."]),
     ((4, 63), (3, 3, 3, 3), None, 1, 0, ValueError, ["reshape it to (N, C, H, W)."]),
@@ -337,7 +339,7 @@ def test_conv2d_refuses_bad_input_with_the_sizes_and_the_fix(x: Any, w: Any, b: 
     ((1, 1, 4, 4), 2, 0, ValueError, ["stride", "at least 1"]),
     ((1, 1, 4, 4), 2.0, None, TypeError, ["kernel_size", "2.0"]),
     ((4, 4), 2, None, ValueError, ["(N, C, H, W)", "x.reshape(1, 1, 4, 4)"]),
-    ((4, 6, 6), 2, None, ValueError, ["x.reshape(4, 1, 6, 6)", "one image (C, H, W), x.reshape(1, 4, 6, 6)"]),
+    ((4, 6, 5), 2, None, ValueError, ["x.reshape(4, 1, 6, 5)", "one image (C, H, W), x.reshape(1, 4, 6, 5)"]),
 ])
 def test_pools_refuse_bad_input(shape: Any, kernel: Any, stride: Any, error: type[Exception],
                                 words: list[str]) -> None:
