@@ -229,6 +229,14 @@ def test_evaluate_uses_eval_mode_and_fit_trains_in_train_mode() -> None:
     assert 0 <= accuracy <= 1 and len(history["loss"]) == 1
 
 
+def test_a_float32_layer_takes_a_float64_array_in_its_own_dtype() -> None:
+    layer = nn.BatchNorm1d(3, dtype=np.float32)
+    x = np.random.default_rng(1).standard_normal((4, 3))                # numpy's default, float64
+    for mode in ("train", "eval"):
+        layer.train(mode == "train")
+        assert layer(x).dtype == np.float32, mode
+
+
 def test_fit_refuses_a_last_mini_batch_of_one_before_it_trains() -> None:
     data = datasets.load_mnist()
     model = nn.MLP([784, 4, 10], batchnorm=True, rng=0)

@@ -144,13 +144,21 @@ def test_dropout_refuses_p_outside_0_1_and_names_it() -> None:
         nn.MLP([2, 1], dropout=1.0)
 
 
-def test_dropout_translates_the_courses_keep_prob() -> None:
+def test_dropout_refuses_the_courses_keep_prob_with_its_translation() -> None:
+    for keep_prob, meant in ((0.86, "Dropout(0.14)"), (1, "Dropout(0)"), ("0.8", "Dropout(1 - keep_prob)")):
+        with pytest.raises(TypeError) as error:
+            nn.Dropout(keep_prob=keep_prob)
+        assert str(error.value) == (f"Dropout takes p, the probability of dropping a unit (as in PyTorch), not the "
+                                    f"course's keep_prob: keep_prob={keep_prob!r} is {meant}.")
+    layer = nn.Dropout(0.25, keep_prob=None)
+    assert layer.p == 0.25 and layer.mask is None   # no mask before the first training pass
+
+
+def test_a_keep_prob_passed_as_p_is_a_learner_warning() -> None:
     import warnings
 
     from tinygrad_edu.diagnostics import LearnerWarning
 
-    with pytest.raises(TypeError, match=r"not the course's keep_prob: keep_prob=0.86 is Dropout\(0.14\)"):
-        nn.Dropout(keep_prob=0.86)
     # a keep_prob passed as p drops most units: said once, with the p that was probably meant
     with pytest.warns(LearnerWarning, match=r"Dropout: p=0.8 drops 80% .* keep_prob = 0.8, that is p = 0.2\."):
         nn.Dropout(0.8)
