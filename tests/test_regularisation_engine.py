@@ -138,7 +138,7 @@ class _FixedDraw:
 
 def test_dropout_refuses_p_outside_0_1_and_names_it() -> None:
     for bad in (1.0, -0.1, 1.5, True, "0.5"):
-        with pytest.raises(ValueError, match=r"p is the probability of dropping a unit .* \[0, 1\), got p="):
+        with pytest.raises(ValueError, match=r"^Dropout: p is the probability of dropping a unit .* \[0, 1\), got p="):
             nn.Dropout(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"MLP\(dropout=...\)"):
         nn.MLP([2, 1], dropout=1.0)
@@ -152,6 +152,7 @@ def test_dropout_refuses_the_courses_keep_prob_with_its_translation() -> None:
                                     f"course's keep_prob: keep_prob={keep_prob!r} is {meant}.")
     layer = nn.Dropout(0.25, keep_prob=None)
     assert layer.p == 0.25 and layer.mask is None   # no mask before the first training pass
+    assert nn.Dropout().p == 0.5                    # PyTorch's default
 
 
 def test_a_keep_prob_passed_as_p_is_a_learner_warning() -> None:
