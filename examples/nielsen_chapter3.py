@@ -85,6 +85,12 @@ def summary(path: str) -> None:
               f"{max(100 * r['accuracy'][0] for r in found):.2f}  ({sum(r['seconds'] for r in found):.0f} s){note}")
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return int(text)
+
+
 def _seeds(text: str) -> list[int]:
     if "-" in text:
         low, high = text.split("-")
@@ -96,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="all", help=f"comma-separated, or all: {', '.join(RUNS)}")
     parser.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0-9 or 0,3,5 (default 0)")
-    parser.add_argument("--epochs", type=int, default=None, metavar="N",
-                        help="stop each run after N epochs, for a first look (default: the book's count)")
+    parser.add_argument("--epochs", type=_positive, default=None, metavar="N",
+                        help="stop each run after N epochs, for a first look (default, and at most: the book's "
+                             "count for that run)")
     parser.add_argument("--out", default=None, help="append one JSON line per run to this file")
     parser.add_argument("--summary", metavar="FILE", default=None, help="summarise a file written by --out")
     args = parser.parse_args(argv)

@@ -246,6 +246,10 @@ def test_fit_refuses_a_last_mini_batch_of_one_before_it_trains() -> None:
         fit(model, losses.sigmoid_cross_entropy, optim.SGD(model.parameters(), lr=0.5), train, epochs=1,
             batch_size=10, rng=0, progress=False)
     assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))   # nothing was trained
+    for bad in (0, "10"):   # a batch size that is no count is named as such, not a ZeroDivisionError
+        with pytest.raises(ValueError, match=f"^fit: batch_size must be a positive integer, got {bad!r}"):
+            fit(model, losses.sigmoid_cross_entropy, optim.SGD(model.parameters(), lr=0.5), train, epochs=1,
+                batch_size=bad, rng=0, progress=False)  # type: ignore[arg-type]
     fit(model, losses.sigmoid_cross_entropy, optim.SGD(model.parameters(), lr=0.5), train, epochs=1, batch_size=7,
         rng=0, progress=False)                                                           # 3 batches of 7: trains
     plain = nn.MLP([784, 4, 10], rng=0)                        # without batch norm a last batch of 1 is fine

@@ -1268,13 +1268,22 @@ def test_masks_drawn_inside_manual_on_each_call_are_named_first() -> None:
     assert not report.ok and report.manual_varies
     assert str(report).split("\n")[0] == (
         "DISAGREE: manual(params) gave other numbers when called again with the same params: it draws random numbers "
-        "on each call (dropout masks?), which loss(t) cannot draw alike. Draw them once, outside both functions, and "
-        "use the same arrays in manual and in loss."), str(report)
+        "on each call (dropout masks?) or keeps something from one call to the next, which loss(t) cannot follow. "
+        "Draw the masks once, outside both functions, and use the same arrays in manual and in loss."), str(report)
     # the gradients alone vary (no cost returned), or the cost alone: either is a draw
     assert check_backprop(lambda p: manual(p)[1], loss_fn, params).manual_varies
     right = manual(params, fixed)[1]
     assert check_backprop(lambda p: (float(draws.random()), right), loss_fn, params).manual_varies
-    # not a draw: the same NaN twice, or a manual that fails the second time it runs
+    # not a draw: a rounding's worth of difference (summed in another order), the same NaN twice, or a manual
+    # that fails the second time it runs
+    order = [1]
+
+    def rounding(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        order[0] = -order[0]
+        grads = manual(p, np.ones((4, 6)))[1]
+        return {**grads, "W1": grads["W1"] * (1 + order[0] * 1e-15)}
+
+    assert not check_backprop(rounding, loss_fn, params).manual_varies
     nan_twice = check_backprop(lambda p: {**manual(p, fixed)[1], "W2": np.full((1, 4), np.nan)}, loss_fn, params)
     assert not nan_twice.ok and not nan_twice.manual_varies
     calls = []

@@ -319,6 +319,14 @@ def test_im2col_and_col2im_match_torch_unfold_and_fold(g: dict[str, Any]) -> Non
                                                       "x.reshape(4, 1, 8, 6)."]),
     ((4, 64), (3, 1, 3, 3), None, 1, 0, ValueError, ["flattened 8x8 images", "x.reshape(4, 1, 8, 8)."]),
     ((4, 192), (3, 3, 3, 3), None, 1, 0, ValueError, ["flattened 8x8 images", "x.reshape(4, 3, 8, 8)."]),
+    # the course's X: one flattened image per column (and 64 = 8 x 8 too: the larger images are the reading)
+    ((784, 64), (3, 1, 3, 3), None, 1, 0, ValueError, ["for 64 flattened 28x28 images, one per column, pass "
+                                                     "x.T.reshape(64, 1, 28, 28)."]),
+    ((1, 64), (3, 1, 3, 3), None, 1, 0, ValueError, ["for 1 flattened 8x8 image, one per row, pass "
+                                                   "x.reshape(1, 1, 8, 8)."]),
+    ((8, 6, 3), (3, 3, 3, 3), None, 1, 0, ValueError, ["for one channels-last image (H, W, C) pass "
+                                                      "x.transpose(2, 0, 1).reshape(1, 3, 8, 6)."]),
+    ((8, 6, 1), (3, 1, 3, 3), None, 1, 0, ValueError, ["x.transpose(2, 0, 1).reshape(1, 1, 8, 6)."]),
     ((3, 8, 6), (3, 3, 3, 3), None, 1, 0, ValueError, ["got (3, 8, 6); for one image (C, H, W) pass "
                                                       "x.reshape(1, 3, 8, 6)."]),
     ((4, 8, 8), (3, 3, 3, 3), None, 1, 0, ValueError, ["expects 3 channels", "(N, 3, H, W)"]),

@@ -516,12 +516,14 @@ def test_what_the_mutation_run_found_in_l2_penalty_and_the_loss_classes():
         with pytest.raises(ValueError) as error:
             l2_penalty(params, 1.0, 1)
         assert str(error.value) == (f"l2_penalty: found no weights among {among}; it sums the parameters named "
-                                    f"'weight' or W1, W2, ... (or unnamed ones with two or more axes).")
+                                    f"'weight', W1, W2, ... or w0, w1, ... (or unnamed ones with two or more axes).")
     assert l2_penalty({"norm.weight": Tensor(np.full(3, 2.0), requires_grad=True)}, 1.0, 1).item() == 6.0
     # the course's names, as a check_backprop loss gets them: W and a number; its (n, 1) biases are left out
     course = {"W1": weight, "b1": Tensor(np.ones((2, 1))), "W10": Tensor(np.full((1, 2), 3.0)),
               "Wx": Tensor(np.ones((2, 2))), "W": Tensor(np.ones((2, 2)))}
     assert l2_penalty(course, 1.0, 1).item() == (4 + 18) / 2
+    nielsen = {"w0": Tensor(np.full((3, 2), 2.0)), "b0": Tensor(np.ones((3, 1))), "w": Tensor(np.ones((2, 2)))}
+    assert l2_penalty(nielsen, 1.0, 1).item() == 6 * 4 / 2   # manual.network2 names: w0, w1, ...; not b0, w
     with pytest.raises(ValueError) as error:
         BCELoss(reduction="avg")
     assert str(error.value) == "BCELoss: reduction must be one of ('mean', 'sum', 'per_sample'), got 'avg'."

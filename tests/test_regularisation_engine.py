@@ -145,7 +145,8 @@ def test_dropout_refuses_p_outside_0_1_and_names_it() -> None:
 
 
 def test_dropout_refuses_the_courses_keep_prob_with_its_translation() -> None:
-    for keep_prob, meant in ((0.86, "Dropout(0.14)"), (1, "Dropout(0)"), ("0.8", "Dropout(1 - keep_prob)")):
+    for keep_prob, meant in ((0.86, "Dropout(0.14)"), (0.875, "Dropout(0.125)"), (1, "Dropout(0)"),
+                             ("0.8", "Dropout(1 - keep_prob)")):
         with pytest.raises(TypeError) as error:
             nn.Dropout(keep_prob=keep_prob)
         assert str(error.value) == (f"Dropout takes p, the probability of dropping a unit (as in PyTorch), not the "

@@ -93,7 +93,7 @@ class BackpropReport:
     engine_cost: float = float("nan")  # loss(t)
     tolerance_reason: str = "given"   # where the tolerance came from (your dtype's default, or given)
     notes: list[str] = field(default_factory=list)  # what was skipped or assumed (intermediates such as dA1)
-    manual_varies: bool = False       # a second manual(params) gave other numbers: it draws random ones
+    manual_varies: bool = False       # a second manual(params) gave other numbers (random draws, state)
 
     @property
     def costs_differ(self) -> bool:
@@ -145,8 +145,9 @@ class BackpropReport:
         lines = []
         if self.manual_varies:
             lines.append("DISAGREE: manual(params) gave other numbers when called again with the same params: it "
-                         "draws random numbers on each call (dropout masks?), which loss(t) cannot draw alike. Draw "
-                         "them once, outside both functions, and use the same arrays in manual and in loss.")
+                         "draws random numbers on each call (dropout masks?) or keeps something from one call to the "
+                         "next, which loss(t) cannot follow. Draw the masks once, outside both functions, and use "
+                         "the same arrays in manual and in loss.")
         if self.costs_differ:
             lines.append(f"DISAGREE: your cost {self.cost:.12g} is not loss(t)'s {self.engine_cost:.12g}: your "
                          f"forward pass and loss(t) compute different functions, so their gradients cannot be "
@@ -240,21 +241,30 @@ def check_backprop(manual: Callable[[Any], Any], loss: Callable[[Any], Tensor], 
     graph = _Graph(out, tensors, engine)   # read only when something disagrees
     report.rows = _compare_all(by_hand, arrays, engine, graph, tolerance)
     if not report.ok:
-        report.manual_varies = _varies(manual, layout, arrays, cost, by_hand)
+        report.manual_varies = _varies(manual, layout, arrays, cost, by_hand, tolerance)
     return report
 
 
-def _varies(manual: Callable[[Any], Any], layout: _Layout, arrays: Arrays, cost: float | None,
-            by_hand: Arrays) -> bool:
-    """A second ``manual(params)`` gives another cost or other gradients: it draws random numbers each call."""
+def _varies(manual: Callable[[Any], Any], layout: _Layout, arrays: Arrays, cost: float | None, by_hand: Arrays,
+            tolerance: float) -> bool:
+    """A second ``manual(params)`` gives another cost or other gradients, beyond the tolerance: it draws random
+    numbers on each call, or keeps something from one call to the next."""
     try:
         again_cost, again, _ = _manual_gradients(manual(layout.pack([a.copy() for a in arrays.values()])), layout,
                                                   arrays)
     except (Exception, SystemExit):  # it ran once; a second run that fails tells nothing about random draws
         return False
     first, second = (np.nan if c is None else c for c in (cost, again_cost))
-    return (not np.array_equal(first, second, equal_nan=True)
-            or any(not np.array_equal(again[name], g, equal_nan=True) for name, g in by_hand.items()))
+    return _differ(first, second, tolerance) or any(_differ(g, again[name], tolerance) for name, g in by_hand.items())
+
+
+def _differ(a: Any, b: Any, tolerance: float) -> bool:
+    """Some entry of a and b differs by more than ``tolerance`` times max |a| (the same NaN or Inf is no difference)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    gap = np.abs(np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, a - b))
+    finite = np.abs(a[np.isfinite(a)])
+    scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return not bool(np.all(gap <= tolerance * scale))
 
 
 def _tolerance(given: float | None, arrays: Sequence[np.ndarray]) -> tuple[float, str]:
@@ -499,7 +509,7 @@ def _compare_all(by_hand: Arrays, arrays: Arrays, engine: Arrays, graph: _Graph,
                 text = f"{text}; {located[name]}"
             if ev.shape_story and not text.startswith(ev.shape_story) and not text.startswith("summed over"):
                 text = f"{ev.shape_story}; and even lined up it disagrees: {text}"
-            if finding.kind == WEAK:  # a named pattern fits every entry; where none does, a kink may be why
+            if finding.kind == WEAK:  # no named pattern fits every entry: a kink upstream may explain the rest
                 text += graph.kink_note(name)
         rows.append(ev.row(text))
     return rows

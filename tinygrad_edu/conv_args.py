@@ -38,20 +38,35 @@ def pair(value: Any, what: str, op: str, smallest: int) -> tuple[int, int]:
     return found
 
 
-def _images(op: str, x: Shape, channels: int | None = None) -> None:
-    """Refuse anything but (N, C, H, W); ``channels`` (conv2d's in_channels) tells a batch from one image."""
+def _square_side(size: int, channels: int, kernel: int) -> int:
+    """The side s of square images when ``size`` = channels * s * s (MNIST's 784 = 28 x 28) and the kernel fits
+    in them, else 0."""
+    side = math.isqrt(size // channels)
+    return side if side >= kernel and side * side * channels == size else 0
+
+
+def _images(op: str, x: Shape, channels: int | None = None, kernel: int = 1) -> None:
+    """Refuse anything but (N, C, H, W); ``channels`` (conv2d's in_channels) tells a batch from one image, and
+    flattened images must be at least ``kernel`` (its larger side) wide."""
     if len(x) == 4:
         return
-    if len(x) == 3 and channels is not None and x[0] != channels:
+    if len(x) == 3 and channels is not None and x[2] == channels != x[0]:
+        hint = (f"for one channels-last image (H, W, C) pass x.transpose(2, 0, 1).reshape(1, {channels}, {x[0]}, "
+                f"{x[1]})")
+    elif len(x) == 3 and channels is not None and x[0] != channels:
         hint = (f"for a batch of grey images (N, H, W) pass x.reshape({x[0]}, 1, {x[1]}, {x[2]})" if channels == 1
                 else f"the weight expects {channels} channels: reshape it to (N, {channels}, H, W)")
     elif len(x) == 3:
         hint = (f"for one image (C, H, W) pass x.reshape(1, {x[0]}, {x[1]}, {x[2]})" if channels is not None else
                 f"for a batch of grey images (N, H, W) pass x.reshape({x[0]}, 1, {x[1]}, {x[2]}); for one image "
                 f"(C, H, W), x.reshape(1, {x[0]}, {x[1]}, {x[2]})")
-    elif len(x) == 2 and channels and math.isqrt(x[1] // channels) ** 2 * channels == x[1]:
-        side = math.isqrt(x[1] // channels)  # rows of flattened square images, as MNIST's 784 = 28 x 28
-        hint = f"for a batch of flattened {side}x{side} images pass x.reshape({x[0]}, {channels}, {side}, {side})"
+    elif len(x) == 2 and channels and (_square_side(x[1], channels, kernel) or _square_side(x[0], channels, kernel)):
+        # flattened square images, one per row (PyTorch's X) or per column (the course's X): the larger images
+        # are the likelier reading (784 x 64 is 64 MNIST digits, not 784 images of 8x8)
+        rows, columns = _square_side(x[1], channels, kernel), _square_side(x[0], channels, kernel)
+        count, side, how = (x[0], rows, "x.reshape") if rows >= columns else (x[1], columns, "x.T.reshape")
+        hint = (f"for {count} flattened {side}x{side} image{'s' * (count != 1)}, one per "
+                f"{'row' if rows >= columns else 'column'}, pass {how}({count}, {channels}, {side}, {side})")
     elif len(x) == 2 and channels in (None, 1):
         hint = f"for one grey image (H, W) pass x.reshape(1, 1, {x[0]}, {x[1]})"
     else:
@@ -70,7 +85,8 @@ def _fits(op: str, x: Shape, kernel: tuple[int, int], padding: tuple[int, int]) 
 
 def conv2d(x: Shape, weight: Shape, bias: Shape | None = None, *, stride: Any = 1, padding: Any = 0) -> dict[str, Any]:
     """Check ``conv2d``'s shapes (input, weight, bias) and sizes; return the op's ``stride`` and ``padding``."""
-    _images("conv2d", x, weight[1] if len(weight) == 4 else None)
+    channels, kernel = (weight[1], max(weight[2], weight[3])) if len(weight) == 4 else (None, 1)
+    _images("conv2d", x, channels, kernel)
     if len(weight) != 4:
         one = f"; for one filter (in_channels, kh, kw) pass w.reshape(1, {', '.join(map(str, weight))})"
         raise ValueError(f"conv2d: the weight must be shaped (out_channels, in_channels, kh, kw), got {weight}"

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -32,7 +32,7 @@ __all__ = [
     "DataError", "DATA_DIR", "MNIST_DIR", "CATVNONCAT_PATH", "SHA256", "MNIST_FILES",
     "CIRCLES_PATH", "MOONS_PATH", "MNIST", "CatVNonCat", "Points",
     "verify_file", "read_idx", "load_mnist", "load_catvnoncat", "load_circles", "load_moons", "xor", "one_hot",
-    "batches",
+    "batches", "check_batch_size",
     "refuse_pickle", "load_mnist_pkl_gz", "clear_cache",
 ]
 
@@ -463,6 +463,13 @@ def one_hot(labels: ArrayLike, num_classes: int = 10, dtype: DTypeLike = np.floa
     return out
 
 
+def check_batch_size(batch_size: Any, caller: str) -> int:
+    """``batch_size`` as an int, or a ValueError that names ``caller``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{caller}: batch_size must be a positive integer, got {batch_size!r}.")
+    return int(batch_size)
+
+
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *,
             rng: np.random.Generator | int | None = None, shuffle: bool = True,
             drop_last: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -477,8 +484,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *,
     >>> [yb.tolist() for _, yb in batches(x, y, 2, shuffle=False, drop_last=True)]
     [[0, 1], [2, 3]]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}.")
+    check_batch_size(batch_size, "batches")
     if len(x) != len(y):
         raise ValueError(f"batches: x has {len(x)} samples but y has {len(y)} (shapes {np.shape(x)} and "
                          f"{np.shape(y)}); samples run along the first axis of both.")

@@ -322,16 +322,16 @@ def softmax_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> 
 # -- the L2 penalty -----------------------------------------------------------------------------------------
 
 def _is_weight_name(name: str) -> bool:
-    return name == "weight" or (name[:1] == "W" and name[1:].isdigit())
+    return name == "weight" or (name[:1] in ("W", "w") and name[1:].isdigit())
 
 
 def l2_penalty(params: Any, lmbda: float, n: int) -> Tensor:
     """The L2 penalty lmbda / (2 n) * sum w^2 over the **weights** (not the biases), to add to a loss.
 
     ``params`` is a model, its ``named_parameters()``, or a dict of tensors; the weights are the parameters whose
-    name ends in ``weight`` (every ``Linear``'s) or is W and a number (the course's ``W1``, as in a
-    ``check_backprop`` loss), or, for unnamed tensors, those with two or more axes. Its gradient is
-    (lmbda / n) w for each weight and 0 for the rest. The two sources write it with different n:
+    name ends in ``weight`` (every ``Linear``'s) or is W or w and a number (the course's ``W1``, Nielsen's ``w0``
+    in ``manual``, as in a ``check_backprop`` loss), or, for unnamed tensors, those with two or more axes. Its
+    gradient is (lmbda / n) w for each weight and 0 for the rest. The two sources write it with different n:
 
     - Nielsen (chapter 3): C = C_0 + lmbda / (2n) sum w^2 with n the size of the **whole training set**, the
       same n for every mini-batch (``--lmbda`` on the command line); a step of gradient descent is then his
@@ -361,8 +361,8 @@ def l2_penalty(params: Any, lmbda: float, n: int) -> Tensor:
                and (_is_weight_name(name.rsplit(".", 1)[-1]) if name else t.ndim >= 2)]
     if not weights:
         raise ValueError(f"l2_penalty: found no weights among {[name for name, _ in items] or 'the parameters'}; "
-                         f"it sums the parameters named 'weight' or W1, W2, ... (or unnamed ones with two or more "
-                         f"axes).")
+                         f"it sums the parameters named 'weight', W1, W2, ... or w0, w1, ... (or unnamed ones with "
+                         f"two or more axes).")
     total = (weights[0] * weights[0]).sum()
     for w in weights[1:]:
         total = total + (w * w).sum()

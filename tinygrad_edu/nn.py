@@ -692,7 +692,7 @@ def _drop_probability(p: Any, who: str) -> float:
     if p > 0.5:  # the course's keep_prob values (0.7 to 0.9) passed as p drop most units
         learner_warning("dropout p above 0.5", (
             f"{who}: p={p:g} drops {p:.0%} of the units (p is the probability of dropping, as in PyTorch). If you "
-            f"meant the course's keep_prob = {p:g}, that is p = {1 - p:.2g}."))
+            f"meant the course's keep_prob = {p:g}, that is p = {1 - p:g}."))
     return float(p)
 
 
@@ -700,8 +700,9 @@ class Dropout(Module):
     """Inverted dropout: in training each input is zeroed with probability ``p`` and the rest divided by 1 - p.
 
     ``p`` is the probability of **dropping** a unit, as in PyTorch; the deep-learning course's ``keep_prob`` is
-    1 - p (its keep_prob = 0.86 is ``Dropout(0.14)``). The division keeps each unit's expected value, so in eval
-    mode (``model.eval()``; ``evaluate`` switches to it) the layer passes its input through unchanged. The graph
+    1 - p (its keep_prob = 0.86 is ``Dropout(0.14)``; ``keep_prob=`` is refused with that translation). The
+    division keeps each unit's expected value, so in eval mode (``model.eval()``; ``evaluate`` switches to it)
+    the layer passes its input through unchanged. The graph
     records x * (mask / (1 - p)), an ordinary product, so backward sends the gradient through the kept units only,
     scaled the same way; ``mask`` keeps the last training pass's mask (the course's D: 1 where a unit was kept).
 
@@ -718,7 +719,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: RngLike = None, *, keep_prob: Any = None) -> None:
         if keep_prob is not None:  # the course's word, refused with its translation
-            meant = f"Dropout({1 - keep_prob:.2g})" if isinstance(keep_prob, (int, float)) else "Dropout(1 - keep_prob)"
+            meant = f"Dropout({1 - keep_prob:g})" if isinstance(keep_prob, (int, float)) else "Dropout(1 - keep_prob)"
             raise TypeError(f"Dropout takes p, the probability of dropping a unit (as in PyTorch), not the course's "
                             f"keep_prob: keep_prob={keep_prob!r} is {meant}.")
         self.p = _drop_probability(p, "Dropout")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_lock, prepare_checkpoint, save_checkpoint
-from .datasets import batches
+from .datasets import batches, check_batch_size
 from .grad_mode import no_grad
 from .health import watch_saturation
 from .nn import BatchNorm1d
@@ -140,6 +140,7 @@ def fit(model: Callable[[Tensor], Tensor], loss_fn: Callable[[Tensor, Any], Tens
         history["lr"] = []
     if resume and checkpoint is None:
         raise ValueError("fit: resume=True needs checkpoint=PATH, the file to continue from.")
+    batch_size = check_batch_size(batch_size, "fit")
     layers = getattr(model, "named_modules", None)  # a Module's; a plain function has none
     if len(x) % batch_size == 1 and layers and any(isinstance(m, BatchNorm1d) for _, m in layers()):
         raise ValueError(f"fit: {len(x)} samples in mini-batches of {batch_size} leave a last mini-batch of 1 "
