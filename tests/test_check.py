@@ -1284,6 +1284,28 @@ def test_masks_drawn_inside_manual_on_each_call_are_named_first() -> None:
         return {**grads, "W1": grads["W1"] * (1 + order[0] * 1e-15)}
 
     assert not check_backprop(rounding, loss_fn, params).manual_varies
+    assert check_backprop(rounding, loss_fn, params, tolerance=0.0).manual_varies   # with no room, 1e-15 counts
+
+    def scaled(scale: float, change: float) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+        def manual_scaled(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            order[0] = -order[0]
+            grads = manual(p, np.ones((4, 6)))[1]
+            return {**grads, "W1": grads["W1"] * scale * (1 + order[0] * change)}
+        return manual_scaled
+
+    # relative to the gradient's size: 1e-12 of a large gradient is rounding, 1e-9 of a small one is not
+    assert not check_backprop(scaled(1e4, 1e-12), loss_fn, params).manual_varies
+    assert check_backprop(scaled(1e-3, 1e-9), loss_fn, params).manual_varies
+    deterministic = lambda p: manual(p, np.ones((4, 6)))
+    assert not check_backprop(deterministic, loss_fn, params, tolerance=0.0).manual_varies   # equal is equal
+    nan_later = []
+
+    def nan_the_second_time(p: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        nan_later.append(1)
+        cost, grads = deterministic(p)
+        return cost, {**grads, "W2": grads["W2"] * (np.nan if len(nan_later) > 1 else 1.0)}
+
+    assert check_backprop(nan_the_second_time, loss_fn, params).manual_varies
     nan_twice = check_backprop(lambda p: {**manual(p, fixed)[1], "W2": np.full((1, 4), np.nan)}, loss_fn, params)
     assert not nan_twice.ok and not nan_twice.manual_varies
     calls = []

@@ -307,8 +307,9 @@ def test_im2col_and_col2im_match_torch_unfold_and_fold(g: dict[str, Any]) -> Non
     ((2, 3, 8, 8), (4, 2, 3, 3), None, 1, 0, ValueError, ["3 channels", "expects 2"]),
     ((2, 1, 4, 4), (3, 1, 5, 5), None, 1, 0, ValueError, ["5x5 kernel", "larger", "4x4"]),
     ((2, 1, 4, 4), (3, 1, 7, 7), None, 1, 1, ValueError, ["7x7 kernel", "padded input, 6x6"]),
-    ((2, 1, 8, 8), (3, 1, 3, 3), None, 0, 0, ValueError, ["stride", "at least 1"]),
-    ((2, 1, 8, 8), (3, 1, 3, 3), None, 1, -1, ValueError, ["padding", "0 or more"]),
+    ((2, 1, 8, 8), (3, 1, 3, 3), None, 0, 0, ValueError, ["stride must be at least 1"]),
+    ((2, 1, 8, 8), (3, 1, 3, 3), None, 1, -1, ValueError, ["padding must be 0 or more"]),
+    ((2, 1, 8, 8), (3, 9), None, 1, 0, ValueError, ["(out_channels, in_channels, kh, kw), got (3, 9)."]),
     ((2, 1, 8, 8), (3, 1, 3, 3), None, 1.5, 0, TypeError, ["stride", "1.5", "int"]),
     ((2, 1, 8, 8), (3, 1, 3, 3), None, (1, 2, 3), 0, TypeError, ["stride", "pair"]),
     ((2, 1, 8, 8), (3, 3, 3), None, 1, 0, ValueError, ["(out_channels, in_channels, kh, kw)", "reshape(1, 3, 3, 3)"]),
@@ -327,6 +328,11 @@ def test_im2col_and_col2im_match_torch_unfold_and_fold(g: dict[str, Any]) -> Non
     ((8, 6, 3), (3, 3, 3, 3), None, 1, 0, ValueError, ["for one channels-last image (H, W, C) pass "
                                                       "x.transpose(2, 0, 1).reshape(1, 3, 8, 6)."]),
     ((8, 6, 1), (3, 1, 3, 3), None, 1, 0, ValueError, ["x.transpose(2, 0, 1).reshape(1, 1, 8, 6)."]),
+    ((3, 8, 3), (3, 3, 3, 3), None, 1, 0, ValueError, ["for one image (C, H, W) pass x.reshape(1, 3, 8, 3)."]),
+    ((784, 10), (3, 1, 3, 3), None, 1, 0, ValueError, ["one per column, pass x.T.reshape(10, 1, 28, 28)."]),
+    ((64, 64), (3, 1, 3, 3), None, 1, 0, ValueError, ["one per row, pass x.reshape(64, 1, 8, 8)."]),
+    ((4, 9), (3, 1, 3, 3), None, 1, 0, ValueError, ["flattened 3x3 images, one per row"]),      # the kernel fits
+    ((4, 16), (3, 1, 5, 3), None, 1, 0, ValueError, ["for one grey image (H, W)"]),   # 4x4: a 5-row kernel does not fit
     ((3, 8, 6), (3, 3, 3, 3), None, 1, 0, ValueError, ["got (3, 8, 6); for one image (C, H, W) pass "
                                                       "x.reshape(1, 3, 8, 6)."]),
     ((4, 8, 8), (3, 3, 3, 3), None, 1, 0, ValueError, ["expects 3 channels", "(N, 3, H, W)"]),
@@ -338,8 +344,13 @@ def test_conv2d_refuses_bad_input_with_the_sizes_and_the_fix(x: Any, w: Any, b: 
     with pytest.raises(error) as info:
         conv2d(Tensor(np.zeros(x)), Tensor(np.zeros(w)), None if b is None else Tensor(np.zeros(b)),
                stride=stride, padding=padding)
+    assert str(info.value).startswith("conv2d: "), str(info.value)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_conv2d_defaults_to_stride_1_and_no_padding() -> None:
+    assert conv_args.conv2d((1, 1, 4, 4), (1, 1, 3, 3)) == {"stride": (1, 1), "padding": (0, 0)}
 
 
 @pytest.mark.parametrize(("shape", "kernel", "stride", "error", "words"), [

@@ -254,8 +254,9 @@ def _varies(manual: Callable[[Any], Any], layout: _Layout, arrays: Arrays, cost:
                                                   arrays)
     except (Exception, SystemExit):  # it ran once; a second run that fails tells nothing about random draws
         return False
-    first, second = (np.nan if c is None else c for c in (cost, again_cost))
-    return _differ(first, second, tolerance) or any(_differ(g, again[name], tolerance) for name, g in by_hand.items())
+    # no cost returned (None) reads as NaN, the same NaN both times
+    return _differ(cost, again_cost, tolerance) or any(_differ(g, again[name], tolerance)
+                                                       for name, g in by_hand.items())
 
 
 def _differ(a: Any, b: Any, tolerance: float) -> bool:
