@@ -262,7 +262,8 @@ def _varies(manual: Callable[[Any], Any], layout: _Layout, arrays: Arrays, cost:
 def _differ(a: Any, b: Any, tolerance: float) -> bool:
     """Some entry of a and b differs by more than ``tolerance`` times max |a| (the same NaN or Inf is no difference)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    gap = np.abs(np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, a - b))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same Inf: masked out, not a difference
+        gap = np.abs(np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, a - b))
     finite = np.abs(a[np.isfinite(a)])
     scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     return not bool(np.all(gap <= tolerance * scale))
